@@ -1,0 +1,328 @@
+//! The catalog: every provider's status and every stream DSS can serve.
+//!
+//! Readers take an immutable [`Snapshot`] (an `Arc`, so a request never
+//! waits on a provider refresh); writers build the next snapshot and swap
+//! it in. Streams enter the catalog only through [`StreamEntry::from_source`],
+//! which checks keys and bounds against the host's rules.
+
+use crate::config::Limits;
+use crate::ids;
+use crate::plugin::bindings::StreamSource;
+use crate::plugin::module::ModuleInfo;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+/// The state of a provider instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderState {
+    /// Being loaded or listed for the first time.
+    Loading,
+    /// Serving its last listing.
+    Ready,
+    /// Its last attempt failed; see `last_error` (earlier streams, if any,
+    /// keep serving).
+    Failed,
+    /// `enabled = false`.
+    Disabled,
+}
+
+/// What the API shows of a provider instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderStatus {
+    /// Instance id (the stream id prefix).
+    pub id: String,
+    /// Module name.
+    pub module: String,
+    /// The instance file.
+    pub file: String,
+    /// State.
+    pub state: ProviderState,
+    /// Module version (from the module).
+    pub version: Option<String>,
+    /// Interface version the module targets.
+    pub interface_version: Option<String>,
+    /// SHA-256 of the module file.
+    pub module_hash: Option<String>,
+    /// Provider information after `init`.
+    pub info: Option<ModuleInfo>,
+    /// Streams currently listed.
+    pub stream_count: usize,
+    /// The last error, with its cause.
+    pub last_error: Option<String>,
+    /// Warnings of the last listing (skipped streams, ...).
+    pub warnings: Vec<String>,
+    /// When the module was loaded (Unix ms).
+    pub loaded_at_ms: Option<u64>,
+    /// When the last listing succeeded (Unix ms).
+    pub refreshed_at_ms: Option<u64>,
+}
+
+/// A stream DSS can serve.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StreamEntry {
+    /// `<provider>-<key>`.
+    pub id: String,
+    /// Provider instance id.
+    pub provider: String,
+    /// Key within the provider.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Position.
+    pub geo: Option<Geo>,
+    /// Whether the upstream says it is on.
+    pub online: bool,
+    /// What FFmpeg reads.
+    #[serde(skip)]
+    pub source: String,
+    /// FFmpeg options before `-i`.
+    #[serde(skip)]
+    pub input_options: Vec<String>,
+    /// FFmpeg options after `-i`.
+    #[serde(skip)]
+    pub output_options: Vec<String>,
+    /// Free-form metadata.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A position.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Geo {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
+/// The FFmpeg options that apply to a provider's streams.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Before `-i`.
+    pub input: Vec<String>,
+    /// After `-i`.
+    pub output: Vec<String>,
+}
+
+impl StreamEntry {
+    /// Checks one listed stream against the host's rules and makes its
+    /// entry. The error says what is wrong, without echoing unbounded input.
+    pub fn from_source(
+        provider: &str,
+        s: StreamSource,
+        options: &Options,
+        limits: &Limits,
+    ) -> Result<StreamEntry, String> {
+        ids::check_key(&s.key).map_err(|e| e.to_string())?;
+        let max = limits.max_string_len;
+        let too_long = |what: &str, len: usize| {
+            format!("stream {:?}: {what} is {len} bytes, limit {max}", s.key)
+        };
+        if s.source.len() > max {
+            return Err(too_long("source", s.source.len()));
+        }
+        if s.source.is_empty() {
+            return Err(format!("stream {:?}: empty source", s.key));
+        }
+        if s.name.len() > max {
+            return Err(too_long("name", s.name.len()));
+        }
+        let geo = match s.geo {
+            Some(g) if (-90.0..=90.0).contains(&g.lat) && (-180.0..=180.0).contains(&g.lon) => {
+                Some(Geo {
+                    lat: g.lat,
+                    lon: g.lon,
+                })
+            }
+            Some(g) => {
+                return Err(format!(
+                    "stream {:?}: position out of range ({}, {})",
+                    s.key, g.lat, g.lon
+                ))
+            }
+            None => None,
+        };
+        let mut tags = BTreeMap::new();
+        for t in s.tags.into_iter().take(64) {
+            if t.key.len() > 64 || t.value.len() > max {
+                return Err(format!("stream {:?}: tag too long", s.key));
+            }
+            tags.insert(t.key, t.value);
+        }
+        let input_options = if s.input_options.is_empty() {
+            options.input.clone()
+        } else {
+            s.input_options
+        };
+        if input_options.iter().any(|o| o.len() > max) || input_options.len() > 64 {
+            return Err(format!("stream {:?}: input options too long", s.key));
+        }
+        Ok(StreamEntry {
+            id: ids::stream_id(provider, &s.key),
+            provider: provider.to_string(),
+            key: s.key,
+            name: s.name,
+            geo,
+            online: s.online,
+            source: s.source,
+            input_options,
+            output_options: options.output.clone(),
+            tags,
+        })
+    }
+}
+
+/// An immutable view of the catalog.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Providers by id.
+    pub providers: BTreeMap<String, ProviderStatus>,
+    /// Streams by id.
+    pub streams: BTreeMap<String, Arc<StreamEntry>>,
+}
+
+/// The catalog shared by the API and the supervisor.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current view.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        let mut guard = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = Snapshot {
+            providers: guard.providers.clone(),
+            streams: guard.streams.clone(),
+        };
+        f(&mut next);
+        *guard = Arc::new(next);
+    }
+
+    /// Sets a provider's status (its streams stay as they are).
+    pub fn set_status(&self, status: ProviderStatus) {
+        self.update(|s| {
+            let count = s
+                .streams
+                .values()
+                .filter(|e| e.provider == status.id)
+                .count();
+            let mut status = status;
+            status.stream_count = count;
+            s.providers.insert(status.id.clone(), status);
+        });
+    }
+
+    /// Changes a provider's status in place, if it exists.
+    pub fn edit_status(&self, id: &str, f: impl FnOnce(&mut ProviderStatus)) {
+        self.update(|s| {
+            if let Some(p) = s.providers.get_mut(id) {
+                f(p);
+            }
+        });
+    }
+
+    /// Replaces all streams of provider `id`.
+    pub fn replace_streams(&self, id: &str, streams: Vec<StreamEntry>) {
+        self.update(|s| {
+            s.streams.retain(|_, e| e.provider != id);
+            let count = streams.len();
+            for e in streams {
+                s.streams.insert(e.id.clone(), Arc::new(e));
+            }
+            if let Some(p) = s.providers.get_mut(id) {
+                p.stream_count = count;
+            }
+        });
+    }
+
+    /// Removes a provider and its streams.
+    pub fn remove_provider(&self, id: &str) {
+        self.update(|s| {
+            s.streams.retain(|_, e| e.provider != id);
+            s.providers.remove(id);
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch of `t`.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::bindings::dss::provider::types::{Geo as WGeo, Tag};
+
+    fn source(key: &str) -> StreamSource {
+        StreamSource {
+            key: key.into(),
+            source: "rtsp://x".into(),
+            name: "n".into(),
+            geo: Some(WGeo { lat: 1.0, lon: 2.0 }),
+            online: true,
+            input_options: vec![],
+            tags: vec![Tag {
+                key: "a".into(),
+                value: "b".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn entries_check_keys_and_apply_options() {
+        let opts = Options {
+            input: vec!["-re".into()],
+            output: vec!["-c".into(), "copy".into()],
+        };
+        let l = Limits::default();
+        let e = StreamEntry::from_source("demo", source("cam1"), &opts, &l).unwrap();
+        assert_eq!(e.id, "demo-cam1");
+        assert_eq!(e.input_options, ["-re"]);
+        assert_eq!(e.tags["a"], "b");
+        assert!(StreamEntry::from_source("demo", source("../x"), &opts, &l).is_err());
+        let mut far = source("k");
+        far.geo = Some(WGeo {
+            lat: 100.0,
+            lon: 0.0,
+        });
+        assert!(StreamEntry::from_source("demo", far, &opts, &l)
+            .unwrap_err()
+            .contains("out of range"));
+        let mut long = source("k");
+        long.name = "x".repeat(l.max_string_len + 1);
+        assert!(StreamEntry::from_source("demo", long, &opts, &l).is_err());
+    }
+
+    #[test]
+    fn snapshots_are_isolated_from_later_updates() {
+        let c = Catalog::new();
+        let e = StreamEntry::from_source("p", source("a"), &Options::default(), &Limits::default())
+            .unwrap();
+        c.replace_streams("p", vec![e.clone()]);
+        let before = c.snapshot();
+        c.remove_provider("p");
+        assert_eq!(before.streams.len(), 1);
+        assert!(c.snapshot().streams.is_empty());
+    }
+}

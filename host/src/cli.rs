@@ -1,0 +1,256 @@
+//! The `dss` command line: `serve`, `config`, `providers list|check`.
+
+use crate::config::{Config, InstanceConfig};
+use crate::plugin::module::Grant;
+use crate::plugin::{CallError, CallReport, PluginEngine, ProviderModule};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Dynamic Stream Server: on-demand video restreaming with Wasm providers.
+#[derive(Debug, Parser)]
+#[command(name = "dss", version)]
+pub struct Cli {
+    /// The configuration file (default: ./dss.toml when it exists).
+    #[arg(long, short, global = true, env = "DSS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the host.
+    Serve {
+        /// Address of the HTTP API (overrides `listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Prints the effective configuration.
+    Config,
+    /// Provider modules and instances.
+    Providers {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+}
+
+/// `dss providers ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Lists the modules and instances the configuration points at.
+    List,
+    /// Loads a module, checks its interface, runs init and list-streams.
+    Check {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// An instance file whose `[config]`, `allow_hosts` and limits to use.
+        #[arg(long = "instance", short = 'i', alias = "config-file")]
+        instance: Option<PathBuf>,
+    },
+}
+
+/// The configuration file to use: the flag, else `./dss.toml` if present.
+pub fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        let p = PathBuf::from("dss.toml");
+        p.exists().then_some(p)
+    })
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let path = config_path(cli.config);
+    let mut config = Config::load(path.as_deref())?;
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            crate::server::serve(config).await
+        }
+        Command::Config => {
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Providers { command } => match command {
+            ProvidersCommand::List => list(&config).await,
+            ProvidersCommand::Check { file, instance } => {
+                check(&config, &file, instance.as_deref()).await
+            }
+        },
+    }
+}
+
+fn engine(config: &Config) -> anyhow::Result<Arc<PluginEngine>> {
+    PluginEngine::new(Some(config.module_cache_dir()))
+        .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))
+}
+
+async fn list(config: &Config) -> anyhow::Result<()> {
+    let engine = engine(config)?;
+    let dir = &config.providers.modules_dir;
+    println!("modules in {}:", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    files.sort();
+    for f in files {
+        let (engine, limits, p) = (engine.clone(), config.providers.limits.clone(), f.clone());
+        let loaded =
+            tokio::task::spawn_blocking(move || ProviderModule::load(&engine, &p, &limits)).await?;
+        match loaded {
+            Ok(m) => println!(
+                "  {:<16} {} {} (interface {}, sha256 {})",
+                m.name,
+                m.info.name,
+                m.info.version,
+                m.interface_version,
+                &m.hash[..12]
+            ),
+            Err(e) => println!("  {:<16} REJECTED: {e}", stem(&f)),
+        }
+    }
+    let dir = &config.providers.instances_dir;
+    println!("instances in {}:", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for f in files {
+        match InstanceConfig::load(&f) {
+            Ok((id, inst)) => println!(
+                "  {:<16} module {}{}",
+                id,
+                inst.module,
+                if inst.enabled { "" } else { " (disabled)" }
+            ),
+            Err(e) => println!("  {:<16} INVALID: {e}", stem(&f)),
+        }
+    }
+    Ok(())
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn print_report(what: &str, r: &CallReport) {
+    println!(
+        "  {what}: {:.2} ms wall, {:.2} ms guest, peak memory {} KiB, {} http-get",
+        r.wall.as_secs_f64() * 1e3,
+        r.guest.as_secs_f64() * 1e3,
+        r.peak_memory / 1024,
+        r.http_requests
+    );
+}
+
+async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow::Result<()> {
+    let engine = engine(config)?;
+    let (id, config_json, limits, allow_hosts) = match instance {
+        Some(p) => {
+            let (id, inst) = InstanceConfig::load(p)?;
+            let limits = inst
+                .limits(&config.providers.limits)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            (id, inst.config_json(), limits, inst.allow_hosts.clone())
+        }
+        None => (
+            "check".to_string(),
+            "{}".to_string(),
+            config.providers.limits.clone(),
+            Vec::new(),
+        ),
+    };
+    let grant = Grant {
+        provider: Arc::from(id.as_str()),
+        limits: limits.clone(),
+        allow_hosts: Arc::from(allow_hosts),
+    };
+    let file = file.to_path_buf();
+    let with_config = instance.is_some();
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let module = ProviderModule::load(&engine, &file, &limits)?;
+        println!("{}", file.display());
+        println!(
+            "  provider {} {} — {}",
+            module.info.name, module.info.version, module.info.description
+        );
+        println!(
+            "  interface dss:provider@{}, sha256 {}",
+            module.interface_version, module.hash
+        );
+        println!(
+            "  limits: {} ms guest time, {} MiB memory, {} streams, {} http-get of {} bytes / {} ms",
+            limits.call_timeout_ms,
+            limits.memory_mib,
+            limits.max_streams,
+            limits.http_max_requests,
+            limits.http_max_body,
+            limits.http_timeout_ms
+        );
+        let info = match module.init(&grant, &config_json) {
+            Ok((info, r)) => {
+                print_report("init", &r);
+                info
+            }
+            Err(CallError::Guest {
+                code: "invalid-config",
+                message,
+            }) if !with_config => {
+                println!("  init with an empty configuration: {message}");
+                println!("  (module is valid; pass --instance NAME.toml to list its streams)");
+                return Ok(());
+            }
+            Err(e) => bail!("init failed: {e}"),
+        };
+        let (streams, r) = module
+            .list_streams(&grant, &config_json)
+            .map_err(|e| anyhow::anyhow!("list-streams failed: {e}"))?;
+        print_report("list-streams", &r);
+        let options = crate::catalog::Options {
+            input: info.input_options.clone(),
+            output: info.output_options.clone(),
+        };
+        let (entries, warnings) =
+            crate::providers::check_streams(&id, streams, &options, &grant.limits);
+        let entries = entries.map_err(|e| anyhow::anyhow!("listing refused: {e}"))?;
+        println!("  {} streams:", entries.len());
+        for e in entries.iter().take(50) {
+            let geo = e
+                .geo
+                .map(|g| format!(" @{:.5},{:.5}", g.lat, g.lon))
+                .unwrap_or_default();
+            println!(
+                "    {:<24} {:<28} {}{}{}",
+                e.id,
+                e.name,
+                e.source,
+                geo,
+                if e.online { "" } else { " (offline)" }
+            );
+        }
+        if entries.len() > 50 {
+            println!("    ... {} more", entries.len() - 50);
+        }
+        for w in warnings {
+            println!("  warning: {w}");
+        }
+        Ok(())
+    })
+    .await?;
+    outcome
+}

@@ -1,0 +1,509 @@
+//! The operator's configuration: `dss.toml` (with `DSS_*` environment
+//! overrides) and the provider instance files `providers.d/NAME.toml`.
+//!
+//! Every key has a default, so an empty file (or none) is a valid
+//! configuration. Relative paths are resolved against `base_dir`, which
+//! itself defaults to the directory holding the configuration file.
+
+use crate::ids;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown/mistyped keys.
+    #[error("invalid configuration in {path}: {message}")]
+    Invalid {
+        /// The file (or `environment` for `DSS_*` variables).
+        path: PathBuf,
+        /// What serde/toml said.
+        message: String,
+    },
+}
+
+/// The whole host configuration (`dss.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the host's HTTP server (API, callbacks, web page).
+    pub listen: SocketAddr,
+    /// Directory against which relative paths are resolved; state (compile
+    /// cache, run files, logs) goes to `state_dir` below it.
+    pub base_dir: PathBuf,
+    /// Where the host keeps its own files (default `var`).
+    pub state_dir: PathBuf,
+    /// Provider modules and instances.
+    pub providers: ProvidersConfig,
+    /// The nginx-rtmp server viewers connect to.
+    pub nginx: NginxConfig,
+    /// FFmpeg and the on-demand lifecycle of streams.
+    pub ffmpeg: FfmpegConfig,
+    /// Who may call what.
+    pub security: SecurityConfig,
+    /// The web page.
+    pub web: WebConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            // The original DSS's port.
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            base_dir: PathBuf::from("."),
+            state_dir: PathBuf::from("var"),
+            providers: ProvidersConfig::default(),
+            nginx: NginxConfig::default(),
+            ffmpeg: FfmpegConfig::default(),
+            security: SecurityConfig::default(),
+            web: WebConfig::default(),
+        }
+    }
+}
+
+/// `[providers]`: where modules and instances are, and the default limits
+/// of every provider call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// Directory of `.wasm` provider components (module name = file stem).
+    pub modules_dir: PathBuf,
+    /// Directory of `NAME.toml` provider instances.
+    pub instances_dir: PathBuf,
+    /// Default limits; each instance may override them.
+    pub limits: Limits,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        ProvidersConfig {
+            modules_dir: PathBuf::from("providers"),
+            instances_dir: PathBuf::from("providers.d"),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Bounds on one provider call. Every field can be overridden per instance
+/// in `NAME.toml` under `[limits]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Guest CPU time of one call, in milliseconds (time spent waiting for
+    /// `http-get` is not counted here but bounded by `http_timeout_ms`).
+    pub call_timeout_ms: u64,
+    /// Linear memory of one instance, in MiB.
+    pub memory_mib: u64,
+    /// Streams one listing may return.
+    pub max_streams: usize,
+    /// Length of a stream's source, name or tag value, in bytes.
+    pub max_string_len: usize,
+    /// `http-get` requests in one call.
+    pub http_max_requests: u32,
+    /// Body size of one `http-get` response, in bytes.
+    pub http_max_body: usize,
+    /// Time of one `http-get` (connect to last byte), in milliseconds.
+    pub http_timeout_ms: u64,
+    /// Redirects followed by one `http-get`.
+    pub http_max_redirects: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // A listing of 10,000 streams takes ~6 ms; 2 s leaves room for
+            // parsing large feeds while stopping loops quickly.
+            call_timeout_ms: 2_000,
+            // Feeds of tens of thousands of cameras fit in a few MiB.
+            memory_mib: 64,
+            max_streams: 100_000,
+            max_string_len: 4_096,
+            http_max_requests: 8,
+            // Camera lists are kilobytes; 16 MiB is generous.
+            http_max_body: 16 * 1024 * 1024,
+            http_timeout_ms: 10_000,
+            http_max_redirects: 5,
+        }
+    }
+}
+
+impl Limits {
+    /// The call time budget.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// The memory cap in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+}
+
+/// `[nginx]`: the nginx-rtmp server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NginxConfig {
+    /// Run nginx as a supervised child. Unset: yes when an nginx with the
+    /// rtmp module is found.
+    pub managed: Option<bool>,
+    /// The nginx binary.
+    pub binary: PathBuf,
+    /// The rtmp module to load (`load_module`); empty: none (built in).
+    pub rtmp_module: PathBuf,
+    /// Address nginx listens on and FFmpeg publishes to.
+    pub host: IpAddr,
+    /// nginx HTTP port (HLS, DASH, `/stat`).
+    pub http_port: u16,
+    /// RTMP port.
+    pub rtmp_port: u16,
+    /// RTMP application name.
+    pub app: String,
+}
+
+impl Default for NginxConfig {
+    fn default() -> Self {
+        NginxConfig {
+            managed: None,
+            binary: PathBuf::from("nginx"),
+            rtmp_module: PathBuf::from("/usr/lib/nginx/modules/ngx_rtmp_module.so"),
+            host: IpAddr::from([127, 0, 0, 1]),
+            http_port: 8080,
+            rtmp_port: 1935,
+            app: "dss".into(),
+        }
+    }
+}
+
+/// `[ffmpeg]`: the FFmpeg binary and the stream lifecycle timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FfmpegConfig {
+    /// The FFmpeg binary.
+    pub binary: PathBuf,
+    /// Seconds a stream keeps running after its last viewer left.
+    pub grace_seconds: u64,
+    /// Seconds FFmpeg has to publish before it is killed and retried.
+    pub start_timeout_seconds: u64,
+    /// First restart delay after a failure, in milliseconds.
+    pub backoff_initial_ms: u64,
+    /// Longest restart delay, in seconds.
+    pub backoff_max_seconds: u64,
+    /// Seconds of running without progress before FFmpeg is restarted.
+    pub stale_seconds: u64,
+    /// Lines of FFmpeg stderr kept per stream.
+    pub log_lines: usize,
+    /// Streams kept running whatever the viewers (ids).
+    pub auto_start: Vec<String>,
+    /// Providers whose streams are all kept running (ids).
+    pub auto_start_providers: Vec<String>,
+}
+
+impl Default for FfmpegConfig {
+    fn default() -> Self {
+        FfmpegConfig {
+            binary: PathBuf::from("ffmpeg"),
+            grace_seconds: 30,
+            start_timeout_seconds: 15,
+            backoff_initial_ms: 1_000,
+            backoff_max_seconds: 60,
+            stale_seconds: 20,
+            log_lines: 200,
+            auto_start: Vec::new(),
+            auto_start_providers: Vec::new(),
+        }
+    }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Addresses allowed to call `/hooks/*` and `/control/*`.
+    pub callback_allow: Vec<IpAddr>,
+    /// Bearer token for admin actions; unset: admin actions only from
+    /// `callback_allow` addresses.
+    pub api_token: Option<String>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            callback_allow: vec![IpAddr::from([127, 0, 0, 1]), "::1".parse().expect("valid")],
+            api_token: None,
+        }
+    }
+}
+
+/// `[web]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Directory served at `/`.
+    pub dir: PathBuf,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            dir: PathBuf::from("www"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (or the defaults when `None`), applies `DSS_*`
+    /// environment overrides, and resolves relative paths.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut doc, dir, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    path: p.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+                let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (doc, dir, p.to_path_buf())
+            }
+            None => (
+                toml::Table::new(),
+                PathBuf::new(),
+                PathBuf::from("defaults"),
+            ),
+        };
+        apply_env(&mut doc, env);
+        let mut config: Config =
+            toml::Value::Table(doc)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: origin,
+                    message: e.to_string(),
+                })?;
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let base = dir.join(&config.base_dir);
+        config.base_dir = std::path::absolute(&base).unwrap_or(base);
+        config.resolve_paths();
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self) {
+        let base = self.base_dir.clone();
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.state_dir);
+        abs(&mut self.providers.modules_dir);
+        abs(&mut self.providers.instances_dir);
+        abs(&mut self.web.dir);
+    }
+
+    /// Where compiled components are cached.
+    pub fn module_cache_dir(&self) -> PathBuf {
+        self.state_dir.join("cache").join("modules")
+    }
+
+    /// The effective configuration as TOML (for `dss config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Applies `DSS_SECTION__KEY=value` variables (`DSS_LISTEN`,
+/// `DSS_NGINX__HTTP_PORT`, ...). Values are read as TOML when they parse
+/// (numbers, booleans, arrays), else as strings.
+fn apply_env(doc: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("DSS_") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            continue;
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value));
+        let mut table = &mut *doc;
+        for key in &path[..path.len() - 1] {
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            let toml::Value::Table(t) = entry else {
+                unreachable!("just made a table")
+            };
+            table = t;
+        }
+        table.insert(path[path.len() - 1].clone(), value);
+    }
+}
+
+/// A provider instance: `providers.d/NAME.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// The module (file stem of a `.wasm` in the modules directory).
+    pub module: String,
+    /// The id prefix of its streams (default: NAME).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Whether the instance runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Hosts `http-get` may reach (`host` or `host:port`).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Seconds between listings, overriding the provider's default.
+    #[serde(default)]
+    pub refresh_seconds: Option<u32>,
+    /// FFmpeg input options, overriding the provider's defaults.
+    #[serde(default)]
+    pub input_options: Option<Vec<String>>,
+    /// FFmpeg output options, overriding the provider's defaults.
+    #[serde(default)]
+    pub output_options: Option<Vec<String>>,
+    /// Limit overrides.
+    #[serde(default)]
+    pub limits: toml::Table,
+    /// Passed to the provider's `init` and every call, as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl InstanceConfig {
+    /// Reads and checks `path`; the instance id is the file stem.
+    pub fn load(path: &Path) -> Result<(String, InstanceConfig), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| invalid("file name is not UTF-8".into()))?
+            .to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
+        ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
+        Ok((id, inst))
+    }
+
+    /// The limits in force: `defaults` with this instance's overrides.
+    pub fn limits(&self, defaults: &Limits) -> Result<Limits, String> {
+        let mut table = toml::Table::try_from(defaults).map_err(|e| e.to_string())?;
+        for (k, v) in &self.limits {
+            table.insert(k.clone(), v.clone());
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[limits]: {e}"))
+    }
+
+    /// The `[config]` table as a JSON object string.
+    pub fn config_json(&self) -> String {
+        serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::load_with_env(None, []).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.nginx.http_port, 8080);
+        assert_eq!(c.nginx.rtmp_port, 1935);
+        assert_eq!(c.nginx.app, "dss");
+        assert_eq!(c.ffmpeg.grace_seconds, 30);
+        assert!(c.providers.instances_dir.ends_with("providers.d"));
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let dir = std::env::temp_dir().join(format!("dss-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dss.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[nginx]\nhttp_port = 81\n",
+        )
+        .unwrap();
+        let env = [
+            ("DSS_NGINX__HTTP_PORT".to_string(), "8181".to_string()),
+            ("DSS_NGINX__APP".to_string(), "live".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = Config::load_with_env(Some(&file), env).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.nginx.http_port, 8181);
+        assert_eq!(c.nginx.app, "live");
+        assert_eq!(c.base_dir, dir);
+        assert_eq!(c.providers.modules_dir, dir.join("providers"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("dss-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dss.toml");
+        std::fs::write(&file, "[nginx]\nhttp_prot = 1\n").unwrap();
+        let e = Config::load_with_env(Some(&file), [])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dss.toml") && e.contains("http_prot"), "{e}");
+    }
+
+    #[test]
+    fn instance_limits_override_defaults() {
+        let inst: InstanceConfig =
+            toml::from_str("module = \"x\"\n[limits]\nmemory_mib = 8\n[config]\na = 1\n").unwrap();
+        let l = inst.limits(&Limits::default()).unwrap();
+        assert_eq!(l.memory_mib, 8);
+        assert_eq!(l.call_timeout_ms, Limits::default().call_timeout_ms);
+        assert_eq!(inst.config_json(), r#"{"a":1}"#);
+        let bad: InstanceConfig = toml::from_str("module = \"x\"\n[limits]\nmemory = 8\n").unwrap();
+        assert!(bad
+            .limits(&Limits::default())
+            .unwrap_err()
+            .contains("memory"));
+    }
+}

@@ -1,0 +1,242 @@
+//! `http-get` as granted to a provider: plain `http://` GETs to hosts in the
+//! instance's `allow_hosts`, redirects re-checked against the same list, a
+//! time and body-size cap per request and a request count per call.
+//! Refusals are error messages returned to the guest, never traps.
+
+use crate::config::Limits;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The shared HTTP client (one connection pool for all providers).
+pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// Makes the shared client.
+pub fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+}
+
+/// The `http-get` grant of one call.
+pub struct HttpGate {
+    client: HttpClient,
+    runtime: Option<tokio::runtime::Handle>,
+    allow_hosts: Arc<[String]>,
+    max_requests: u32,
+    max_body: usize,
+    timeout: Duration,
+    max_redirects: u32,
+    /// Requests made so far in this call.
+    pub requests: u32,
+    /// Time spent waiting on the network (not counted as guest time).
+    pub waited: Duration,
+}
+
+/// A successful fetch.
+pub struct Fetched {
+    /// Final status.
+    pub status: u16,
+    /// `content-type`, if any.
+    pub content_type: Option<String>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl HttpGate {
+    /// A grant for one call.
+    pub fn new(client: HttpClient, allow_hosts: Arc<[String]>, limits: &Limits) -> Self {
+        HttpGate {
+            client,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            allow_hosts,
+            max_requests: limits.http_max_requests,
+            max_body: limits.http_max_body,
+            timeout: Duration::from_millis(limits.http_timeout_ms),
+            max_redirects: limits.http_max_redirects,
+            requests: 0,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Checks `url` against the grant; returns the parsed URL.
+    pub fn check(&self, url: &str) -> Result<url::Url, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        match parsed.scheme() {
+            "http" => {}
+            "https" => {
+                return Err(format!(
+                    "{url}: https is not supported by this host; use an http:// URL"
+                ))
+            }
+            other => return Err(format!("{url}: scheme {other:?} is not allowed")),
+        }
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| format!("{url}: no host"))?
+            .to_ascii_lowercase();
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let with_port = format!("{host}:{port}");
+        let allowed = self.allow_hosts.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            a == host || a == with_port
+        });
+        if !allowed {
+            return Err(format!(
+                "host {host} is not in this provider's allow_hosts ({})",
+                if self.allow_hosts.is_empty() {
+                    "empty".to_string()
+                } else {
+                    self.allow_hosts.join(", ")
+                }
+            ));
+        }
+        Ok(parsed)
+    }
+
+    /// Performs the GET, blocking the calling (non-async) thread.
+    pub fn get(&mut self, url: &str) -> Result<Fetched, String> {
+        if self.requests >= self.max_requests {
+            return Err(format!(
+                "request limit reached: at most {} http-get calls per provider call",
+                self.max_requests
+            ));
+        }
+        self.requests += 1;
+        let mut current = self.check(url)?;
+        let Some(runtime) = self.runtime.clone() else {
+            return Err("http-get is unavailable outside the host runtime".into());
+        };
+        let started = Instant::now();
+        let result = runtime.block_on(async {
+            tokio::time::timeout(self.timeout, async {
+                let mut redirects = 0;
+                loop {
+                    let uri: hyper::Uri = current
+                        .as_str()
+                        .parse()
+                        .map_err(|e| format!("invalid URL {current}: {e}"))?;
+                    let resp = self
+                        .client
+                        .get(uri)
+                        .await
+                        .map_err(|e| format!("GET {current}: {}", error_chain(&e)))?;
+                    let status = resp.status();
+                    if status.is_redirection() {
+                        if let Some(loc) = resp.headers().get(hyper::header::LOCATION) {
+                            redirects += 1;
+                            if redirects > self.max_redirects {
+                                return Err(format!(
+                                    "GET {url}: more than {} redirects",
+                                    self.max_redirects
+                                ));
+                            }
+                            let loc = loc
+                                .to_str()
+                                .map_err(|_| format!("GET {current}: bad Location header"))?;
+                            let next = current
+                                .join(loc)
+                                .map_err(|e| format!("GET {current}: bad redirect {loc:?}: {e}"))?;
+                            current = self
+                                .check(next.as_str())
+                                .map_err(|e| format!("redirect from {current} refused: {e}"))?;
+                            continue;
+                        }
+                    }
+                    let content_type = resp
+                        .headers()
+                        .get(hyper::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let mut body = resp.into_body();
+                    let mut out = Vec::new();
+                    while let Some(frame) = body.frame().await {
+                        let frame = frame.map_err(|e| format!("GET {current}: {e}"))?;
+                        if let Some(data) = frame.data_ref() {
+                            if out.len() + data.len() > self.max_body {
+                                return Err(format!(
+                                    "GET {current}: body larger than the limit of {} bytes",
+                                    self.max_body
+                                ));
+                            }
+                            out.extend_from_slice(data);
+                        }
+                    }
+                    return Ok(Fetched {
+                        status: status.as_u16(),
+                        content_type,
+                        body: out,
+                    });
+                }
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "GET {url}: timed out after {} ms",
+                    self.timeout.as_millis()
+                ))
+            })
+        });
+        self.waited += started.elapsed();
+        result
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(hosts: &[&str]) -> HttpGate {
+        let hosts: Vec<String> = hosts.iter().map(|s| s.to_string()).collect();
+        HttpGate::new(client_for_test(), hosts.into(), &Limits::default())
+    }
+
+    fn client_for_test() -> HttpClient {
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new())
+    }
+
+    #[test]
+    fn allow_list_by_host_or_host_and_port() {
+        let g = gate(&["feed.example", "127.0.0.1:9000"]);
+        assert!(g.check("http://feed.example/x").is_ok());
+        assert!(g.check("http://FEED.example:8080/x").is_ok());
+        assert!(g.check("http://127.0.0.1:9000/x").is_ok());
+        let e = g.check("http://127.0.0.1:9001/x").unwrap_err();
+        assert!(e.contains("allow_hosts"), "{e}");
+        assert!(g.check("http://evil.example/x").is_err());
+        assert!(g.check("http://feed.example.evil/x").is_err());
+        assert!(g
+            .check("file:///etc/passwd")
+            .unwrap_err()
+            .contains("scheme"));
+        assert!(g
+            .check("https://feed.example/")
+            .unwrap_err()
+            .contains("https"));
+        assert!(g.check("not a url").is_err());
+    }
+
+    #[test]
+    fn request_count_is_bounded() {
+        let mut g = gate(&[]);
+        g.max_requests = 1;
+        assert!(g
+            .get("http://a.example/")
+            .unwrap_err()
+            .contains("allow_hosts"));
+        assert!(g.get("http://a.example/").unwrap_err().contains("limit"));
+    }
+}

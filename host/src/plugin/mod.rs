@@ -1,0 +1,109 @@
+//! The plugin runtime: what DSS narrows wasmtime to for providers.
+//!
+//! - One [`wasmtime::Engine`] for the process, with the pooling allocator
+//!   (instances are cheap) and epoch interruption driven by a ticker thread.
+//! - Components compiled once and cached on disk ([`cache`]); each module is
+//!   kept as an `InstancePre` with its imports already resolved.
+//! - Every call gets a fresh `Store` and instance: nothing is shared between
+//!   calls or between providers. A store has a guest-time budget (epoch
+//!   deadline that excludes time waiting on `http-get`), a memory cap and a
+//!   WASI context with nothing in it (no files, sockets, environment or
+//!   arguments); stderr is captured and logged under the provider's name.
+//! - The host grants `log`, `http-get` (allow-listed, [`http`]) and a clock.
+
+pub mod bindings;
+pub mod cache;
+pub mod call;
+pub mod http;
+pub mod module;
+
+pub use call::{CallError, CallReport};
+pub use module::{LoadError, ProviderModule};
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Linker;
+
+/// How often the epoch advances. Deadlines are checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest memory any provider may be granted (per-instance caps are
+/// lower; this sizes the pooling allocator's slots).
+pub const MAX_MEMORY: usize = 1 << 30;
+
+/// The engine, linker and cache shared by all providers.
+pub struct PluginEngine {
+    engine: wasmtime::Engine,
+    linker: Linker<call::CallState>,
+    cache: cache::ComponentCache,
+    http: http::HttpClient,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl PluginEngine {
+    /// Makes the engine; `cache_dir` holds compiled components (`None`: no
+    /// cache).
+    pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Arc<Self>> {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        // Concurrent calls across all providers; a call holds one component
+        // instance for a few milliseconds.
+        pool.total_component_instances(256);
+        // A Rust wasip2 guest has a handful of core instances and one memory.
+        pool.total_core_instances(2048);
+        pool.total_memories(512);
+        pool.total_tables(1024);
+        pool.max_memory_size(MAX_MEMORY);
+
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        // A wasip2 std guest imports WASI even when it uses none of it; the
+        // context behind these imports is empty (see `call`).
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::DssProvider::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            std::thread::Builder::new()
+                .name("dss-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| wasmtime::format_err!("cannot start the epoch ticker: {e}"))?;
+        }
+
+        Ok(Arc::new(PluginEngine {
+            cache: cache::ComponentCache::new(&engine, cache_dir),
+            engine,
+            linker,
+            http: http::client(),
+            stop_ticker,
+        }))
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,415 @@
+//! A loaded provider module: a `.wasm` file checked, compiled (or taken
+//! from the cache), its interface version verified and its imports resolved
+//! into an `InstancePre`; and the typed calls made on fresh instances of it.
+
+use super::bindings::{self, DssProviderPre, GuestError};
+use super::cache::{ComponentCache, Origin};
+use super::call::{self, CallError, CallReport, CallState};
+use super::http::HttpGate;
+use super::PluginEngine;
+use crate::config::Limits;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+use wasmtime::component::types::ComponentItem;
+
+/// The interface package this host implements.
+pub const INTERFACE: &str = "dss:provider";
+/// The interface version this host implements.
+pub const INTERFACE_VERSION: (u64, u64, u64) = (0, 1, 0);
+/// Largest `.wasm` file accepted.
+pub const MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why a module could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a WebAssembly component.
+    #[error("{path}: {reason}")]
+    NotComponent {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        reason: String,
+    },
+    /// Compilation failed (invalid or unsupported Wasm).
+    #[error("{path}: invalid component: {message}")]
+    Compile {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's message.
+        message: String,
+    },
+    /// The component does not export the provider interface.
+    #[error("{path}: not a DSS provider: it does not export {INTERFACE}/provider (its exports: {exports})")]
+    NotProvider {
+        /// The file.
+        path: PathBuf,
+        /// What it exports.
+        exports: String,
+    },
+    /// The component targets an interface version this host does not know.
+    #[error("{path}: targets {INTERFACE}@{found}, but this host supports {INTERFACE}@{supported}")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version it targets.
+        found: String,
+        /// What this host supports.
+        supported: String,
+    },
+    /// Its imports cannot be satisfied (it wants something not granted).
+    #[error("{path}: imports something the host does not grant: {message}")]
+    Link {
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's message.
+        message: String,
+    },
+    /// `describe` failed.
+    #[error("{path}: describe failed: {source}")]
+    Describe {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: CallError,
+    },
+}
+
+/// A provider's self-description (from `describe` or `init`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModuleInfo {
+    /// Provider type name.
+    pub name: String,
+    /// Module version.
+    pub version: String,
+    /// One line on what it provides.
+    pub description: String,
+    /// Default FFmpeg input options.
+    pub input_options: Vec<String>,
+    /// Default FFmpeg output options.
+    pub output_options: Vec<String>,
+    /// Seconds between listings (0: none).
+    pub refresh_seconds: u32,
+    /// Free-form information.
+    pub extra: Vec<(String, String)>,
+}
+
+impl From<bindings::ProviderInfo> for ModuleInfo {
+    fn from(p: bindings::ProviderInfo) -> Self {
+        ModuleInfo {
+            name: p.name,
+            version: p.version,
+            description: p.description,
+            input_options: p.input_options,
+            output_options: p.output_options,
+            refresh_seconds: p.refresh_seconds,
+            extra: p.extra.into_iter().map(|t| (t.key, t.value)).collect(),
+        }
+    }
+}
+
+/// What a call is granted: whose it is, its limits and its HTTP hosts.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The provider instance id (for log attribution).
+    pub provider: Arc<str>,
+    /// Limits of each call.
+    pub limits: Limits,
+    /// Hosts `http-get` may reach.
+    pub allow_hosts: Arc<[String]>,
+}
+
+impl Grant {
+    /// A grant with no HTTP hosts.
+    pub fn new(provider: &str, limits: Limits) -> Self {
+        Grant {
+            provider: provider.into(),
+            limits,
+            allow_hosts: Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// A module ready to be instantiated.
+pub struct ProviderModule {
+    /// Module name (file stem).
+    pub name: String,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub hash: String,
+    /// The interface version it exports (`0.1.0`).
+    pub interface_version: String,
+    /// What `describe` returned.
+    pub info: ModuleInfo,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// Whether compilation was skipped thanks to the cache.
+    pub origin: Origin,
+    pre: DssProviderPre<CallState>,
+    engine: Arc<PluginEngine>,
+}
+
+impl std::fmt::Debug for ProviderModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderModule")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks the first bytes: a component, not a core module or something else.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let not = |reason: &str| LoadError::NotComponent {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if bytes.is_empty() {
+        return Err(not("empty file"));
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(not("not a WebAssembly file (no \\0asm header)"));
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(not(
+            "a core WebAssembly module, not a component: build it for wasm32-wasip2",
+        )),
+        _ => Err(not("unknown WebAssembly version or layer")),
+    }
+}
+
+/// Finds the exported provider interface and its version.
+fn interface_version(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+    path: &Path,
+) -> Result<String, LoadError> {
+    let ty = component.component_type();
+    let mut names = Vec::new();
+    let mut found = None;
+    for (name, item) in ty.exports(engine) {
+        names.push(name.to_string());
+        if let (Some(version), ComponentItem::ComponentInstance(_)) = (
+            name.strip_prefix(&format!("{INTERFACE}/provider@")),
+            &item.ty,
+        ) {
+            found = Some(version.to_string());
+        }
+    }
+    let Some(version) = found else {
+        return Err(LoadError::NotProvider {
+            path: path.to_path_buf(),
+            exports: if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            },
+        });
+    };
+    let (maj, min, _) = INTERFACE_VERSION;
+    let parts: Vec<u64> = version
+        .split(['.', '-', '+'])
+        .take(2)
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    // Semver: 0.x versions are compatible within a minor version.
+    let compatible = match parts.as_slice() {
+        [0, m] => maj == 0 && *m == min,
+        [m, _] => *m == maj && maj != 0,
+        _ => false,
+    };
+    if !compatible {
+        return Err(LoadError::Version {
+            path: path.to_path_buf(),
+            found: version,
+            supported: if maj == 0 {
+                format!("0.{min}.x")
+            } else {
+                format!("{maj}.x")
+            },
+        });
+    }
+    Ok(version)
+}
+
+impl ProviderModule {
+    /// Loads, validates and prepares the module at `path`, then calls
+    /// `describe` on it under `limits`.
+    pub fn load(
+        engine: &Arc<PluginEngine>,
+        path: &Path,
+        limits: &Limits,
+    ) -> Result<ProviderModule, LoadError> {
+        let read = |source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(read)?;
+        if meta.len() > MAX_MODULE_BYTES {
+            return Err(LoadError::NotComponent {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{} bytes is larger than the limit of {MAX_MODULE_BYTES}",
+                    meta.len()
+                ),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read)?;
+        Self::from_bytes(engine, path, &bytes, limits)
+    }
+
+    /// [`ProviderModule::load`] from bytes already read from `path`.
+    pub fn from_bytes(
+        engine: &Arc<PluginEngine>,
+        path: &Path,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<ProviderModule, LoadError> {
+        check_header(path, bytes)?;
+        let hash = ComponentCache::content_hash(bytes);
+        let (component, origin) = engine
+            .cache
+            .get_or_compile(&engine.engine, &hash, bytes)
+            .map_err(|e| LoadError::Compile {
+                path: path.to_path_buf(),
+                message: format!("{e:?}"),
+            })?;
+        let interface_version = interface_version(&engine.engine, &component, path)?;
+        let link = |e: wasmtime::Error| LoadError::Link {
+            path: path.to_path_buf(),
+            message: format!("{e}"),
+        };
+        let pre = engine.linker.instantiate_pre(&component).map_err(link)?;
+        let pre = DssProviderPre::new(pre).map_err(link)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut module = ProviderModule {
+            name,
+            path: path.to_path_buf(),
+            hash,
+            interface_version,
+            info: ModuleInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                input_options: Vec::new(),
+                output_options: Vec::new(),
+                refresh_seconds: 0,
+                extra: Vec::new(),
+            },
+            loaded_at: SystemTime::now(),
+            origin,
+            pre,
+            engine: engine.clone(),
+        };
+        let grant = Grant::new(&format!("module {}", module.name), limits.clone());
+        let (info, _) = module
+            .describe(&grant)
+            .map_err(|source| LoadError::Describe {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        module.info = info;
+        Ok(module)
+    }
+
+    /// Runs `f` on a fresh instance under `grant`. Blocking: call from a
+    /// blocking thread (it may wait on `http-get`).
+    fn call<R>(
+        &self,
+        grant: &Grant,
+        f: impl FnOnce(
+            &bindings::exports::dss::provider::provider::Guest,
+            &mut wasmtime::Store<CallState>,
+        ) -> wasmtime::Result<Result<R, GuestError>>,
+    ) -> Result<(R, CallReport), CallError> {
+        let http = HttpGate::new(
+            self.engine.http.clone(),
+            grant.allow_hosts.clone(),
+            &grant.limits,
+        );
+        let state = CallState::new(grant.provider.clone(), grant.limits.clone(), http);
+        let mut store = call::new_store(&self.engine.engine, state);
+        let instance = match self.pre.instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => {
+                let err = call::classify(&store, e);
+                return Err(match err {
+                    CallError::Trap(m) => CallError::Instantiate(m),
+                    other => other,
+                });
+            }
+        };
+        let result = f(instance.dss_provider_provider(), &mut store);
+        call::log_stderr(&store);
+        let report = call::report(&store);
+        match result {
+            Ok(Ok(r)) => Ok((r, report)),
+            Ok(Err(guest)) => Err(guest.into()),
+            Err(e) => Err(call::classify(&store, e)),
+        }
+    }
+
+    /// `describe`.
+    pub fn describe(&self, grant: &Grant) -> Result<(ModuleInfo, CallReport), CallError> {
+        self.call(grant, |g, s| g.call_describe(s).map(Ok))
+            .map(|(i, r)| (i.into(), r))
+    }
+
+    /// `init` with the instance configuration (JSON).
+    pub fn init(&self, grant: &Grant, config: &str) -> Result<(ModuleInfo, CallReport), CallError> {
+        self.call(grant, |g, s| g.call_init(s, config))
+            .map(|(i, r)| (i.into(), r))
+    }
+
+    /// `list-streams` with the instance configuration (JSON).
+    pub fn list_streams(
+        &self,
+        grant: &Grant,
+        config: &str,
+    ) -> Result<(Vec<bindings::StreamSource>, CallReport), CallError> {
+        self.call(grant, |g, s| g.call_list_streams(s, config))
+    }
+
+    /// `transform-metadata`.
+    pub fn transform_metadata(
+        &self,
+        grant: &Grant,
+        config: &str,
+        key: &str,
+        metadata: &str,
+    ) -> Result<(String, CallReport), CallError> {
+        self.call(grant, |g, s| {
+            g.call_transform_metadata(s, config, key, metadata)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_told_apart() {
+        let p = Path::new("x.wasm");
+        let msg = |b: &[u8]| check_header(p, b).unwrap_err().to_string();
+        assert!(msg(b"").contains("empty"));
+        assert!(msg(b"hello world, I am text").contains("not a WebAssembly"));
+        assert!(msg(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
+        assert!(check_header(p, b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

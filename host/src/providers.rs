@@ -1,0 +1,472 @@
+//! Provider instances: reads the modules directory and the `NAME.toml`
+//! instance files, binds each instance to its module, runs `init` and
+//! `list-streams` under the instance's limits, and refreshes it on its
+//! interval. One instance failing never touches another.
+//!
+//! [`Providers::reconcile`] brings the running set in line with the files:
+//! it can be called again at any time (the directory watcher does) and only
+//! restarts what changed.
+
+use crate::catalog::{unix_ms, Catalog, Options, ProviderState, ProviderStatus, StreamEntry};
+use crate::config::{Config, InstanceConfig, Limits};
+use crate::plugin::module::{Grant, ModuleInfo};
+use crate::plugin::{CallError, PluginEngine, ProviderModule};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+
+/// Delay before retrying a provider whose last attempt failed.
+const RETRY_MIN: Duration = Duration::from_secs(5);
+/// Longest delay between retries of a failing provider.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// What identifies a file version cheaply (size and modification time).
+type FileSig = (u64, Option<SystemTime>);
+
+struct ModuleSlot {
+    sig: FileSig,
+    module: Option<Arc<ProviderModule>>,
+    error: Option<String>,
+}
+
+struct InstanceSlot {
+    /// The instance file's contents and the module hash it runs with.
+    fingerprint: (String, Option<String>),
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for InstanceSlot {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    modules: HashMap<String, ModuleSlot>,
+    instances: HashMap<String, InstanceSlot>,
+}
+
+/// All provider instances of the host.
+pub struct Providers {
+    engine: Arc<PluginEngine>,
+    catalog: Arc<Catalog>,
+    config: Arc<Config>,
+    state: tokio::sync::Mutex<State>,
+}
+
+/// One instance file, read and checked.
+struct Instance {
+    id: String,
+    file: PathBuf,
+    text: String,
+    config: InstanceConfig,
+    limits: Limits,
+}
+
+impl Providers {
+    /// Providers for `config`, publishing into `catalog`.
+    pub fn new(engine: Arc<PluginEngine>, catalog: Arc<Catalog>, config: Arc<Config>) -> Arc<Self> {
+        Arc::new(Providers {
+            engine,
+            catalog,
+            config,
+            state: tokio::sync::Mutex::new(State::default()),
+        })
+    }
+
+    /// Loads new or changed modules, then starts, restarts or stops
+    /// instances so that they match the files.
+    pub async fn reconcile(self: &Arc<Self>) {
+        let mut state = self.state.lock().await;
+        self.reconcile_modules(&mut state).await;
+        self.reconcile_instances(&mut state);
+    }
+
+    async fn reconcile_modules(&self, state: &mut State) {
+        let dir = &self.config.providers.modules_dir;
+        let files = list_dir(dir, "wasm");
+        state.modules.retain(|name, _| {
+            let keep = files.contains_key(name);
+            if !keep {
+                tracing::info!(module = %name, "module removed");
+            }
+            keep
+        });
+        for (name, (path, sig)) in files {
+            if state.modules.get(&name).is_some_and(|m| m.sig == sig) {
+                continue;
+            }
+            let engine = self.engine.clone();
+            let limits = self.config.providers.limits.clone();
+            let p = path.clone();
+            let loaded =
+                tokio::task::spawn_blocking(move || ProviderModule::load(&engine, &p, &limits))
+                    .await
+                    .map_err(|e| format!("{}: loader panicked: {e}", path.display()))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+            let previous = state.modules.remove(&name).and_then(|m| m.module);
+            let slot = match loaded {
+                Ok(m) => {
+                    tracing::info!(
+                        module = %name, version = %m.info.version, interface = %m.interface_version,
+                        hash = %&m.hash[..12], origin = ?m.origin, "module loaded"
+                    );
+                    ModuleSlot {
+                        sig,
+                        module: Some(Arc::new(m)),
+                        error: None,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(module = %name, "module rejected: {e}");
+                    if previous.is_some() {
+                        tracing::warn!(module = %name, "the previous version keeps serving");
+                    }
+                    ModuleSlot {
+                        sig,
+                        module: previous,
+                        error: Some(e),
+                    }
+                }
+            };
+            state.modules.insert(name, slot);
+        }
+    }
+
+    fn read_instances(&self) -> (Vec<Instance>, Vec<(String, PathBuf, String)>) {
+        let dir = &self.config.providers.instances_dir;
+        let mut good: Vec<Instance> = Vec::new();
+        let mut bad = Vec::new();
+        for (stem, (file, _)) in list_dir(dir, "toml") {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let loaded = InstanceConfig::load(&file).and_then(|(id, config)| {
+                let limits = config
+                    .limits(&self.config.providers.limits)
+                    .map_err(|message| crate::config::ConfigError::Invalid {
+                        path: file.clone(),
+                        message,
+                    })?;
+                Ok((id, config, limits))
+            });
+            match loaded {
+                Ok((id, config, limits)) => {
+                    if let Some(other) = good.iter().find(|i| i.id == id) {
+                        let msg = format!(
+                            "{}: provider id {id:?} is already used by {}",
+                            file.display(),
+                            other.file.display()
+                        );
+                        bad.push((stem, file, msg));
+                        continue;
+                    }
+                    good.push(Instance {
+                        id,
+                        file,
+                        text,
+                        config,
+                        limits,
+                    })
+                }
+                Err(e) => bad.push((stem, file, e.to_string())),
+            }
+        }
+        (good, bad)
+    }
+
+    fn reconcile_instances(self: &Arc<Self>, state: &mut State) {
+        let (instances, bad) = self.read_instances();
+        for (stem, file, error) in &bad {
+            tracing::error!("provider instance rejected: {error}");
+            // A broken file for a running instance keeps the old one going.
+            let id = stem.to_lowercase();
+            if state.instances.contains_key(&id) {
+                self.catalog
+                    .edit_status(&id, |s| s.last_error = Some(error.clone()));
+                continue;
+            }
+            let id = if crate::ids::check_provider_id(&id).is_ok() {
+                id
+            } else {
+                format!("invalid_{}", state.instances.len() + 1)
+            };
+            self.catalog
+                .set_status(failed_status(&id, "?", file, error.clone()));
+        }
+        let wanted: BTreeMap<&str, &Instance> =
+            instances.iter().map(|i| (i.id.as_str(), i)).collect();
+        let broken: Vec<String> = bad.iter().map(|(s, _, _)| s.to_lowercase()).collect();
+        state.instances.retain(|id, _| {
+            let keep = wanted.contains_key(id.as_str()) || broken.contains(id);
+            if !keep {
+                tracing::info!(provider = %id, "provider instance removed");
+                self.catalog.remove_provider(id);
+            }
+            keep
+        });
+        for inst in instances {
+            let slot = state.modules.get(&inst.config.module);
+            let module = slot.and_then(|s| s.module.clone());
+            let fingerprint = (inst.text.clone(), module.as_ref().map(|m| m.hash.clone()));
+            if state
+                .instances
+                .get(&inst.id)
+                .is_some_and(|s| s.fingerprint == fingerprint)
+            {
+                continue;
+            }
+            let id = inst.id.clone();
+            let task = if !inst.config.enabled {
+                self.catalog.replace_streams(&id, Vec::new());
+                let mut st = failed_status(&id, &inst.config.module, &inst.file, String::new());
+                st.state = ProviderState::Disabled;
+                st.last_error = None;
+                self.catalog.set_status(st);
+                None
+            } else if let Some(module) = module {
+                let me = self.clone();
+                Some(tokio::spawn(
+                    async move { me.run_instance(inst, module).await },
+                ))
+            } else {
+                let why = match slot.and_then(|s| s.error.clone()) {
+                    Some(e) => e,
+                    None => format!(
+                        "module {:?} not found: no {}.wasm in {}",
+                        inst.config.module,
+                        inst.config.module,
+                        self.config.providers.modules_dir.display()
+                    ),
+                };
+                tracing::error!(provider = %id, "{why}");
+                self.catalog
+                    .set_status(failed_status(&id, &inst.config.module, &inst.file, why));
+                None
+            };
+            state
+                .instances
+                .insert(id, InstanceSlot { fingerprint, task });
+        }
+    }
+
+    /// Lifetime of one instance with one module: init, then list on every
+    /// refresh, retrying failures with a growing delay.
+    async fn run_instance(self: Arc<Self>, inst: Instance, module: Arc<ProviderModule>) {
+        let id = inst.id.clone();
+        let grant = Grant {
+            provider: Arc::from(id.as_str()),
+            limits: inst.limits.clone(),
+            allow_hosts: Arc::from(inst.config.allow_hosts.clone()),
+        };
+        let mut status = ProviderStatus {
+            id: id.clone(),
+            module: module.name.clone(),
+            file: inst.file.display().to_string(),
+            state: ProviderState::Loading,
+            version: Some(module.info.version.clone()),
+            interface_version: Some(module.interface_version.clone()),
+            module_hash: Some(module.hash.clone()),
+            info: None,
+            stream_count: 0,
+            last_error: None,
+            warnings: Vec::new(),
+            loaded_at_ms: Some(unix_ms(module.loaded_at)),
+            refreshed_at_ms: None,
+        };
+        self.catalog.set_status(status.clone());
+        let config_json = inst.config.config_json();
+        let mut info: Option<ModuleInfo> = None;
+        let mut retry = RETRY_MIN;
+        loop {
+            let attempt = {
+                let module = module.clone();
+                let grant = grant.clone();
+                let config_json = config_json.clone();
+                let known = info.clone();
+                tokio::task::spawn_blocking(move || -> Result<_, CallError> {
+                    let info = match known {
+                        Some(i) => i,
+                        None => module.init(&grant, &config_json)?.0,
+                    };
+                    let (streams, _) = module.list_streams(&grant, &config_json)?;
+                    Ok((info, streams))
+                })
+                .await
+            };
+            let wait = match attempt {
+                Ok(Ok((i, sources))) => {
+                    let options = options_for(&i, &inst.config);
+                    let (entries, warnings) = check_streams(&id, sources, &options, &inst.limits);
+                    for w in warnings.iter().take(5) {
+                        tracing::warn!(provider = %id, "{w}");
+                    }
+                    match entries {
+                        Ok(entries) => {
+                            tracing::info!(provider = %id, streams = entries.len(), "listing refreshed");
+                            let refresh = inst.config.refresh_seconds.unwrap_or(i.refresh_seconds);
+                            self.catalog.replace_streams(&id, entries);
+                            status.state = ProviderState::Ready;
+                            status.last_error = None;
+                            status.warnings = warnings;
+                            status.refreshed_at_ms = Some(unix_ms(SystemTime::now()));
+                            status.info = Some(i.clone());
+                            info = Some(i);
+                            retry = RETRY_MIN;
+                            (refresh > 0).then(|| Duration::from_secs(refresh.into()))
+                        }
+                        Err(e) => {
+                            status.info = Some(i.clone());
+                            info = Some(i);
+                            self.fail(&mut status, e, &mut retry)
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    if matches!(
+                        e,
+                        CallError::Guest {
+                            code: "invalid-config",
+                            ..
+                        }
+                    ) {
+                        info = None;
+                    }
+                    self.fail(&mut status, e.to_string(), &mut retry)
+                }
+                Err(join) => self.fail(&mut status, format!("call panicked: {join}"), &mut retry),
+            };
+            // `set_status` fills in the stream count.
+            self.catalog.set_status(status.clone());
+            match wait {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn fail(
+        &self,
+        status: &mut ProviderStatus,
+        error: String,
+        retry: &mut Duration,
+    ) -> Option<Duration> {
+        tracing::error!(provider = %status.id, "provider failed: {error}");
+        status.state = ProviderState::Failed;
+        status.last_error = Some(error);
+        let wait = *retry;
+        *retry = (*retry * 2).min(RETRY_MAX);
+        Some(wait)
+    }
+}
+
+/// The FFmpeg options of an instance: its overrides, else the provider's.
+fn options_for(info: &ModuleInfo, inst: &InstanceConfig) -> Options {
+    Options {
+        input: inst
+            .input_options
+            .clone()
+            .unwrap_or_else(|| info.input_options.clone()),
+        output: inst
+            .output_options
+            .clone()
+            .unwrap_or_else(|| info.output_options.clone()),
+    }
+}
+
+/// Checks a listing: invalid streams are skipped with a warning; a listing
+/// over the stream limit is refused whole.
+pub fn check_streams(
+    provider: &str,
+    sources: Vec<crate::plugin::bindings::StreamSource>,
+    options: &Options,
+    limits: &Limits,
+) -> (Result<Vec<StreamEntry>, String>, Vec<String>) {
+    if sources.len() > limits.max_streams {
+        return (
+            Err(format!(
+                "listed {} streams, more than the limit of {}",
+                sources.len(),
+                limits.max_streams
+            )),
+            Vec::new(),
+        );
+    }
+    let mut warnings = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(sources.len());
+    let mut skipped = 0usize;
+    for s in sources {
+        match StreamEntry::from_source(provider, s, options, limits) {
+            Ok(e) if seen.insert(e.key.clone()) => out.push(e),
+            Ok(e) => {
+                skipped += 1;
+                if warnings.len() < 10 {
+                    warnings.push(format!("duplicate key {:?} skipped", e.key));
+                }
+            }
+            Err(e) => {
+                skipped += 1;
+                if warnings.len() < 10 {
+                    warnings.push(format!("stream skipped: {e}"));
+                }
+            }
+        }
+    }
+    if skipped > warnings.len() {
+        warnings.push(format!("{skipped} streams skipped in all"));
+    }
+    (Ok(out), warnings)
+}
+
+fn failed_status(id: &str, module: &str, file: &Path, error: String) -> ProviderStatus {
+    ProviderStatus {
+        id: id.to_string(),
+        module: module.to_string(),
+        file: file.display().to_string(),
+        state: ProviderState::Failed,
+        version: None,
+        interface_version: None,
+        module_hash: None,
+        info: None,
+        stream_count: 0,
+        last_error: Some(error),
+        warnings: Vec::new(),
+        loaded_at_ms: None,
+        refreshed_at_ms: None,
+    }
+}
+
+/// Files `*.ext` of `dir` by stem, with their signature. Hidden files and
+/// editor/partial-copy leftovers (`.name.wasm`, `name.wasm.tmp`) are skipped
+/// by the extension and dot checks.
+fn list_dir(dir: &Path, ext: &str) -> BTreeMap<String, (PathBuf, FileSig)> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        tracing::warn!(dir = %dir.display(), "directory not readable");
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some(ext) {
+            continue;
+        }
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if stem.starts_with('.') {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        out.insert(stem.to_string(), (path, (meta.len(), meta.modified().ok())));
+    }
+    out
+}

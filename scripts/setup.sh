@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what DSS needs on Debian 12 (run as root, or with sudo
+# available): nginx with the RTMP module, FFmpeg, and the wasm32-wasip2
+# Rust target. Skips what is already there.
+set -euo pipefail
+need=()
+command -v nginx >/dev/null || need+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
+fi
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
