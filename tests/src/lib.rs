@@ -1,1 +1,387 @@
-//! x
+//! Test harness: runs the real `dss` binary on a scratch configuration
+//! with the real provider components built from this repository, and small
+//! real HTTP servers on 127.0.0.1 for providers to fetch from.
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where `scripts/build-providers.sh` installs the shipped providers.
+pub fn modules_dir() -> PathBuf {
+    let dir = repo_root().join("target/providers");
+    assert!(
+        dir.join("static-list.wasm").exists(),
+        "no provider components in {}: run scripts/build-providers.sh first (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A shipped provider component.
+pub fn module(name: &str) -> PathBuf {
+    modules_dir().join(format!("{name}.wasm"))
+}
+
+/// The `dss` binary of the same profile as this test.
+pub fn dss_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary in target/<profile>/deps");
+    let bin = profile_dir.join("dss");
+    assert!(
+        bin.exists(),
+        "{} missing: build the host first (cargo build --release -p dss-host)",
+        bin.display()
+    );
+    bin
+}
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// An HTTP response as tests see it.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Body text.
+    pub body: String,
+}
+
+impl Resp {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// GET `url`.
+pub fn get(url: &str) -> Resp {
+    let mut r = agent()
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    Resp {
+        status: r.status().as_u16(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// POST `url` with a form body.
+pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Resp {
+    let mut r = agent()
+        .post(url)
+        .send_form(fields.iter().copied())
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    Resp {
+        status: r.status().as_u16(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` with `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A scratch host configuration: a directory with `dss.toml`, a modules
+/// directory and `providers.d/`.
+pub struct Setup {
+    /// The scratch directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// Port of the host's HTTP API.
+    pub port: u16,
+    /// Extra TOML appended to `dss.toml`.
+    pub extra_config: String,
+}
+
+impl Setup {
+    /// A scratch configuration with the three shipped modules installed.
+    pub fn new() -> Self {
+        let s = Self::empty();
+        for m in ["static-list", "traffic-feed", "mobile-ts"] {
+            s.install_module(m, &module(m));
+        }
+        s
+    }
+
+    /// A scratch configuration with no modules.
+    pub fn empty() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("dss-test-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("modules")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("providers.d")).expect("mkdir");
+        Setup {
+            dir,
+            port: free_port(),
+            extra_config: String::new(),
+        }
+    }
+
+    /// Copies `file` into the modules directory as `name.wasm`.
+    pub fn install_module(&self, name: &str, file: &Path) {
+        let dest = self.modules().join(format!("{name}.wasm"));
+        let tmp = self.modules().join(format!(".{name}.tmp"));
+        std::fs::copy(file, &tmp).expect("copy module");
+        std::fs::rename(&tmp, dest).expect("rename module");
+    }
+
+    /// Writes raw bytes as module `name.wasm`.
+    pub fn write_module(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.modules().join(format!("{name}.wasm")), bytes).expect("write");
+    }
+
+    /// Writes `providers.d/NAME.toml`.
+    pub fn instance(&self, name: &str, toml: &str) {
+        std::fs::write(
+            self.dir
+                .path()
+                .join("providers.d")
+                .join(format!("{name}.toml")),
+            toml,
+        )
+        .expect("write instance");
+    }
+
+    /// The modules directory.
+    pub fn modules(&self) -> PathBuf {
+        self.dir.path().join("modules")
+    }
+
+    /// The `dss.toml` path (written by [`Setup::write_config`]).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("dss.toml")
+    }
+
+    /// Writes `dss.toml`.
+    pub fn write_config(&self) -> PathBuf {
+        let text = format!(
+            "listen = \"127.0.0.1:{}\"\n[web]\ndir = {:?}\n[providers]\nmodules_dir = \"modules\"\ninstances_dir = \"providers.d\"\n{}\n",
+            self.port,
+            repo_root().join("www").display().to_string(),
+            self.extra_config
+        );
+        let path = self.config_path();
+        std::fs::write(&path, text).expect("write dss.toml");
+        path
+    }
+
+    /// Starts `dss serve` on this configuration and waits for its API.
+    pub fn start(&self) -> Host {
+        let config = self.write_config();
+        let log = self.dir.path().join("dss.log");
+        let child = Command::new(dss_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("RUST_LOG", "info,dss_host=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn dss");
+        let host = Host {
+            child,
+            base: format!("http://127.0.0.1:{}", self.port),
+            log,
+        };
+        let base = host.base.clone();
+        wait_for("the host's API", Duration::from_secs(30), || {
+            ureq::get(&format!("{base}/healthz"))
+                .call()
+                .ok()
+                .map(|_| ())
+        });
+        host
+    }
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running `dss serve`; killed on drop.
+pub struct Host {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Host {
+    /// GET a path of the host.
+    pub fn get(&self, path: &str) -> Resp {
+        get(&format!("{}{path}", self.base))
+    }
+
+    /// The host's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until provider `id` has left the `loading` state; returns its
+    /// status.
+    pub fn provider_settled(&self, id: &str) -> Value {
+        wait_for(
+            &format!("provider {id} to settle"),
+            Duration::from_secs(30),
+            || {
+                let r = self.get(&format!("/api/providers/{id}"));
+                if r.status != 200 {
+                    return None;
+                }
+                let v = r.json();
+                (v["state"] != "loading").then_some(v)
+            },
+        )
+    }
+
+    /// Ids of the streams listed by the API.
+    pub fn stream_ids(&self) -> Vec<String> {
+        self.get("/api/streams")
+            .json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|s| s["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- dss log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// A real HTTP server on 127.0.0.1 with fixed answers by path, counting
+/// the requests it gets.
+pub struct FileServer {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Requests received.
+    pub hits: Arc<AtomicUsize>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One fixed answer.
+#[derive(Clone)]
+pub enum Answer {
+    /// 200 with this body.
+    Body(&'static str, Vec<u8>),
+    /// A redirect to this URL.
+    Redirect(u16, String),
+}
+
+impl FileServer {
+    /// Serves `routes` (path → answer); other paths get 404.
+    pub fn start(routes: Vec<(&str, Answer)>) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
+        let addr = server.server_addr().to_ip().expect("ip addr").to_string();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let routes: Arc<Mutex<Vec<(String, Answer)>>> = Arc::new(Mutex::new(
+            routes
+                .into_iter()
+                .map(|(p, a)| (p.to_string(), a))
+                .collect(),
+        ));
+        let thread = {
+            let (server, hits) = (server.clone(), hits.clone());
+            std::thread::spawn(move || {
+                for mut req in server.incoming_requests() {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let mut sink = Vec::new();
+                    let _ = req.as_reader().read_to_end(&mut sink);
+                    let answer = routes
+                        .lock()
+                        .expect("routes")
+                        .iter()
+                        .find(|(p, _)| p == req.url())
+                        .map(|(_, a)| a.clone());
+                    let _ = match answer {
+                        Some(Answer::Body(ct, body)) => {
+                            req.respond(tiny_http::Response::from_data(body).with_header(
+                                tiny_http::Header::from_bytes("Content-Type", ct).expect("header"),
+                            ))
+                        }
+                        Some(Answer::Redirect(code, to)) => req.respond(
+                            tiny_http::Response::empty(code).with_header(
+                                tiny_http::Header::from_bytes("Location", to.as_bytes())
+                                    .expect("header"),
+                            ),
+                        ),
+                        None => req.respond(tiny_http::Response::empty(404)),
+                    };
+                }
+            })
+        };
+        FileServer {
+            addr,
+            hits,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

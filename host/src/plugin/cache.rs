@@ -55,12 +55,15 @@ impl ComponentCache {
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, Origin)> {
         if let Some(path) = self.path_for(hash) {
-            if path.exists() {
+            // Read into memory rather than `deserialize_file`: a mapped file
+            // truncated by someone else would kill the process with SIGBUS.
+            if let Ok(artifact) = std::fs::read(&path) {
                 // SAFETY: the file was written by `Component::serialize` of
                 // an engine with the same compatibility hash (part of the
-                // name), into a directory only this host writes, and is
-                // replaced atomically (written to a temporary, renamed).
-                match unsafe { Component::deserialize_file(engine, &path) } {
+                // name), into a directory only this host writes, replaced
+                // atomically (written to a temporary, renamed); wasmtime
+                // still checks its header and compatibility.
+                match unsafe { Component::deserialize(engine, &artifact) } {
                     Ok(c) => return Ok((c, Origin::Cached)),
                     Err(e) => {
                         tracing::warn!(path = %path.display(), "discarding unreadable compiled module: {e:?}");

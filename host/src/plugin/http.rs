@@ -36,6 +36,7 @@ pub struct HttpGate {
 }
 
 /// A successful fetch.
+#[derive(Debug)]
 pub struct Fetched {
     /// Final status.
     pub status: u16,

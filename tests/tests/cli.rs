@@ -1,0 +1,138 @@
+//! The `dss` command line on the real binary and real components.
+
+use dss_e2e::*;
+use std::process::Command;
+
+fn dss(args: &[&str], cwd: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(dss_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .env_remove("DSS_CONFIG")
+        .output()
+        .expect("run dss");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_passes_on_the_shipped_providers() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    for m in ["static-list", "traffic-feed", "mobile-ts"] {
+        let path = module(m);
+        let (ok, out, err) = dss(
+            &["providers", "check", path.to_str().unwrap()],
+            scratch.path(),
+        );
+        assert!(ok, "{m}: {out}{err}");
+        assert!(out.contains(&format!("provider {m} ")), "{out}");
+        assert!(out.contains("interface dss:provider@0.1.0"), "{out}");
+        assert!(out.contains("limits:"), "{out}");
+    }
+}
+
+#[test]
+fn check_with_an_instance_lists_its_streams() {
+    let root = repo_root();
+    let (ok, out, err) = dss(
+        &[
+            "providers",
+            "check",
+            module("static-list").to_str().unwrap(),
+            "--instance",
+            "examples/demo/providers.d/demo.toml",
+        ],
+        &root,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("3 streams"), "{out}");
+    assert!(out.contains("demo-bars"), "{out}");
+    assert!(
+        out.contains("list-streams:") && out.contains("peak memory"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_fails_clearly_on_files_that_are_not_components() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "text.wasm",
+            b"hello, I am a text file\n",
+            "not a WebAssembly file",
+        ),
+        ("empty.wasm", b"", "empty file"),
+        ("core.wasm", b"\0asm\x01\0\0\0", "core WebAssembly module"),
+        (
+            "truncated.wasm",
+            b"\0asm\x0d\0\x01\0\x07\x05",
+            "invalid component",
+        ),
+    ];
+    for (name, bytes, expect) in cases {
+        let path = scratch.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (ok, out, err) = dss(
+            &["providers", "check", path.to_str().unwrap()],
+            scratch.path(),
+        );
+        assert!(!ok, "{name} passed: {out}");
+        assert!(err.contains(expect) && err.contains(name), "{name}: {err}");
+    }
+    let (ok, _, err) = dss(&["providers", "check", "missing.wasm"], scratch.path());
+    assert!(!ok);
+    assert!(
+        err.contains("missing.wasm") && err.contains("cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_prints_the_effective_configuration() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        scratch.path().join("dss.toml"),
+        "[nginx]\nhttp_port = 8181\n",
+    )
+    .unwrap();
+    let out = Command::new(dss_bin())
+        .arg("config")
+        .current_dir(scratch.path())
+        .env("DSS_NGINX__RTMP_PORT", "1940")
+        .env_remove("DSS_CONFIG")
+        .output()
+        .expect("run dss");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("listen = \"127.0.0.1:8000\""), "{text}");
+    assert!(text.contains("http_port = 8181"), "{text}");
+    assert!(text.contains("rtmp_port = 1940"), "{text}");
+    assert!(text.contains("app = \"dss\""), "{text}");
+    let out = Command::new(dss_bin())
+        .args(["--config", "nope.toml", "config"])
+        .current_dir(scratch.path())
+        .output()
+        .expect("run dss");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+}
+
+#[test]
+fn providers_list_shows_modules_and_instances() {
+    let (ok, out, err) = dss(&["providers", "list"], &repo_root());
+    assert!(ok, "{out}{err}");
+    for needle in [
+        "static-list",
+        "traffic-feed",
+        "mobile-ts",
+        "demo",
+        "traffic",
+        "phones",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+}
