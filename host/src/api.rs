@@ -5,21 +5,29 @@
 //! malformed → 400, well-formed but unknown → 404.
 
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
+use crate::config::Config;
 use crate::ids;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use crate::supervisor::{Refusal, Supervisor};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
     /// The catalog.
     pub catalog: Arc<Catalog>,
+    /// Stream lifecycles.
+    pub supervisor: Arc<Supervisor>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
@@ -33,6 +41,12 @@ impl ApiError {
 
     fn not_found(msg: impl Into<String>) -> Self {
         ApiError(StatusCode::NOT_FOUND, msg.into())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError::not_found(r.to_string())
     }
 }
 
@@ -50,6 +64,9 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(streams))
         .route("/api/streams/{id}", get(stream))
+        .route("/api/streams/{id}/watch", post(watch))
+        .route("/api/streams/{id}/start", post(admin_start))
+        .route("/api/streams/{id}/stop", post(admin_stop))
         .route(
             "/info/provider",
             get(legacy_providers).post(legacy_providers),
@@ -59,6 +76,7 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
             get(legacy_provider).post(legacy_provider),
         )
         .route("/info/stream/{id}", get(legacy_stream).post(legacy_stream))
+        .merge(crate::hooks::router(state.clone()))
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
 }
@@ -106,22 +124,36 @@ async fn provider(
 pub struct StreamFilter {
     provider: Option<String>,
     online: Option<bool>,
+    state: Option<String>,
 }
 
 async fn streams(
     State(st): State<AppState>,
     Query(f): Query<StreamFilter>,
-) -> Result<Json<Vec<Arc<StreamEntry>>>, ApiError> {
+) -> Result<Json<Vec<Value>>, ApiError> {
     if let Some(p) = &f.provider {
         check_provider(p)?;
     }
     let snap = st.catalog.snapshot();
+    let statuses = st.supervisor.statuses();
     let list = snap
         .streams
         .values()
         .filter(|s| f.provider.as_ref().is_none_or(|p| &s.provider == p))
         .filter(|s| f.online.is_none_or(|o| s.online == o))
-        .cloned()
+        .filter(|s| {
+            f.state.as_ref().is_none_or(|want| {
+                let state = statuses.get(&s.id).map(|x| x.state).unwrap_or_default();
+                json!(state) == json!(want)
+            })
+        })
+        .map(|s| {
+            let mut v = json!(s);
+            let status = statuses.get(&s.id).cloned().unwrap_or_default();
+            v["state"] = json!(status.state);
+            v["viewers"] = json!(status.viewers_rtmp + status.viewers_http);
+            v
+        })
         .collect();
     Ok(Json(list))
 }
@@ -141,7 +173,125 @@ async fn stream(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let s = lookup(&st.catalog, &id)?;
-    Ok(Json(json!(s)))
+    let status = st.supervisor.status(&id);
+    let mut v = json!(s);
+    v["state"] = json!(status.state);
+    v["viewers"] = json!({ "rtmp": status.viewers_rtmp, "http": status.viewers_http });
+    v["pinned"] = json!(status.pinned);
+    v["pid"] = json!(status.pid);
+    v["since_ms"] = json!(status.since_ms);
+    v["restarts"] = json!(status.restarts);
+    v["failures"] = json!(status.failures);
+    v["last_error"] = json!(status.last_error);
+    v["warmup_ms"] = json!(status.warmup_ms);
+    v["frames"] = json!(status.frames);
+    v["log"] = json!(status.log);
+    let n = &st.config.nginx;
+    v["urls"] = json!({
+        "rtmp": format!("rtmp://HOST:{}/{}/{id}", n.rtmp_port, n.app),
+        "hls": format!("http://HOST:{}/hls/{id}/index.m3u8", n.http_port),
+        "dash": format!("http://HOST:{}/dash/{id}/index.mpd", n.http_port),
+    });
+    Ok(Json(v))
+}
+
+/// Parameters of `POST /api/streams/{id}/watch`.
+#[derive(Debug, Deserialize)]
+pub struct WatchParams {
+    /// Lease length in seconds (clamped by the config).
+    timeout: Option<u64>,
+    /// Distinguishes viewers behind one address.
+    client: Option<String>,
+}
+
+async fn watch(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(p): Query<WatchParams>,
+) -> Result<Json<Value>, ApiError> {
+    lookup(&st.catalog, &id)?;
+    let client = p.client.unwrap_or_default();
+    if client.len() > 128 {
+        return Err(ApiError::bad_request("client is longer than 128 bytes"));
+    }
+    let ttl = st.supervisor.lease(
+        &id,
+        &format!("watch:{}:{client}", peer.ip()),
+        p.timeout.map(Duration::from_secs),
+    )?;
+    Ok(Json(json!({
+        "id": id,
+        "lease_seconds": ttl.as_secs(),
+        "state": st.supervisor.status(&id).state,
+    })))
+}
+
+/// Admin actions need the bearer token when one is configured, else a
+/// request from an address allowed to send callbacks.
+fn authorize(st: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    match &st.config.security.api_token {
+        Some(token) => {
+            let given = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                Ok(())
+            } else {
+                Err(ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid bearer token is required".into(),
+                ))
+            }
+        }
+        None => {
+            let ip = peer.ip().to_canonical();
+            if st
+                .config
+                .security
+                .callback_allow
+                .iter()
+                .any(|a| a.to_canonical() == ip)
+            {
+                Ok(())
+            } else {
+                Err(ApiError(
+                    StatusCode::FORBIDDEN,
+                    "admin actions need [security] api_token, or a request from callback_allow"
+                        .into(),
+                ))
+            }
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn admin_start(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &peer, &headers)?;
+    lookup(&st.catalog, &id)?;
+    st.supervisor.start(&id)?;
+    Ok(Json(json!({ "id": id, "pinned": true })))
+}
+
+async fn admin_stop(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, &peer, &headers)?;
+    lookup(&st.catalog, &id)?;
+    st.supervisor.stop(&id);
+    Ok(Json(json!({ "id": id, "stopping": true })))
 }
 
 /// The original DSS's stream data: `{id, name, geo: [lat, lon], status}`.

@@ -32,6 +32,9 @@ pub enum Command {
     },
     /// Prints the effective configuration.
     Config,
+    /// Prints the nginx configuration rendered for this host (for running
+    /// nginx yourself with `[nginx] managed = false`).
+    NginxConf,
     /// Provider modules and instances.
     Providers {
         /// What to do with them.
@@ -76,6 +79,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config => {
             print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::NginxConf => {
+            let managed = crate::nginx::managed::decide(&config).unwrap_or(false);
+            print!("{}", crate::nginx::conf::render(&config, managed)?);
             Ok(())
         }
         Command::Providers { command } => match command {

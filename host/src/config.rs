@@ -160,14 +160,21 @@ pub struct NginxConfig {
     pub binary: PathBuf,
     /// The rtmp module to load (`load_module`); empty: none (built in).
     pub rtmp_module: PathBuf,
-    /// Address nginx listens on and FFmpeg publishes to.
+    /// Address FFmpeg publishes to and the host reads `/stat` from.
     pub host: IpAddr,
+    /// Address nginx listens on for viewers (RTMP and HTTP).
+    pub bind: IpAddr,
     /// nginx HTTP port (HLS, DASH, `/stat`).
     pub http_port: u16,
     /// RTMP port.
     pub rtmp_port: u16,
     /// RTMP application name.
     pub app: String,
+    /// A custom template instead of the built-in `nginx/nginx.conf`.
+    pub template: Option<PathBuf>,
+    /// How long the first playlist request of an idle stream waits for the
+    /// playlist to exist, in seconds.
+    pub http_start_wait_seconds: u64,
 }
 
 impl Default for NginxConfig {
@@ -180,6 +187,10 @@ impl Default for NginxConfig {
             http_port: 8080,
             rtmp_port: 1935,
             app: "dss".into(),
+            bind: IpAddr::from([0, 0, 0, 0]),
+            template: None,
+            // The first HLS playlist exists ~2 s after FFmpeg starts.
+            http_start_wait_seconds: 10,
         }
     }
 }
@@ -200,8 +211,18 @@ pub struct FfmpegConfig {
     pub backoff_max_seconds: u64,
     /// Seconds of running without progress before FFmpeg is restarted.
     pub stale_seconds: u64,
+    /// Seconds a stream must stay live for its backoff to reset.
+    pub stable_seconds: u64,
     /// Lines of FFmpeg stderr kept per stream.
     pub log_lines: usize,
+    /// Default lifetime of an HTTP viewer lease (heartbeat), in seconds.
+    pub http_lease_seconds: u64,
+    /// Shortest lease a client may ask for.
+    pub http_lease_min_seconds: u64,
+    /// Longest lease a client may ask for.
+    pub http_lease_max_seconds: u64,
+    /// Seconds between reconciliations of viewer counts with nginx `/stat`.
+    pub stat_interval_seconds: u64,
     /// Streams kept running whatever the viewers (ids).
     pub auto_start: Vec<String>,
     /// Providers whose streams are all kept running (ids).
@@ -217,7 +238,14 @@ impl Default for FfmpegConfig {
             backoff_initial_ms: 1_000,
             backoff_max_seconds: 60,
             stale_seconds: 20,
+            stable_seconds: 60,
             log_lines: 200,
+            // Players re-fetch playlists every few seconds; 30 s outlives
+            // a few missed fetches.
+            http_lease_seconds: 30,
+            http_lease_min_seconds: 5,
+            http_lease_max_seconds: 600,
+            stat_interval_seconds: 10,
             auto_start: Vec::new(),
             auto_start_providers: Vec::new(),
         }
@@ -321,6 +349,54 @@ impl Config {
         abs(&mut self.providers.modules_dir);
         abs(&mut self.providers.instances_dir);
         abs(&mut self.web.dir);
+        if let Some(t) = &mut self.nginx.template {
+            abs(t);
+        }
+    }
+
+    /// Run files: rendered nginx.conf, pid, HLS/DASH fragments.
+    pub fn run_dir(&self) -> PathBuf {
+        self.state_dir.join("run")
+    }
+
+    /// Log files of nginx.
+    pub fn log_dir(&self) -> PathBuf {
+        self.state_dir.join("log")
+    }
+
+    /// Recordings.
+    pub fn record_dir(&self) -> PathBuf {
+        self.state_dir.join("rec")
+    }
+
+    /// The host's own HTTP base URL as seen from nginx (loopback when the
+    /// host listens on all interfaces).
+    pub fn host_url(&self) -> String {
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                "::1".parse().expect("valid")
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// Where FFmpeg publishes stream `id` (without the publish token).
+    pub fn rtmp_url(&self, id: &str) -> String {
+        let n = &self.nginx;
+        format!(
+            "rtmp://{}/{}/{id}",
+            SocketAddr::new(n.host, n.rtmp_port),
+            n.app
+        )
+    }
+
+    /// Where `/stat` is read.
+    pub fn stat_url(&self) -> String {
+        let n = &self.nginx;
+        format!("http://{}/stat", SocketAddr::new(n.host, n.http_port))
     }
 
     /// Where compiled components are cached.

@@ -2,14 +2,20 @@
 //! stream providers.
 //!
 //! Data flows one way: provider modules ([`plugin`], driven by
-//! [`providers`]) fill the [`catalog`]; the HTTP [`api`] serves it.
+//! [`providers`]) fill the [`catalog`]; the [`supervisor`] runs FFmpeg
+//! ([`ffmpeg`]) on demand into nginx-rtmp ([`nginx`]) as viewers arrive
+//! through the callbacks ([`hooks`]); the HTTP [`api`] serves it all.
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod ffmpeg;
+pub mod hooks;
 pub mod ids;
+pub mod nginx;
 pub mod plugin;
 pub mod providers;
 pub mod server;
+pub mod supervisor;

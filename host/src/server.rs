@@ -3,10 +3,14 @@
 use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::nginx::managed::{self, ManagedNginx};
+use crate::nginx::stat;
 use crate::plugin::PluginEngine;
 use crate::providers::Providers;
+use crate::supervisor::Supervisor;
 use anyhow::Context;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Runs the host with `config` until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -21,20 +25,46 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))?;
     let catalog = Arc::new(Catalog::new());
     let providers = Providers::new(engine, catalog.clone(), config.clone());
+    let supervisor = Supervisor::new(config.clone(), catalog.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!("HTTP API on http://{}", listener.local_addr()?);
 
+    // nginx comes up after our listener exists (its callbacks point at
+    // us) and before anything can start FFmpeg.
+    let nginx = if managed::decide(&config)? {
+        Some(ManagedNginx::start(&config).await?)
+    } else {
+        tracing::warn!(
+            "nginx is not managed: run it with the configuration `dss nginx-conf` prints"
+        );
+        None
+    };
+
     // Listings are loaded in the background: the API answers at once and
     // providers that fetch from the host itself can reach it.
     {
-        let providers = providers.clone();
-        tokio::spawn(async move { providers.reconcile().await });
+        let (providers, catalog, supervisor, config) = (
+            providers.clone(),
+            catalog.clone(),
+            supervisor.clone(),
+            config.clone(),
+        );
+        tokio::spawn(async move {
+            providers.reconcile().await;
+            wait_for_listings(&catalog).await;
+            stat_loop(config, supervisor).await;
+        });
     }
 
-    let app = api::router(AppState { catalog }, &config.web.dir);
+    let state = AppState {
+        config: config.clone(),
+        catalog,
+        supervisor: supervisor.clone(),
+    };
+    let app = api::router(state, &config.web.dir);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -42,8 +72,57 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("HTTP server failed")?;
+    supervisor.shutdown().await;
+    if let Some(nginx) = nginx {
+        nginx.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits (bounded) until no provider is still loading its first listing,
+/// so that the first `/stat` reconciliation knows every stream.
+async fn wait_for_listings(catalog: &Catalog) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let snap = catalog.snapshot();
+        let loading = snap
+            .providers
+            .values()
+            .any(|p| p.state == crate::catalog::ProviderState::Loading);
+        if !loading {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Rebuilds viewer counts from nginx `/stat` now (recovery after a
+/// restart: viewers still connected get their stream started again) and
+/// then periodically (callbacks nginx failed to deliver).
+async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>) {
+    let url = config.stat_url();
+    let every = Duration::from_secs(config.ffmpeg.stat_interval_seconds.max(1));
+    let mut first = true;
+    loop {
+        let at = Instant::now();
+        match stat::fetch(&url, &config.nginx.app).await {
+            Ok(s) => {
+                if first {
+                    let viewers: usize = s.values().map(|x| x.viewers.len()).sum();
+                    tracing::info!(
+                        streams = s.len(),
+                        viewers,
+                        "viewer counts rebuilt from /stat"
+                    );
+                    first = false;
+                }
+                supervisor.resync(&s, at);
+            }
+            Err(e) => tracing::debug!("{e}"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 async fn shutdown_signal() {

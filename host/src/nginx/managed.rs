@@ -1,0 +1,344 @@
+//! The managed nginx: rendered into the run directory and run as a
+//! supervised child (restarted if it dies, stopped on shutdown).
+//!
+//! nginx deliberately survives a crash of the host (it has no parent-death
+//! signal): viewers stay connected, and the next host adopts the running
+//! nginx (same pid file, same rendered configuration) and rebuilds its
+//! viewer counts from `/stat`. A changed configuration means a restart:
+//! never a reload, since a reloaded nginx-rtmp worker starts with an empty
+//! `/stat` while the old one keeps serving.
+
+use super::conf;
+use crate::config::Config;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How long nginx gets to answer after it starts.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long nginx gets to exit after SIGQUIT before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Delay before restarting an nginx that died (doubles, capped).
+const RESTART_MIN: Duration = Duration::from_millis(500);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+
+/// Errors starting nginx.
+#[derive(Debug, thiserror::Error)]
+pub enum NginxError {
+    /// No usable nginx.
+    #[error("{0}; install it with `apt-get install -y nginx libnginx-mod-rtmp`, or set [nginx] managed = false and run nginx yourself with the file `dss nginx-conf` prints")]
+    Missing(String),
+    /// The configuration could not be rendered.
+    #[error(transparent)]
+    Conf(#[from] conf::ConfError),
+    /// A file or directory could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// nginx did not come up.
+    #[error("nginx did not start: {0}")]
+    Start(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NginxError + '_ {
+    move |source| NginxError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Finds `binary` on PATH (or as given).
+fn find_binary(binary: &Path) -> Option<PathBuf> {
+    if binary.components().count() > 1 {
+        return binary.exists().then(|| binary.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(binary))
+        .find(|p| p.is_file())
+}
+
+/// Decides whether nginx is managed: the config's `managed`, or, when
+/// unset, whether nginx and the rtmp module are installed.
+pub fn decide(config: &Config) -> Result<bool, NginxError> {
+    let n = &config.nginx;
+    let binary = find_binary(&n.binary);
+    let module_ok = n.rtmp_module.as_os_str().is_empty() || n.rtmp_module.exists();
+    match n.managed {
+        Some(false) => Ok(false),
+        Some(true) => {
+            if binary.is_none() {
+                return Err(NginxError::Missing(format!(
+                    "nginx binary {:?} not found",
+                    n.binary
+                )));
+            }
+            if !module_ok {
+                return Err(NginxError::Missing(format!(
+                    "nginx RTMP module {} not found",
+                    n.rtmp_module.display()
+                )));
+            }
+            Ok(true)
+        }
+        None => Ok(binary.is_some() && module_ok),
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks for existence.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}
+
+fn is_nginx(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("nginx"))
+        .unwrap_or(false)
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A supervised nginx.
+pub struct ManagedNginx {
+    pid: Arc<AtomicU32>,
+    stopping: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+    /// Whether a running nginx was adopted rather than started.
+    pub adopted: bool,
+}
+
+struct Paths {
+    binary: PathBuf,
+    run: PathBuf,
+    conf: PathBuf,
+    pid: PathBuf,
+    error_log: PathBuf,
+    stat_url: String,
+}
+
+impl ManagedNginx {
+    /// Renders the configuration, adopts a running nginx of the previous
+    /// host when its configuration is unchanged (else stops it), or starts
+    /// one; returns once it answers `/stat`.
+    pub async fn start(config: &Config) -> Result<ManagedNginx, NginxError> {
+        let binary = find_binary(&config.nginx.binary).ok_or_else(|| {
+            NginxError::Missing(format!("nginx {:?} not found", config.nginx.binary))
+        })?;
+        let run = config.run_dir();
+        let log = config.log_dir();
+        for d in [
+            run.clone(),
+            run.join("hls"),
+            run.join("dash"),
+            run.join("tmp"),
+            log.clone(),
+            config.record_dir(),
+        ] {
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+        let paths = Paths {
+            binary,
+            conf: run.join("nginx.conf"),
+            pid: run.join("nginx.pid"),
+            error_log: log.join("nginx-error.log"),
+            run,
+            stat_url: config.stat_url(),
+        };
+        let text = conf::render(config, true)?;
+        let previous = std::fs::read_to_string(&paths.conf).ok();
+        let running = read_pid(&paths.pid).filter(|&p| alive(p) && is_nginx(p));
+        let mut adopted = false;
+        match running {
+            Some(pid) if previous.as_deref() == Some(text.as_str()) => {
+                tracing::info!(pid, "adopting the running nginx of a previous host");
+                adopted = true;
+            }
+            Some(pid) => {
+                tracing::warn!(pid, "configuration changed: restarting the running nginx");
+                stop_pid(pid).await;
+            }
+            None => {}
+        }
+        if !adopted {
+            let tmp = paths.conf.with_extension("conf.tmp");
+            std::fs::write(&tmp, &text).map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &paths.conf).map_err(io(&paths.conf))?;
+        }
+        let pid = Arc::new(AtomicU32::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(Notify::new());
+        let child = if adopted {
+            pid.store(running.unwrap_or(0), Ordering::SeqCst);
+            None
+        } else {
+            let c = spawn(&paths)?;
+            pid.store(c.id().unwrap_or(0), Ordering::SeqCst);
+            Some(c)
+        };
+        wait_ready(&paths, &pid).await?;
+        tracing::info!(
+            pid = pid.load(Ordering::SeqCst),
+            conf = %paths.conf.display(),
+            "nginx ready on {}",
+            paths.stat_url
+        );
+        let task = tokio::spawn(supervise(
+            paths,
+            child,
+            pid.clone(),
+            stopping.clone(),
+            wake.clone(),
+        ));
+        Ok(ManagedNginx {
+            pid,
+            stopping,
+            wake,
+            task,
+            adopted,
+        })
+    }
+
+    /// The pid of the nginx master.
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+
+    /// Stops nginx gracefully (SIGQUIT, then SIGKILL).
+    pub async fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let pid = self.pid();
+        stop_pid(pid).await;
+        let _ = self.task.await;
+    }
+}
+
+fn spawn(paths: &Paths) -> Result<tokio::process::Child, NginxError> {
+    let mut cmd = tokio::process::Command::new(&paths.binary);
+    cmd.arg("-p")
+        .arg(&paths.run)
+        .arg("-c")
+        .arg(&paths.conf)
+        .arg("-e")
+        .arg(&paths.error_log)
+        .stdin(Stdio::null())
+        // Everything goes to the error log (`-e` covers start-up too).
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Own group: a terminal's Ctrl-C reaches the host, which stops
+        // nginx itself; no parent-death signal, so viewers survive a crash.
+        .process_group(0);
+    cmd.spawn()
+        .map_err(|e| NginxError::Start(format!("cannot run {}: {e}", paths.binary.display())))
+}
+
+async fn wait_ready(paths: &Paths, pid: &AtomicU32) -> Result<(), NginxError> {
+    let start = std::time::Instant::now();
+    loop {
+        if super::stat::fetch(&paths.stat_url, "").await.is_ok() {
+            return Ok(());
+        }
+        let p = pid.load(Ordering::SeqCst);
+        if !alive(p) || start.elapsed() > READY_TIMEOUT {
+            let log = std::fs::read_to_string(&paths.error_log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            return Err(NginxError::Start(format!(
+                "{} not answering after {:?}; {}: {}",
+                paths.stat_url,
+                start.elapsed(),
+                paths.error_log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn stop_pid(pid: u32) {
+    if !alive(pid) {
+        return;
+    }
+    // SAFETY: plain kill(2) calls.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGQUIT) };
+    let start = std::time::Instant::now();
+    while alive(pid) && is_nginx(pid) && start.elapsed() < STOP_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if alive(pid) && is_nginx(pid) {
+        unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// Waits for nginx to exit (a child: `wait`; adopted: polling) and starts
+/// a new one unless the host is stopping.
+async fn supervise(
+    paths: Paths,
+    mut child: Option<tokio::process::Child>,
+    pid: Arc<AtomicU32>,
+    stopping: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+) {
+    let mut delay = RESTART_MIN;
+    loop {
+        match child.as_mut() {
+            Some(c) => {
+                tokio::select! {
+                    status = c.wait() => {
+                        if !stopping.load(Ordering::SeqCst) {
+                            tracing::error!(?status, "nginx exited");
+                        }
+                    }
+                    _ = wake.notified() => {
+                        // Stopping: `stop` signals it; reap it here.
+                        let _ = c.wait().await;
+                    }
+                }
+            }
+            None => loop {
+                let p = pid.load(Ordering::SeqCst);
+                if stopping.load(Ordering::SeqCst) || !alive(p) || !is_nginx(p) {
+                    if !stopping.load(Ordering::SeqCst) {
+                        tracing::error!(pid = p, "adopted nginx exited");
+                    }
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = wake.notified() => {}
+                }
+            },
+        }
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RESTART_MAX);
+        match spawn(&paths) {
+            Ok(c) => {
+                pid.store(c.id().unwrap_or(0), Ordering::SeqCst);
+                tracing::warn!(pid = pid.load(Ordering::SeqCst), "nginx restarted");
+                child = Some(c);
+                if wait_ready(&paths, &pid).await.is_ok() {
+                    delay = RESTART_MIN;
+                }
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                child = None;
+                pid.store(0, Ordering::SeqCst);
+            }
+        }
+    }
+}
