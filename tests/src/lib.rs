@@ -107,6 +107,19 @@ pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Resp {
     }
 }
 
+/// POST `url` with an empty body and a bearer token.
+pub fn post_bearer(url: &str, token: &str) -> Resp {
+    let mut r = agent()
+        .post(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .send_empty()
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    Resp {
+        status: r.status().as_u16(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
 /// Polls `f` until it returns `Some`, or panics after `timeout` with `what`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -128,8 +141,12 @@ pub struct Setup {
     pub dir: tempfile::TempDir,
     /// Port of the host's HTTP API.
     pub port: u16,
-    /// Extra TOML appended to `dss.toml`.
-    pub extra_config: String,
+    /// nginx HTTP port.
+    pub nginx_http: u16,
+    /// nginx RTMP port.
+    pub nginx_rtmp: u16,
+    /// Extra `dss.toml` lines by section (`""` for top-level keys).
+    pub sections: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Setup {
@@ -150,11 +167,61 @@ impl Setup {
             .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("modules")).expect("mkdir");
         std::fs::create_dir_all(dir.path().join("providers.d")).expect("mkdir");
-        Setup {
+        let mut s = Setup {
             dir,
             port: free_port(),
-            extra_config: String::new(),
-        }
+            nginx_http: free_port(),
+            nginx_rtmp: free_port(),
+            sections: Default::default(),
+        };
+        // No nginx unless a test asks for it.
+        s.set("nginx", "managed = false");
+        s.set(
+            "web",
+            &format!("dir = {:?}", repo_root().join("www").display().to_string()),
+        );
+        s
+    }
+
+    /// Adds a `dss.toml` line to `section`.
+    pub fn set(&mut self, section: &str, line: &str) -> &mut Self {
+        self.sections
+            .entry(section.to_string())
+            .or_default()
+            .push(line.to_string());
+        self
+    }
+
+    /// Runs a managed nginx on this setup's ports, with short lifecycle
+    /// timings (`grace_seconds`) for tests.
+    pub fn with_nginx(&mut self, grace_seconds: u64) -> &mut Self {
+        let lines = self.sections.entry("nginx".into()).or_default();
+        lines.retain(|l| !l.starts_with("managed"));
+        lines.push("managed = true".into());
+        lines.push("bind = \"127.0.0.1\"".into());
+        lines.push(format!("http_port = {}", self.nginx_http));
+        lines.push(format!("rtmp_port = {}", self.nginx_rtmp));
+        self.set("ffmpeg", &format!("grace_seconds = {grace_seconds}"));
+        self
+    }
+
+    /// `rtmp://127.0.0.1:PORT/dss/ID`.
+    pub fn rtmp_url(&self, id: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/dss/{id}", self.nginx_rtmp)
+    }
+
+    /// `http://127.0.0.1:PORT` of nginx.
+    pub fn nginx_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.nginx_http)
+    }
+
+    /// The pid of the managed nginx, from its pid file.
+    pub fn nginx_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("var/run/nginx.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Copies `file` into the modules directory as `name.wasm`.
@@ -194,12 +261,26 @@ impl Setup {
 
     /// Writes `dss.toml`.
     pub fn write_config(&self) -> PathBuf {
-        let text = format!(
-            "listen = \"127.0.0.1:{}\"\n[web]\ndir = {:?}\n[providers]\nmodules_dir = \"modules\"\ninstances_dir = \"providers.d\"\n{}\n",
-            self.port,
-            repo_root().join("www").display().to_string(),
-            self.extra_config
-        );
+        let mut text = format!("listen = \"127.0.0.1:{}\"\n", self.port);
+        for line in self.sections.get("").into_iter().flatten() {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str("[providers]\nmodules_dir = \"modules\"\ninstances_dir = \"providers.d\"\n");
+        for line in self.sections.get("providers").into_iter().flatten() {
+            text.push_str(line);
+            text.push('\n');
+        }
+        for (section, lines) in &self.sections {
+            if section.is_empty() || section == "providers" {
+                continue;
+            }
+            text.push_str(&format!("[{section}]\n"));
+            for line in lines {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
         let path = self.config_path();
         std::fs::write(&path, text).expect("write dss.toml");
         path
@@ -238,6 +319,28 @@ impl Setup {
 impl Default for Setup {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        // The managed nginx outlives a killed host by design; not a test.
+        if let Some(pid) = self.nginx_pid() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+/// Whether process `pid` runs (a zombie has exited: it only awaits reaping).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z') | Some('X') | None)
+        }
+        Err(_) => false,
     }
 }
 
@@ -384,4 +487,141 @@ impl Drop for FileServer {
             let _ = t.join();
         }
     }
+}
+
+impl Host {
+    /// Kills the host with SIGKILL, as a crash would (nginx survives).
+    pub fn crash(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A stream's API view.
+    pub fn stream(&self, id: &str) -> Value {
+        let r = self.get(&format!("/api/streams/{id}"));
+        assert_eq!(r.status, 200, "{id}: {}", r.body);
+        r.json()
+    }
+
+    /// Waits until `f` holds for stream `id`; returns the stream.
+    pub fn wait_stream(
+        &self,
+        id: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        let start = Instant::now();
+        loop {
+            let s = self.stream(id);
+            if f(&s) {
+                return s;
+            }
+            last = s;
+            if start.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {id} {what}; last: {last}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// POST a path of the host with an empty body.
+    pub fn post(&self, path: &str) -> Resp {
+        post_form(&format!("{}{path}", self.base), &[])
+    }
+}
+
+/// Live FFmpeg processes publishing stream `id` (found by their RTMP URL).
+pub fn publishers_of(id: &str) -> Vec<u32> {
+    let needle = format!("/{id}?token=");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(&needle) && process_alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A real viewer: FFmpeg reading a stream and decoding it, reporting the
+/// frames it got. Killed on drop.
+pub struct Viewer {
+    child: Child,
+    progress: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Viewer {
+    /// Starts watching `url`.
+    pub fn start(url: &str) -> Viewer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let progress = dir.path().join("progress");
+        let child = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i", url])
+            .args(["-f", "null", "-", "-progress"])
+            .arg(&progress)
+            .args(["-stats_period", "0.2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn viewer ffmpeg");
+        Viewer {
+            child,
+            progress,
+            _dir: dir,
+        }
+    }
+
+    /// Frames decoded so far.
+    pub fn frames(&self) -> u64 {
+        std::fs::read_to_string(&self.progress)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("frame="))
+            .filter_map(|v| v.trim().parse().ok())
+            .last()
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `n` more frames than `from` were decoded.
+    pub fn wait_frames(&self, from: u64, n: u64, timeout: Duration) -> u64 {
+        wait_for(&format!("{n} frames after {from}"), timeout, || {
+            let f = self.frames();
+            (f >= from + n).then_some(f)
+        })
+    }
+
+    /// Stops watching.
+    pub fn leave(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A static-list instance of lavfi test patterns (small, cheap to encode).
+pub fn test_pattern_instance(keys: &[&str]) -> String {
+    let streams: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{{ key = \"{k}\", source = \"testsrc=size=320x240:rate=15\" }}"))
+        .collect();
+    format!(
+        "module = \"static-list\"\n\
+         input_options = [\"-re\", \"-f\", \"lavfi\"]\n\
+         output_options = [\"-c:v\", \"libx264\", \"-preset\", \"ultrafast\", \"-tune\", \"zerolatency\", \"-pix_fmt\", \"yuv420p\", \"-g\", \"15\"]\n\
+         [config]\nstreams = [{}]\n",
+        streams.join(", ")
+    )
 }

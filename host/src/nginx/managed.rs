@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 /// How long nginx gets to answer after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long nginx gets to exit after SIGQUIT before SIGKILL.
+/// How long nginx gets to exit after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Delay before restarting an nginx that died (doubles, capped).
 const RESTART_MIN: Duration = Duration::from_millis(500);
@@ -214,7 +214,8 @@ impl ManagedNginx {
         self.pid.load(Ordering::SeqCst)
     }
 
-    /// Stops nginx gracefully (SIGQUIT, then SIGKILL).
+    /// Stops nginx (SIGTERM, then SIGKILL). Not SIGQUIT: a graceful stop
+    /// waits for every RTMP viewer to leave.
     pub async fn stop(self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
@@ -270,7 +271,7 @@ async fn stop_pid(pid: u32) {
         return;
     }
     // SAFETY: plain kill(2) calls.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGQUIT) };
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     let start = std::time::Instant::now();
     while alive(pid) && is_nginx(pid) && start.elapsed() < STOP_TIMEOUT {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,0 +1,350 @@
+//! On-demand streaming end to end, on real nginx-rtmp and real FFmpeg:
+//! viewers start streams, leaving stops them, deaths restart them, and a
+//! crashed host recovers its viewers from `/stat`.
+//!
+//! The tests run one at a time (a lock): each runs nginx and FFmpeg
+//! encoders, and two cores shared by several would make the timings
+//! these lifecycles depend on meaningless.
+
+use dss_e2e::*;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const T: Duration = Duration::from_secs(20);
+
+fn setup(grace: u64) -> Setup {
+    let mut s = Setup::new();
+    s.with_nginx(grace);
+    s.instance("cam", &test_pattern_instance(&["a", "b"]));
+    s
+}
+
+fn ready(host: &Host) {
+    assert_eq!(host.provider_settled("cam")["state"], "ready");
+}
+
+#[test]
+fn an_rtmp_viewer_starts_an_idle_stream_and_leaving_stops_it() {
+    let _g = serial();
+    let s = setup(2);
+    let host = s.start();
+    ready(&host);
+    assert_eq!(host.stream("cam-a")["state"], "idle");
+    assert!(
+        publishers_of("cam-a").is_empty(),
+        "no FFmpeg before a viewer"
+    );
+
+    let viewer = Viewer::start(&s.rtmp_url("cam-a"));
+    viewer.wait_frames(0, 10, T);
+    let live = host.wait_stream("cam-a", "live", T, |v| v["state"] == "live");
+    assert_eq!(live["viewers"]["rtmp"], 1);
+    assert!(live["warmup_ms"].as_u64().is_some());
+    let pid = live["pid"].as_u64().expect("pid") as u32;
+    assert_eq!(publishers_of("cam-a"), [pid]);
+    assert_eq!(
+        host.stream("cam-b")["state"],
+        "idle",
+        "other streams stay idle"
+    );
+
+    viewer.leave();
+    // Gone within grace (2 s) + 5 s.
+    host.wait_stream("cam-a", "idle", Duration::from_secs(7), |v| {
+        v["state"] == "idle"
+    });
+    wait_for("FFmpeg to exit", Duration::from_secs(3), || {
+        (!process_alive(pid)).then_some(())
+    });
+}
+
+#[test]
+fn a_second_viewer_during_the_grace_period_keeps_it_running() {
+    let _g = serial();
+    let s = setup(4);
+    let host = s.start();
+    ready(&host);
+    let first = Viewer::start(&s.rtmp_url("cam-a"));
+    first.wait_frames(0, 5, T);
+    let pid = host.wait_stream("cam-a", "live", T, |v| v["state"] == "live")["pid"].clone();
+    first.leave();
+    host.wait_stream("cam-a", "stopping", T, |v| v["state"] == "stopping");
+    let second = Viewer::start(&s.rtmp_url("cam-a"));
+    second.wait_frames(0, 5, T);
+    // Well past the grace period: still the same FFmpeg, live.
+    std::thread::sleep(Duration::from_secs(5));
+    let v = host.stream("cam-a");
+    assert_eq!(v["state"], "live", "{v}");
+    assert_eq!(
+        v["pid"], pid,
+        "the grace period was cancelled, not restarted"
+    );
+    assert_eq!(v["viewers"]["rtmp"], 1);
+}
+
+#[test]
+fn ffmpeg_killed_while_watched_is_restarted_and_counted() {
+    let _g = serial();
+    let s = setup(2);
+    let host = s.start();
+    ready(&host);
+    let viewer = Viewer::start(&s.rtmp_url("cam-a"));
+    let before = viewer.wait_frames(0, 5, T);
+    let pid = host.wait_stream("cam-a", "live", T, |v| v["state"] == "live")["pid"]
+        .as_u64()
+        .expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    let v = host.wait_stream("cam-a", "restarted", T, |v| {
+        v["state"] == "live" && v["pid"].as_u64().is_some_and(|p| p != pid)
+    });
+    assert_eq!(v["restarts"], 1, "{v}");
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ffmpeg exited"),
+        "{v}"
+    );
+    viewer.wait_frames(before, 10, T);
+}
+
+#[test]
+fn a_source_that_never_publishes_times_out_and_backs_off() {
+    let _g = serial();
+    // A server that accepts and never answers: FFmpeg waits forever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let mut s = Setup::new();
+    s.with_nginx(2);
+    s.set("ffmpeg", "start_timeout_seconds = 2");
+    s.set("ffmpeg", "backoff_initial_ms = 500");
+    s.instance(
+        "cam",
+        &format!("module = \"static-list\"\n[config]\nstreams = [{{ key = \"dead\", source = \"http://{addr}/stream\" }}]\n"),
+    );
+    let host = s.start();
+    ready(&host);
+    let r = host.post("/api/streams/cam-dead/watch?timeout=60");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = host.wait_stream("cam-dead", "backoff", T, |v| {
+        v["state"] == "backoff" && v["failures"].as_u64() >= Some(1)
+    });
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no publish within 2 s"),
+        "{v}"
+    );
+    // It is retried, and the failures keep counting.
+    host.wait_stream("cam-dead", "a retry", T, |v| {
+        v["failures"].as_u64() >= Some(2)
+    });
+    drop(silent);
+}
+
+#[test]
+fn the_first_hls_request_of_an_idle_stream_gets_a_playlist() {
+    let _g = serial();
+    let s = setup(2);
+    let host = s.start();
+    ready(&host);
+    let r = get(&format!("{}/hls/cam-b/index.m3u8", s.nginx_base()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.starts_with("#EXTM3U"), "{}", r.body);
+    assert!(r.body.contains(".ts"), "{}", r.body);
+    let v = host.stream("cam-b");
+    assert_eq!(v["viewers"]["http"], 1, "{v}");
+    assert_eq!(v["state"], "live");
+    // A segment is served too, and an unknown stream is refused.
+    let seg = r
+        .body
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .expect("segment");
+    assert_eq!(
+        get(&format!("{}/hls/cam-b/{seg}", s.nginx_base())).status,
+        200
+    );
+    assert_eq!(
+        get(&format!("{}/hls/cam-zz/index.m3u8", s.nginx_base())).status,
+        403
+    );
+    assert!(publishers_of("cam-zz").is_empty());
+}
+
+#[test]
+fn no_ffmpeg_outlives_a_killed_host() {
+    let _g = serial();
+    let s = setup(30);
+    let mut host = s.start();
+    ready(&host);
+    for id in ["cam-a", "cam-b"] {
+        assert_eq!(
+            host.post(&format!("/api/streams/{id}/watch?timeout=120"))
+                .status,
+            200
+        );
+    }
+    let pids: Vec<u32> = ["cam-a", "cam-b"]
+        .iter()
+        .map(|id| {
+            host.wait_stream(id, "live", T, |v| v["state"] == "live")["pid"]
+                .as_u64()
+                .expect("pid") as u32
+        })
+        .collect();
+    host.crash();
+    wait_for(
+        "every FFmpeg to die with the host",
+        Duration::from_secs(5),
+        || pids.iter().all(|&p| !process_alive(p)).then_some(()),
+    );
+    assert!(publishers_of("cam-a").is_empty() && publishers_of("cam-b").is_empty());
+}
+
+#[test]
+fn a_restarted_host_recovers_its_viewers_from_stat() {
+    let _g = serial();
+    let s = setup(5);
+    let mut host = s.start();
+    ready(&host);
+    let viewer = Viewer::start(&s.rtmp_url("cam-a"));
+    viewer.wait_frames(0, 5, T);
+    host.wait_stream("cam-a", "live", T, |v| v["state"] == "live");
+    let nginx = s.nginx_pid().expect("nginx pid");
+    host.crash();
+    let before = viewer.frames();
+
+    let host = s.start();
+    assert_eq!(s.nginx_pid(), Some(nginx), "the running nginx is adopted");
+    let v = host.wait_stream("cam-a", "live again", T, |v| v["state"] == "live");
+    assert_eq!(v["viewers"]["rtmp"], 1, "count rebuilt from /stat: {v}");
+    viewer.wait_frames(before, 15, T);
+    assert!(host.log_text().contains("adopting the running nginx"));
+}
+
+#[test]
+fn callbacks_refuse_bad_ids_and_tolerate_duplicates() {
+    let _g = serial();
+    let mut s = setup(2);
+    s.set("ffmpeg", "stat_interval_seconds = 1");
+    let host = s.start();
+    ready(&host);
+    let hook =
+        |path: &str, fields: &[(&str, &str)]| post_form(&format!("{}{path}", host.base), fields);
+    for name in ["../x", "a b", "cam-zzz", "cam-", "cam-a/../../x", ""] {
+        let r = hook(
+            "/hooks/on_play",
+            &[("app", "dss"), ("name", name), ("clientid", "7")],
+        );
+        assert_eq!(r.status, 404, "{name:?}: {}", r.body);
+    }
+    let r = hook(
+        "/hooks/on_play",
+        &[("app", "other"), ("name", "cam-a"), ("clientid", "7")],
+    );
+    assert_eq!(r.status, 404, "another application");
+    for path in [
+        "/control/T7/start",
+        "/control/cam-zzz/start",
+        "/control/..%2Fx/start",
+        "/control/cam-a/explode",
+    ] {
+        let r = host.get(path);
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+    assert!(publishers_of("cam-zzz").is_empty() && publishers_of("x").is_empty());
+    assert_eq!(host.stream("cam-a")["state"], "idle");
+
+    // Duplicate plays of one client count once; a stray done is harmless.
+    let play = [("app", "dss"), ("name", "cam-b"), ("clientid", "41")];
+    assert_eq!(hook("/hooks/on_play", &play).status, 200);
+    assert_eq!(hook("/hooks/on_play", &play).status, 200);
+    assert_eq!(
+        hook(
+            "/hooks/on_play_done",
+            &[("app", "dss"), ("name", "cam-b"), ("clientid", "999")]
+        )
+        .status,
+        200
+    );
+    let v = host.wait_stream("cam-b", "starting", T, |v| v["state"] != "idle");
+    assert_eq!(v["viewers"]["rtmp"], 1, "{v}");
+    // Nobody but this stream's FFmpeg may publish it.
+    let r = hook(
+        "/hooks/on_publish",
+        &[
+            ("app", "dss"),
+            ("name", "cam-b"),
+            ("clientid", "5"),
+            ("token", "guess"),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    // Client 41 never existed in nginx and its on_play_done never comes:
+    // /stat reconciliation drops it (after the resync grace) and the
+    // stream stops.
+    host.wait_stream(
+        "cam-b",
+        "the phantom viewer dropped",
+        Duration::from_secs(30),
+        |v| v["viewers"]["rtmp"] == 0 && v["state"] == "idle",
+    );
+}
+
+#[test]
+fn control_routes_and_admin_actions() {
+    let _g = serial();
+    let mut s = setup(1);
+    s.set("security", "api_token = \"s3cret\"");
+    let host = s.start();
+    ready(&host);
+    assert_eq!(host.get("/control/cam-a/start").status, 200);
+    let v = host.wait_stream("cam-a", "live", T, |v| v["state"] == "live");
+    assert_eq!(v["pinned"], true);
+    assert_eq!(host.get("/control/cam-a/stop").status, 200);
+    host.wait_stream("cam-a", "idle", T, |v| v["state"] == "idle");
+    assert_eq!(host.get("/control/cam-a/http/x").status, 400);
+    assert_eq!(host.get("/control/cam-a/http/1").status, 200);
+    // A lease of 1 s is clamped to the minimum (5 s).
+    host.wait_stream("cam-a", "an http lease", T, |v| v["viewers"]["http"] == 1);
+
+    // Admin start/stop need the bearer token.
+    assert_eq!(host.post("/api/streams/cam-b/start").status, 401);
+    let authed = |path: &str| post_bearer(&format!("{}{path}", host.base), "s3cret").status;
+    assert_eq!(
+        post_bearer(&format!("{}/api/streams/cam-b/start", host.base), "wrong").status,
+        401
+    );
+    assert_eq!(authed("/api/streams/cam-b/start"), 200);
+    host.wait_stream("cam-b", "live", T, |v| v["state"] == "live");
+    assert_eq!(authed("/api/streams/cam-b/stop"), 200);
+    host.wait_stream("cam-b", "idle", T, |v| v["state"] == "idle");
+    assert_eq!(authed("/api/streams/cam-zz/start"), 404);
+}
+
+#[test]
+fn callbacks_from_other_addresses_are_forbidden() {
+    let _g = serial();
+    let mut s = Setup::new();
+    s.set("security", "callback_allow = [\"192.0.2.1\"]");
+    s.instance("cam", &test_pattern_instance(&["a"]));
+    let host = s.start();
+    ready(&host);
+    let r = post_form(
+        &format!("{}/hooks/on_play", host.base),
+        &[("app", "dss"), ("name", "cam-a"), ("clientid", "1")],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(host.get("/control/cam-a/start").status, 403);
+    assert_eq!(host.stream("cam-a")["state"], "idle");
+}
