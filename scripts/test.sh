@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-providers.sh
+scripts/build-fixtures.sh
 cargo build --release -p dss-host
 cargo test --release --workspace "$@"

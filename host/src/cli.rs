@@ -168,25 +168,33 @@ fn print_report(what: &str, r: &CallReport) {
 
 async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow::Result<()> {
     let engine = engine(config)?;
-    let (id, config_json, limits, allow_hosts) = match instance {
+    let (id, config_json, limits, allow_hosts, allow_private) = match instance {
         Some(p) => {
             let (id, inst) = InstanceConfig::load(p)?;
             let limits = inst
                 .limits(&config.providers.limits)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            (id, inst.config_json(), limits, inst.allow_hosts.clone())
+            (
+                id,
+                inst.config_json(),
+                limits,
+                inst.allow_hosts.clone(),
+                inst.allow_private,
+            )
         }
         None => (
             "check".to_string(),
             "{}".to_string(),
             config.providers.limits.clone(),
             Vec::new(),
+            false,
         ),
     };
     let grant = Grant {
         provider: Arc::from(id.as_str()),
         limits: limits.clone(),
         allow_hosts: Arc::from(allow_hosts),
+        allow_private,
     };
     let file = file.to_path_buf();
     let with_config = instance.is_some();

@@ -15,12 +15,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML or has unknown/mistyped keys.
     #[error("invalid configuration in {path}: {message}")]
@@ -108,6 +108,9 @@ pub struct Limits {
     pub max_streams: usize,
     /// Length of a stream's source, name or tag value, in bytes.
     pub max_string_len: usize,
+    /// Data one call may copy from the guest to the host (its result, or
+    /// the arguments of one host call), in MiB.
+    pub max_result_mib: u64,
     /// `http-get` requests in one call.
     pub http_max_requests: u32,
     /// Body size of one `http-get` response, in bytes.
@@ -128,6 +131,8 @@ impl Default for Limits {
             memory_mib: 64,
             max_streams: 100_000,
             max_string_len: 4_096,
+            // 100,000 streams take ~15 MiB once lifted into the host.
+            max_result_mib: 64,
             http_max_requests: 8,
             // Camera lists are kilobytes; 16 MiB is generous.
             http_max_body: 16 * 1024 * 1024,
@@ -302,9 +307,9 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let (mut doc, dir, origin) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read {
                     path: p.to_path_buf(),
-                    source,
+                    error,
                 })?;
                 let doc: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
                     path: p.to_path_buf(),
@@ -458,6 +463,11 @@ pub struct InstanceConfig {
     /// Hosts `http-get` may reach (`host` or `host:port`).
     #[serde(default)]
     pub allow_hosts: Vec<String>,
+    /// Lets host names in `allow_hosts` resolve to private, loopback or
+    /// link-local addresses (IP addresses listed literally are always
+    /// allowed: the operator named them).
+    #[serde(default)]
+    pub allow_private: bool,
     /// Seconds between listings, overriding the provider's default.
     #[serde(default)]
     pub refresh_seconds: Option<u32>,
@@ -491,9 +501,9 @@ impl InstanceConfig {
             .and_then(|s| s.to_str())
             .ok_or_else(|| invalid("file name is not UTF-8".into()))?
             .to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());

@@ -19,3 +19,4 @@ pub mod plugin;
 pub mod providers;
 pub mod server;
 pub mod supervisor;
+pub mod watch;

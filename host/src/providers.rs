@@ -31,10 +31,33 @@ struct ModuleSlot {
     error: Option<String>,
 }
 
+/// The task serving an instance before a change was validated: the new
+/// version's task aborts it once its first listing succeeds.
+type Predecessor = Arc<std::sync::Mutex<Option<JoinHandle<()>>>>;
+
 struct InstanceSlot {
     /// The instance file's contents and the module hash it runs with.
     fingerprint: (String, Option<String>),
     task: Option<JoinHandle<()>>,
+    /// Still serving until `task` has validated the new version.
+    predecessor: Predecessor,
+}
+
+impl InstanceSlot {
+    /// Takes the task that is actually serving (the predecessor when the
+    /// current task has not validated yet, which is then abandoned).
+    fn take_serving(&mut self) -> Option<JoinHandle<()>> {
+        let pending = lock(&self.predecessor).take();
+        match pending {
+            Some(serving) => {
+                if let Some(t) = self.task.take() {
+                    t.abort();
+                }
+                Some(serving)
+            }
+            None => self.task.take(),
+        }
+    }
 }
 
 impl Drop for InstanceSlot {
@@ -42,7 +65,14 @@ impl Drop for InstanceSlot {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+        if let Some(t) = lock(&self.predecessor).take() {
+            t.abort();
+        }
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Default)]
@@ -212,14 +242,21 @@ impl Providers {
             let slot = state.modules.get(&inst.config.module);
             let module = slot.and_then(|s| s.module.clone());
             let fingerprint = (inst.text.clone(), module.as_ref().map(|m| m.hash.clone()));
-            if state
-                .instances
-                .get(&inst.id)
-                .is_some_and(|s| s.fingerprint == fingerprint)
-            {
-                continue;
+            if let Some(running) = state.instances.get(&inst.id) {
+                if running.fingerprint == fingerprint {
+                    // Unchanged; but a rejected update of its module is news.
+                    if let (Some(err), Some(_)) = (slot.and_then(|s| s.error.clone()), &module) {
+                        self.catalog.edit_status(&inst.id, |s| {
+                            s.last_error = Some(format!(
+                                "module update rejected, the previous version keeps serving: {err}"
+                            ))
+                        });
+                    }
+                    continue;
+                }
             }
             let id = inst.id.clone();
+            let predecessor: Predecessor = Arc::default();
             let task = if !inst.config.enabled {
                 self.catalog.replace_streams(&id, Vec::new());
                 let mut st = failed_status(&id, &inst.config.module, &inst.file, String::new());
@@ -228,10 +265,18 @@ impl Providers {
                 self.catalog.set_status(st);
                 None
             } else if let Some(module) = module {
+                // A running instance keeps serving until the new version
+                // (config or module) has listed successfully.
+                let serving = state
+                    .instances
+                    .get_mut(&id)
+                    .and_then(InstanceSlot::take_serving);
+                *lock(&predecessor) = serving;
                 let me = self.clone();
-                Some(tokio::spawn(
-                    async move { me.run_instance(inst, module).await },
-                ))
+                let pred = predecessor.clone();
+                Some(tokio::spawn(async move {
+                    me.run_instance(inst, module, pred).await
+                }))
             } else {
                 let why = match slot.and_then(|s| s.error.clone()) {
                     Some(e) => e,
@@ -247,20 +292,34 @@ impl Providers {
                     .set_status(failed_status(&id, &inst.config.module, &inst.file, why));
                 None
             };
-            state
-                .instances
-                .insert(id, InstanceSlot { fingerprint, task });
+            state.instances.insert(
+                id,
+                InstanceSlot {
+                    fingerprint,
+                    task,
+                    predecessor,
+                },
+            );
         }
     }
 
     /// Lifetime of one instance with one module: init, then list on every
-    /// refresh, retrying failures with a growing delay.
-    async fn run_instance(self: Arc<Self>, inst: Instance, module: Arc<ProviderModule>) {
+    /// refresh, retrying failures with a growing delay. While `predecessor`
+    /// holds the task of the previous version, that one keeps serving and
+    /// this one only reports why it is not taking over; the first good
+    /// listing aborts the predecessor and swaps the streams in at once.
+    async fn run_instance(
+        self: Arc<Self>,
+        inst: Instance,
+        module: Arc<ProviderModule>,
+        predecessor: Predecessor,
+    ) {
         let id = inst.id.clone();
         let grant = Grant {
             provider: Arc::from(id.as_str()),
             limits: inst.limits.clone(),
             allow_hosts: Arc::from(inst.config.allow_hosts.clone()),
+            allow_private: inst.config.allow_private,
         };
         let mut status = ProviderStatus {
             id: id.clone(),
@@ -277,7 +336,10 @@ impl Providers {
             loaded_at_ms: Some(unix_ms(module.loaded_at)),
             refreshed_at_ms: None,
         };
-        self.catalog.set_status(status.clone());
+        let mut validated = lock(&predecessor).is_none();
+        if validated {
+            self.catalog.set_status(status.clone());
+        }
         let config_json = inst.config.config_json();
         let mut info: Option<ModuleInfo> = None;
         let mut retry = RETRY_MIN;
@@ -308,6 +370,13 @@ impl Providers {
                         Ok(entries) => {
                             tracing::info!(provider = %id, streams = entries.len(), "listing refreshed");
                             let refresh = inst.config.refresh_seconds.unwrap_or(i.refresh_seconds);
+                            if !validated {
+                                if let Some(old) = lock(&predecessor).take() {
+                                    old.abort();
+                                }
+                                validated = true;
+                                tracing::info!(provider = %id, version = %module.info.version, hash = %&module.hash[..12], "new version swapped in");
+                            }
                             self.catalog.replace_streams(&id, entries);
                             status.state = ProviderState::Ready;
                             status.last_error = None;
@@ -339,8 +408,20 @@ impl Providers {
                 }
                 Err(join) => self.fail(&mut status, format!("call panicked: {join}"), &mut retry),
             };
-            // `set_status` fills in the stream count.
-            self.catalog.set_status(status.clone());
+            if validated {
+                // `set_status` fills in the stream count.
+                self.catalog.set_status(status.clone());
+            } else {
+                let why = status.last_error.clone().unwrap_or_default();
+                self.catalog.edit_status(&id, |s| {
+                    s.last_error = Some(format!(
+                        "new version ({} {}, sha256 {}) not swapped in, the previous version keeps serving: {why}",
+                        module.name,
+                        module.info.version,
+                        &module.hash[..12]
+                    ))
+                });
+            }
             match wait {
                 Some(d) => tokio::time::sleep(d).await,
                 None => std::future::pending::<()>().await,

@@ -58,6 +58,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             stat_loop(config, supervisor).await;
         });
     }
+    let _watch = crate::watch::spawn(
+        providers.clone(),
+        vec![
+            config.providers.modules_dir.clone(),
+            config.providers.instances_dir.clone(),
+        ],
+    );
 
     let state = AppState {
         config: config.clone(),

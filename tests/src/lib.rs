@@ -625,3 +625,16 @@ pub fn test_pattern_instance(keys: &[&str]) -> String {
         streams.join(", ")
     )
 }
+
+/// A test fixture component built by `scripts/build-fixtures.sh`.
+pub fn fixture(name: &str) -> PathBuf {
+    let path = repo_root()
+        .join("target/fixtures")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/build-fixtures.sh first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}

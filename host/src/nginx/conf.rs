@@ -12,12 +12,12 @@ pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
     /// The custom template could not be read.
-    #[error("cannot read nginx template {path}: {source}")]
+    #[error("cannot read nginx template {path}: {error}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The template names a value the host does not know.
     #[error("nginx template: unknown placeholder {{{{{0}}}}}")]
@@ -59,9 +59,9 @@ pub fn values(config: &Config, managed: bool) -> BTreeMap<&'static str, String> 
 /// Renders the template for `config`.
 pub fn render(config: &Config, managed: bool) -> Result<String, ConfError> {
     let template = match &config.nginx.template {
-        Some(p) => std::fs::read_to_string(p).map_err(|source| ConfError::Read {
+        Some(p) => std::fs::read_to_string(p).map_err(|error| ConfError::Read {
             path: p.display().to_string(),
-            source,
+            error,
         })?,
         None => TEMPLATE.to_string(),
     };

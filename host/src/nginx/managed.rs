@@ -35,12 +35,12 @@ pub enum NginxError {
     #[error(transparent)]
     Conf(#[from] conf::ConfError),
     /// A file or directory could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// nginx did not come up.
     #[error("nginx did not start: {0}")]
@@ -48,9 +48,9 @@ pub enum NginxError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NginxError + '_ {
-    move |source| NginxError::Io {
+    move |error| NginxError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

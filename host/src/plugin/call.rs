@@ -225,8 +225,12 @@ impl bindings::dss::provider::host::Host for CallState {
 /// once the guest (not the network) has used its time budget.
 pub fn new_store(engine: &wasmtime::Engine, state: CallState) -> wasmtime::Store<CallState> {
     let budget = state.limits.call_timeout();
+    let result_bytes =
+        usize::try_from(state.limits.max_result_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let mut store = wasmtime::Store::new(engine, state);
     store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+    // Bounds what the host allocates for data the guest hands over.
+    store.set_hostcall_fuel(result_bytes);
     store.set_epoch_deadline(ticks(budget));
     store.epoch_deadline_callback(move |ctx| {
         let used = ctx.data().guest_time();
@@ -258,16 +262,40 @@ pub fn classify(store: &wasmtime::Store<CallState>, err: wasmtime::Error) -> Cal
         return CallError::Timeout(state.limits.call_timeout_ms);
     }
     let mut message = format!("{err}");
+    if message.contains("fuel allocated for hostcalls") {
+        return CallError::Invalid(format!(
+            "result too large: more than {} MiB copied from the guest (limit max_result_mib)",
+            state.limits.max_result_mib
+        ));
+    }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         message = trap.to_string();
     }
-    let stderr = state.stderr_text();
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-    if let Some(line) = last {
+    if let Some(panic) = panic_message(&state.stderr_text()) {
         message.push_str("; guest stderr: ");
-        message.push_str(line.trim());
+        message.push_str(&panic);
     }
     CallError::Trap(message)
+}
+
+/// The useful part of a guest's stderr: for a Rust panic, the
+/// `panicked at FILE:LINE:COL:` line and its message, without the
+/// backtrace note; else its last line.
+fn panic_message(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+        .collect();
+    match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(i) => {
+            let at = lines[i];
+            let at = at.find("panicked at").map(|p| &at[p..]).unwrap_or(at);
+            let msg = lines.get(i + 1..).map(|m| m.join(" ")).unwrap_or_default();
+            Some(format!("{at} {msg}").trim().chars().take(1_000).collect())
+        }
+        None => lines.last().map(|l| l.chars().take(1_000).collect()),
+    }
 }
 
 /// Logs what the guest wrote to stderr, attributed to its provider.
@@ -287,5 +315,21 @@ pub fn report(store: &wasmtime::Store<CallState>) -> CallReport {
         guest: s.guest_time(),
         peak_memory: s.peak_memory,
         http_requests: s.http.requests,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn panic_messages_are_extracted() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:9:\nboom here\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).unwrap(),
+            "panicked at src/lib.rs:10:9: boom here"
+        );
+        assert_eq!(panic_message("just a line\n").unwrap(), "just a line");
+        assert_eq!(panic_message(""), None);
     }
 }

@@ -1,12 +1,17 @@
 //! `http-get` as granted to a provider: plain `http://` GETs to hosts in the
 //! instance's `allow_hosts`, redirects re-checked against the same list, a
 //! time and body-size cap per request and a request count per call.
+//! A host name that resolves to a private, loopback or link-local address
+//! is refused unless the instance sets `allow_private` (IP addresses listed
+//! literally are the operator's explicit choice); the request goes to the
+//! address that was checked, so DNS cannot be switched under it.
 //! Refusals are error messages returned to the guest, never traps.
 
 use crate::config::Limits;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,7 @@ pub struct HttpGate {
     client: HttpClient,
     runtime: Option<tokio::runtime::Handle>,
     allow_hosts: Arc<[String]>,
+    allow_private: bool,
     max_requests: u32,
     max_body: usize,
     timeout: Duration,
@@ -48,11 +54,17 @@ pub struct Fetched {
 
 impl HttpGate {
     /// A grant for one call.
-    pub fn new(client: HttpClient, allow_hosts: Arc<[String]>, limits: &Limits) -> Self {
+    pub fn new(
+        client: HttpClient,
+        allow_hosts: Arc<[String]>,
+        allow_private: bool,
+        limits: &Limits,
+    ) -> Self {
         HttpGate {
             client,
             runtime: tokio::runtime::Handle::try_current().ok(),
             allow_hosts,
+            allow_private,
             max_requests: limits.http_max_requests,
             max_body: limits.http_max_body,
             timeout: Duration::from_millis(limits.http_timeout_ms),
@@ -97,6 +109,35 @@ impl HttpGate {
         Ok(parsed)
     }
 
+    /// Resolves the host of an allowed URL to the address to connect to,
+    /// refusing private addresses behind host names unless allowed.
+    async fn resolve(&self, url: &url::Url) -> Result<SocketAddr, String> {
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host = match url.host() {
+            Some(url::Host::Ipv4(ip)) => return Ok(SocketAddr::new(IpAddr::V4(ip), port)),
+            Some(url::Host::Ipv6(ip)) => return Ok(SocketAddr::new(IpAddr::V6(ip), port)),
+            Some(url::Host::Domain(d)) => d.to_string(),
+            None => return Err(format!("{url}: no host")),
+        };
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .collect();
+        let first = addrs
+            .first()
+            .copied()
+            .ok_or_else(|| format!("{host} has no address"))?;
+        if !self.allow_private {
+            if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+                return Err(format!(
+                    "host {host} resolves to the non-public address {}; set allow_private = true in the instance to allow it",
+                    bad.ip()
+                ));
+            }
+        }
+        Ok(first)
+    }
+
     /// Performs the GET, blocking the calling (non-async) thread.
     pub fn get(&mut self, url: &str) -> Result<Fetched, String> {
         if self.requests >= self.max_requests {
@@ -115,13 +156,28 @@ impl HttpGate {
             tokio::time::timeout(self.timeout, async {
                 let mut redirects = 0;
                 loop {
-                    let uri: hyper::Uri = current
+                    let addr = self.resolve(&current).await?;
+                    let mut target = current.clone();
+                    let _ = target.set_ip_host(addr.ip());
+                    let uri: hyper::Uri = target
                         .as_str()
                         .parse()
                         .map_err(|e| format!("invalid URL {current}: {e}"))?;
+                    let host_header = match current.port() {
+                        Some(p) => format!("{}:{p}", current.host_str().unwrap_or_default()),
+                        None => current.host_str().unwrap_or_default().to_string(),
+                    };
+                    let req = hyper::Request::get(uri)
+                        .header(hyper::header::HOST, host_header)
+                        .header(
+                            hyper::header::USER_AGENT,
+                            concat!("dss/", env!("CARGO_PKG_VERSION")),
+                        )
+                        .body(Empty::new())
+                        .map_err(|e| format!("GET {current}: {e}"))?;
                     let resp = self
                         .client
-                        .get(uri)
+                        .request(req)
                         .await
                         .map_err(|e| format!("GET {current}: {}", error_chain(&e)))?;
                     let status = resp.status();
@@ -185,6 +241,35 @@ impl HttpGate {
     }
 }
 
+/// Whether `ip` is a public (globally routable) address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                // 100.64.0.0/10, carrier-grade NAT.
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let s = v6.segments();
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    // fc00::/7 unique local, fe80::/10 link-local.
+                    || (s[0] & 0xfe00) == 0xfc00
+                    || (s[0] & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
@@ -202,7 +287,7 @@ mod tests {
 
     fn gate(hosts: &[&str]) -> HttpGate {
         let hosts: Vec<String> = hosts.iter().map(|s| s.to_string()).collect();
-        HttpGate::new(client_for_test(), hosts.into(), &Limits::default())
+        HttpGate::new(client_for_test(), hosts.into(), false, &Limits::default())
     }
 
     fn client_for_test() -> HttpClient {
@@ -228,6 +313,42 @@ mod tests {
             .unwrap_err()
             .contains("https"));
         assert!(g.check("not a url").is_err());
+    }
+
+    #[test]
+    fn private_addresses_are_told_apart() {
+        for ip in [
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "127.0.0.1",
+            "169.254.1.1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2001:4860::8888", "::ffff:8.8.8.8"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn host_names_resolving_to_private_addresses_are_refused() {
+        let g = gate(&["localhost"]);
+        let url = url::Url::parse("http://localhost:9/").unwrap();
+        let e = g.resolve(&url).await.unwrap_err();
+        assert!(e.contains("allow_private"), "{e}");
+        let mut open = gate(&["localhost"]);
+        open.allow_private = true;
+        assert!(open.resolve(&url).await.unwrap().ip().is_loopback());
+        // Literal addresses are the operator's explicit choice.
+        let literal = url::Url::parse("http://127.0.0.1:9/").unwrap();
+        assert!(g.resolve(&literal).await.is_ok());
     }
 
     #[test]

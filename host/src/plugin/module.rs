@@ -25,12 +25,12 @@ pub const MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a WebAssembly component.
     #[error("{path}: {reason}")]
@@ -75,12 +75,12 @@ pub enum LoadError {
         message: String,
     },
     /// `describe` failed.
-    #[error("{path}: describe failed: {source}")]
+    #[error("{path}: describe failed: {error}")]
     Describe {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: CallError,
+        error: CallError,
     },
 }
 
@@ -126,6 +126,8 @@ pub struct Grant {
     pub limits: Limits,
     /// Hosts `http-get` may reach.
     pub allow_hosts: Arc<[String]>,
+    /// Whether host names may resolve to private addresses.
+    pub allow_private: bool,
 }
 
 impl Grant {
@@ -135,6 +137,7 @@ impl Grant {
             provider: provider.into(),
             limits,
             allow_hosts: Arc::from(Vec::new()),
+            allow_private: false,
         }
     }
 }
@@ -252,9 +255,9 @@ impl ProviderModule {
         path: &Path,
         limits: &Limits,
     ) -> Result<ProviderModule, LoadError> {
-        let read = |source| LoadError::Read {
+        let read = |error| LoadError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let meta = std::fs::metadata(path).map_err(read)?;
         if meta.len() > MAX_MODULE_BYTES {
@@ -319,9 +322,9 @@ impl ProviderModule {
         let grant = Grant::new(&format!("module {}", module.name), limits.clone());
         let (info, _) = module
             .describe(&grant)
-            .map_err(|source| LoadError::Describe {
+            .map_err(|error| LoadError::Describe {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         module.info = info;
         Ok(module)
@@ -340,6 +343,7 @@ impl ProviderModule {
         let http = HttpGate::new(
             self.engine.http.clone(),
             grant.allow_hosts.clone(),
+            grant.allow_private,
             &grant.limits,
         );
         let state = CallState::new(grant.provider.clone(), grant.limits.clone(), http);

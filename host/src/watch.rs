@@ -1,0 +1,76 @@
+//! Directory watching: file events in the modules and instances
+//! directories become debounced [`Providers::reconcile`] calls, so a file
+//! dropped, replaced or removed takes effect within a second, with no
+//! restart. A periodic rescan covers events the OS did not deliver (a
+//! directory created after start, an overflowed inotify queue).
+
+use crate::providers::Providers;
+use notify::{RecursiveMode, Watcher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Quiet time after the last event before reconciling: a copy in
+/// progress produces a stream of events; waiting for it to pause avoids
+/// loading a file still being written (a partial file fails validation
+/// anyway, and the next event retries).
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// Rescan period when no event arrives.
+pub const RESCAN: Duration = Duration::from_secs(5);
+
+/// Keeps the OS watch alive; dropping it stops watching.
+pub struct WatchGuard {
+    _watcher: Option<notify::RecommendedWatcher>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watches `dirs` and reconciles `providers` on changes.
+pub fn spawn(providers: Arc<Providers>, dirs: Vec<PathBuf>) -> WatchGuard {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    });
+    let watcher = match watcher {
+        Ok(mut w) => {
+            for d in &dirs {
+                if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %d.display(), "cannot watch ({e}); rescanning every {RESCAN:?}");
+                }
+            }
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!("no directory watching ({e}); rescanning every {RESCAN:?}");
+            None
+        }
+    };
+    let task = tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(RESCAN, rx.recv()).await {
+                Ok(None) => {
+                    // The watcher is gone: rescan periodically.
+                    tokio::time::sleep(RESCAN).await;
+                }
+                Ok(Some(())) => {
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                }
+                Err(_) => {}
+            }
+            providers.reconcile().await;
+        }
+    });
+    WatchGuard {
+        _watcher: watcher,
+        task,
+    }
+}
