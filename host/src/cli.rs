@@ -56,6 +56,18 @@ pub enum ProvidersCommand {
         #[arg(long = "instance", short = 'i', alias = "config-file")]
         instance: Option<PathBuf>,
     },
+    /// Creates a provider crate that builds and passes `check` unchanged.
+    New {
+        /// The provider's name (lowercase, digits, '-'); also the module name.
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The provider SDK (default: ./provider-sdk, or the repository the
+        /// `dss` binary was built in).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// The configuration file to use: the flag, else `./dss.toml` if present.
@@ -90,6 +102,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ProvidersCommand::List => list(&config).await,
             ProvidersCommand::Check { file, instance } => {
                 check(&config, &file, instance.as_deref()).await
+            }
+            ProvidersCommand::New { name, dir, sdk } => {
+                let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+                let sdk = crate::scaffold::find_sdk(sdk.as_deref())?;
+                crate::scaffold::create(&name, &dir, &sdk)?;
+                println!(
+                    "created provider {name} in {} (SDK: {})",
+                    dir.display(),
+                    sdk.display()
+                );
+                println!(
+                    "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
+                    dir.display()
+                );
+                Ok(())
             }
         },
     }

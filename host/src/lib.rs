@@ -17,6 +17,7 @@ pub mod ids;
 pub mod nginx;
 pub mod plugin;
 pub mod providers;
+pub mod scaffold;
 pub mod server;
 pub mod supervisor;
 pub mod watch;

@@ -17,6 +17,23 @@ use tokio::sync::mpsc;
 /// anyway, and the next event retries).
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
+/// Quiet time after an event that says a file is complete: renamed into
+/// place (`mv`, the documented way), closed after writing, or removed.
+/// Only coalesces the burst of events one operation makes.
+pub const SETTLE: Duration = Duration::from_millis(5);
+
+/// Whether an event means the file it names is complete.
+fn complete(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    use notify::EventKind;
+    matches!(
+        kind,
+        EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Remove(_)
+    )
+}
+
 /// Rescan period when no event arrives.
 pub const RESCAN: Duration = Duration::from_secs(5);
 
@@ -34,10 +51,10 @@ impl Drop for WatchGuard {
 
 /// Watches `dirs` and reconciles `providers` on changes.
 pub fn spawn(providers: Arc<Providers>, dirs: Vec<PathBuf>) -> WatchGuard {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = tx.send(());
+        if let Ok(event) = res {
+            let _ = tx.send(complete(&event.kind));
         }
     });
     let watcher = match watcher {
@@ -61,8 +78,15 @@ pub fn spawn(providers: Arc<Providers>, dirs: Vec<PathBuf>) -> WatchGuard {
                     // The watcher is gone: rescan periodically.
                     tokio::time::sleep(RESCAN).await;
                 }
-                Ok(Some(())) => {
-                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                Ok(Some(mut done)) => {
+                    // The last event decides how long to wait for quiet.
+                    loop {
+                        let wait = if done { SETTLE } else { DEBOUNCE };
+                        match tokio::time::timeout(wait, rx.recv()).await {
+                            Ok(Some(d)) => done = d,
+                            _ => break,
+                        }
+                    }
                 }
                 Err(_) => {}
             }

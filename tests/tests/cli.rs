@@ -136,3 +136,84 @@ fn providers_list_shows_modules_and_instances() {
         assert!(out.contains(needle), "{needle}: {out}");
     }
 }
+
+#[test]
+fn a_scaffolded_provider_builds_passes_check_and_serves() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("my-cams");
+    let (ok, out, err) = dss(
+        &[
+            "providers",
+            "new",
+            "my-cams",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        &repo_root(),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = dss(
+        &[
+            "providers",
+            "new",
+            "my-cams",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        &repo_root(),
+    );
+    assert!(!ok && err.contains("not empty"), "{err}");
+    let (ok, _, err) = dss(&["providers", "new", "Bad_Name"], scratch.path());
+    assert!(!ok && err.contains("invalid provider name"), "{err}");
+
+    // Unchanged, it tests natively and builds as a component.
+    let target = repo_root().join("target/scaffold");
+    let cargo = |args: &[&str]| {
+        let out = Command::new("cargo")
+            .args(args)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo");
+        assert!(
+            out.status.success(),
+            "cargo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(cargo(&["test", "--release"]).contains("1 passed"));
+    cargo(&["build", "--release", "--target", "wasm32-wasip2"]);
+    let wasm = target.join("wasm32-wasip2/release/my_cams.wasm");
+    let (ok, out, err) = dss(
+        &[
+            "providers",
+            "check",
+            wasm.to_str().unwrap(),
+            "--instance",
+            dir.join("instance.toml").to_str().unwrap(),
+        ],
+        &repo_root(),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("2 streams"), "{out}");
+
+    // Dropped into a running host, its streams appear.
+    let s = Setup::new();
+    let host = s.start();
+    s.install_module("my-cams", &wasm);
+    std::fs::copy(
+        dir.join("instance.toml"),
+        s.dir.path().join("providers.d/site.toml"),
+    )
+    .unwrap();
+    wait_for(
+        "the new provider's streams",
+        std::time::Duration::from_secs(20),
+        || {
+            let ids = host.stream_ids();
+            (ids.contains(&"site-one".to_string()) && ids.contains(&"site-two".to_string()))
+                .then_some(())
+        },
+    );
+}

@@ -46,6 +46,15 @@ impl PluginEngine {
     /// Makes the engine; `cache_dir` holds compiled components (`None`: no
     /// cache).
     pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Arc<Self>> {
+        Self::with_allocator(cache_dir, true)
+    }
+
+    /// [`PluginEngine::new`] with the pooling allocator, or (`false`) the
+    /// on-demand one — the baseline the benchmark compares against.
+    pub fn with_allocator(
+        cache_dir: Option<PathBuf>,
+        pooling: bool,
+    ) -> wasmtime::Result<Arc<Self>> {
         let mut pool = wasmtime::PoolingAllocationConfig::default();
         // Concurrent calls across all providers; a call holds one component
         // instance for a few milliseconds.
@@ -60,7 +69,11 @@ impl PluginEngine {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(if pooling {
+                wasmtime::InstanceAllocationStrategy::Pooling(pool)
+            } else {
+                wasmtime::InstanceAllocationStrategy::OnDemand
+            });
         let engine = wasmtime::Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
