@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what DSS needs on Debian 12 (run as root, or with sudo
-# available): nginx with the RTMP module, FFmpeg, and the wasm32-wasip2
-# Rust target. Skips what is already there.
+# available): nginx with the RTMP module, FFmpeg, Node.js (for the tests'
+# CongoDB), and the wasm32-wasip2 Rust target. Skips what is already there.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null || need+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+# Node.js runs CongoDB, the MongoDB-protocol server of the store's tests.
+command -v npm >/dev/null || need+=(nodejs npm)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Sets up, builds the providers and the host, and runs every test
-# (unit tests of each crate and the end-to-end tests in tests/).
+# Sets up, builds the providers, the test fixtures and the host, and runs
+# every test: the unit tests of each crate and the end-to-end tests in
+# tests/. The MongoDB half of the store's suite runs against CongoDB (a
+# MongoDB-protocol server from npm), started here on a free port unless
+# MONGO_TEST_URI already names a server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-providers.sh
 scripts/build-fixtures.sh
 cargo build --release -p dss-host
+if [ -z "${MONGO_TEST_URI:-}" ]; then
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  scripts/congodb.sh start "$port"
+  trap 'scripts/congodb.sh stop '"$port" EXIT
+  export MONGO_TEST_URI="mongodb://127.0.0.1:$port/?directConnection=true"
+fi
 cargo test --release --workspace "$@"

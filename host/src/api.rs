@@ -28,6 +28,10 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// Stream lifecycles.
     pub supervisor: Arc<Supervisor>,
+    /// Provider instances (lazy ones are woken by first use).
+    pub providers: Arc<crate::providers::Providers>,
+    /// The metadata store.
+    pub store: Arc<dyn dss_store::Store>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
@@ -60,6 +64,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/status", get(healthz))
         .route("/api/providers", get(providers))
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(streams))
@@ -89,17 +94,34 @@ async fn healthz(State(st): State<AppState>) -> Json<Value> {
         .filter(|p| p.state == ProviderState::Failed)
         .map(|p| p.id.as_str())
         .collect();
+    let store = st.store.health();
+    let degraded = !matches!(store, dss_store::StoreHealth::Ok);
     Json(json!({
-        "status": "ok",
+        "status": if degraded { "degraded" } else { "ok" },
         "providers": snap.providers.len(),
         "providers_failed": failed,
         "streams": snap.streams.len(),
+        "store": { "backend": st.store.describe(), "health": store },
     }))
+}
+
+/// A provider's status with the age of the listing it serves.
+fn provider_json(p: &crate::catalog::ProviderStatus) -> Value {
+    let mut v = json!(p);
+    if let Some(t) = p.listing_fetched_at_ms {
+        let now = crate::catalog::unix_ms(std::time::SystemTime::now());
+        v["listing_age_ms"] = json!(now.saturating_sub(t));
+    }
+    v
 }
 
 async fn providers(State(st): State<AppState>) -> Json<Value> {
     let snap = st.catalog.snapshot();
-    Json(json!(snap.providers.values().collect::<Vec<_>>()))
+    Json(json!(snap
+        .providers
+        .values()
+        .map(provider_json)
+        .collect::<Vec<_>>()))
 }
 
 fn check_provider(id: &str) -> Result<(), ApiError> {
@@ -116,7 +138,7 @@ async fn provider(
         .providers
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no provider {id:?}")))?;
-    Ok(Json(json!(p)))
+    Ok(Json(provider_json(p)))
 }
 
 /// Filters of `GET /api/streams`.
@@ -131,8 +153,12 @@ async fn streams(
     State(st): State<AppState>,
     Query(f): Query<StreamFilter>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    if let Some(p) = &f.provider {
-        check_provider(p)?;
+    match &f.provider {
+        Some(p) => {
+            check_provider(p)?;
+            st.providers.ensure_listed(p).await;
+        }
+        None => st.providers.ensure_all_listed().await,
     }
     let snap = st.catalog.snapshot();
     let statuses = st.supervisor.statuses();
@@ -172,6 +198,7 @@ async fn stream(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    st.providers.ensure_for_stream(&id).await;
     let s = lookup(&st.catalog, &id)?;
     let status = st.supervisor.status(&id);
     let mut v = json!(s);
@@ -210,6 +237,7 @@ async fn watch(
     Path(id): Path<String>,
     Query(p): Query<WatchParams>,
 ) -> Result<Json<Value>, ApiError> {
+    st.providers.ensure_for_stream(&id).await;
     lookup(&st.catalog, &id)?;
     let client = p.client.unwrap_or_default();
     if client.len() > 128 {

@@ -58,6 +58,17 @@ pub struct ProviderStatus {
     pub loaded_at_ms: Option<u64>,
     /// When the last listing succeeded (Unix ms).
     pub refreshed_at_ms: Option<u64>,
+    /// Where the streams served come from: `provider` (a listing of this
+    /// run), `cache` (persisted by an earlier run), `fallback` (the
+    /// instance's fallback file), or none yet.
+    pub listing_source: Option<&'static str>,
+    /// When the served listing was fetched from the provider (Unix ms).
+    pub listing_fetched_at_ms: Option<u64>,
+    /// True when the served listing is not this run's latest successful
+    /// one (the provider is failing, or has not answered yet).
+    pub stale: bool,
+    /// Waiting for its first use (`lazy = true`).
+    pub lazy_pending: bool,
 }
 
 /// A stream DSS can serve.

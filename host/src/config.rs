@@ -53,6 +53,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// The web page.
     pub web: WebConfig,
+    /// Where metadata is kept: embedded SQLite (default) or MongoDB.
+    pub store: dss_store::StoreConfig,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             ffmpeg: FfmpegConfig::default(),
             security: SecurityConfig::default(),
             web: WebConfig::default(),
+            store: dss_store::StoreConfig::default(),
         }
     }
 }
@@ -357,6 +360,10 @@ impl Config {
         if let Some(t) = &mut self.nginx.template {
             abs(t);
         }
+        // The SQLite file lives with the host's own files.
+        if self.store.sqlite_path.is_relative() {
+            self.store.sqlite_path = self.state_dir.join(&self.store.sqlite_path);
+        }
     }
 
     /// Run files: rendered nginx.conf, pid, HLS/DASH fragments.
@@ -480,6 +487,19 @@ pub struct InstanceConfig {
     /// Limit overrides.
     #[serde(default)]
     pub limits: toml::Table,
+    /// List on first use (an API request or a viewer of one of its
+    /// streams) instead of at start.
+    #[serde(default)]
+    pub lazy: bool,
+    /// Seconds a persisted listing is trusted at start: younger than this,
+    /// it is served without asking the provider until it expires.
+    #[serde(default)]
+    pub cache_seconds: u64,
+    /// A listing file (JSON array of streams: key, source, name, geo,
+    /// online, ...) served when the provider fails and nothing better is
+    /// known; relative to the instance file.
+    #[serde(default)]
+    pub fallback: Option<PathBuf>,
     /// Passed to the provider's `init` and every call, as JSON.
     #[serde(default)]
     pub config: toml::Table,
@@ -505,7 +525,12 @@ impl InstanceConfig {
             path: path.to_path_buf(),
             error,
         })?;
-        let inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let mut inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        if let (Some(f), Some(dir)) = (&mut inst.fallback, path.parent()) {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
         Ok((id, inst))

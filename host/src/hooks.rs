@@ -101,6 +101,7 @@ async fn on_play(State(st): State<AppState>, Form(cb): Form<Callback>) -> Respon
         Ok(id) => id,
         Err(r) => return r,
     };
+    st.providers.ensure_for_stream(&id).await;
     match st.supervisor.play(&id, &cb.clientid) {
         Ok(()) => {
             tracing::debug!(stream = %id, client = %cb.clientid, addr = %cb.addr, "rtmp viewer");
@@ -169,6 +170,7 @@ async fn http_view(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if ids::parse_stream_id(id).is_err() || file.contains('/') {
         return (StatusCode::FORBIDDEN, "invalid stream id\n").into_response();
     }
+    st.providers.ensure_for_stream(id).await;
     let client = headers
         .get("x-real-ip")
         .and_then(|v| v.to_str().ok())
@@ -215,6 +217,7 @@ async fn control_impl(
     if let Err(e) = ids::parse_stream_id(&id) {
         return not_found(e.to_string());
     }
+    st.providers.ensure_for_stream(&id).await;
     let known = || -> Result<(), Response> {
         if st.catalog.snapshot().streams.contains_key(&id) {
             Ok(())

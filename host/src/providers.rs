@@ -6,16 +6,29 @@
 //! [`Providers::reconcile`] brings the running set in line with the files:
 //! it can be called again at any time (the directory watcher does) and only
 //! restarts what changed.
+//!
+//! Listings are kept the way the original DSS loader did, around the Wasm
+//! call: each successful listing is persisted in the store; at start an
+//! instance serves its persisted listing at once (trusted for
+//! `cache_seconds`, else refreshed in the background); when the provider
+//! fails, the last good listing keeps serving, marked stale; with nothing
+//! else, the instance's `fallback` file serves; `lazy = true` lists on
+//! first use.
 
 use crate::catalog::{unix_ms, Catalog, Options, ProviderState, ProviderStatus, StreamEntry};
 use crate::config::{Config, InstanceConfig, Limits};
 use crate::plugin::module::{Grant, ModuleInfo};
 use crate::plugin::{CallError, PluginEngine, ProviderModule};
+use dss_store::{ListedStream, Listing, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+/// How long a first use waits for a lazy provider's first listing.
+const LAZY_WAIT: Duration = Duration::from_secs(10);
 
 /// Delay before retrying a provider whose last attempt failed.
 const RETRY_MIN: Duration = Duration::from_secs(5);
@@ -86,7 +99,10 @@ pub struct Providers {
     engine: Arc<PluginEngine>,
     catalog: Arc<Catalog>,
     config: Arc<Config>,
+    store: Arc<dyn Store>,
     state: tokio::sync::Mutex<State>,
+    /// Lazy instances still waiting for their first use.
+    lazy: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 /// One instance file, read and checked.
@@ -100,13 +116,49 @@ struct Instance {
 
 impl Providers {
     /// Providers for `config`, publishing into `catalog`.
-    pub fn new(engine: Arc<PluginEngine>, catalog: Arc<Catalog>, config: Arc<Config>) -> Arc<Self> {
+    pub fn new(
+        engine: Arc<PluginEngine>,
+        catalog: Arc<Catalog>,
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+    ) -> Arc<Self> {
         Arc::new(Providers {
             engine,
             catalog,
             config,
+            store,
             state: tokio::sync::Mutex::new(State::default()),
+            lazy: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Wakes a lazy provider that has not listed yet and waits (bounded)
+    /// for its first listing; returns at once for any other.
+    pub async fn ensure_listed(&self, provider: &str) {
+        let notify = lock(&self.lazy).get(provider).cloned();
+        let Some(notify) = notify else {
+            return;
+        };
+        notify.notify_one();
+        let start = std::time::Instant::now();
+        while lock(&self.lazy).contains_key(provider) && start.elapsed() < LAZY_WAIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// [`Providers::ensure_listed`] for the provider of a stream id.
+    pub async fn ensure_for_stream(&self, stream_id: &str) {
+        if let Some((provider, _)) = stream_id.split_once('-') {
+            self.ensure_listed(provider).await;
+        }
+    }
+
+    /// Wakes every lazy provider still waiting (a request for all streams).
+    pub async fn ensure_all_listed(&self) {
+        let pending: Vec<String> = lock(&self.lazy).keys().cloned().collect();
+        for p in pending {
+            self.ensure_listed(&p).await;
+        }
     }
 
     /// Loads new or changed modules, then starts, restarts or stops
@@ -335,10 +387,29 @@ impl Providers {
             warnings: Vec::new(),
             loaded_at_ms: Some(unix_ms(module.loaded_at)),
             refreshed_at_ms: None,
+            listing_source: None,
+            listing_fetched_at_ms: None,
+            stale: false,
+            lazy_pending: false,
         };
         let mut validated = lock(&predecessor).is_none();
+        // A fresh instance serves what it knows before asking the provider.
+        let mut first_wait = None;
         if validated {
             self.catalog.set_status(status.clone());
+            first_wait = self.serve_known_listing(&inst, &mut status).await;
+        }
+        if inst.config.lazy && validated {
+            let notify = Arc::new(Notify::new());
+            lock(&self.lazy).insert(id.clone(), notify.clone());
+            status.lazy_pending = true;
+            self.catalog.set_status(status.clone());
+            tracing::info!(provider = %id, "lazy: listing on first use");
+            notify.notified().await;
+            status.lazy_pending = false;
+        } else if let Some(wait) = first_wait {
+            tracing::info!(provider = %id, ?wait, "persisted listing still valid (cache_seconds)");
+            tokio::time::sleep(wait).await;
         }
         let config_json = inst.config.config_json();
         let mut info: Option<ModuleInfo> = None;
@@ -377,11 +448,16 @@ impl Providers {
                                 validated = true;
                                 tracing::info!(provider = %id, version = %module.info.version, hash = %&module.hash[..12], "new version swapped in");
                             }
+                            let now = unix_ms(SystemTime::now());
+                            self.persist(&id, now, &entries);
                             self.catalog.replace_streams(&id, entries);
                             status.state = ProviderState::Ready;
                             status.last_error = None;
                             status.warnings = warnings;
-                            status.refreshed_at_ms = Some(unix_ms(SystemTime::now()));
+                            status.refreshed_at_ms = Some(now);
+                            status.listing_source = Some("provider");
+                            status.listing_fetched_at_ms = Some(now);
+                            status.stale = false;
                             status.info = Some(i.clone());
                             info = Some(i);
                             retry = RETRY_MIN;
@@ -409,8 +485,16 @@ impl Providers {
                 Err(join) => self.fail(&mut status, format!("call panicked: {join}"), &mut retry),
             };
             if validated {
+                if status.state == ProviderState::Failed {
+                    // The last good listing (if any) keeps serving.
+                    status.stale = status.listing_source.is_some();
+                    if status.listing_source.is_none() {
+                        self.serve_fallback(&inst, &mut status);
+                    }
+                }
                 // `set_status` fills in the stream count.
                 self.catalog.set_status(status.clone());
+                lock(&self.lazy).remove(&id);
             } else {
                 let why = status.last_error.clone().unwrap_or_default();
                 self.catalog.edit_status(&id, |s| {
@@ -429,6 +513,76 @@ impl Providers {
         }
     }
 
+    /// Serves the persisted listing of `inst`, else nothing; returns how
+    /// long it stays valid (`cache_seconds`), if at all.
+    async fn serve_known_listing(
+        &self,
+        inst: &Instance,
+        status: &mut ProviderStatus,
+    ) -> Option<Duration> {
+        let listing = match self.store.get_listing(&inst.id).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(provider = %inst.id, "cannot read the persisted listing: {e}");
+                return None;
+            }
+        };
+        let entries = listed_to_entries(&inst.id, listing.streams, &inst.limits);
+        tracing::info!(provider = %inst.id, streams = entries.len(), fetched_at_ms = listing.fetched_at_ms, "serving the persisted listing");
+        self.catalog.replace_streams(&inst.id, entries);
+        status.state = ProviderState::Ready;
+        status.listing_source = Some("cache");
+        status.listing_fetched_at_ms = Some(listing.fetched_at_ms);
+        status.stale = true;
+        self.catalog.set_status(status.clone());
+        let age = unix_ms(SystemTime::now()).saturating_sub(listing.fetched_at_ms);
+        let valid = inst.config.cache_seconds.saturating_mul(1000);
+        (age < valid).then(|| Duration::from_millis(valid - age))
+    }
+
+    /// Serves the instance's fallback file, when it has one.
+    fn serve_fallback(&self, inst: &Instance, status: &mut ProviderStatus) {
+        let Some(path) = &inst.config.fallback else {
+            return;
+        };
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Vec<ListedStream>>(&t).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(streams) => {
+                let entries = listed_to_entries(&inst.id, streams, &inst.limits);
+                tracing::warn!(provider = %inst.id, streams = entries.len(), file = %path.display(), "serving the fallback listing");
+                self.catalog.replace_streams(&inst.id, entries);
+                status.listing_source = Some("fallback");
+                status.listing_fetched_at_ms = None;
+                status.stale = true;
+            }
+            Err(e) => {
+                let msg = format!("fallback file {}: {e}", path.display());
+                tracing::error!(provider = %inst.id, "{msg}");
+                status.warnings.push(msg);
+            }
+        }
+    }
+
+    /// Persists a successful listing (in the background: the store queues
+    /// writes while a MongoDB is away).
+    fn persist(&self, provider: &str, fetched_at_ms: u64, entries: &[StreamEntry]) {
+        let listing = Listing {
+            provider: provider.to_string(),
+            fetched_at_ms,
+            streams: entries.iter().map(entry_to_listed).collect(),
+        };
+        let store = self.store.clone();
+        let id = provider.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_listing(listing).await {
+                tracing::warn!(provider = %id, "listing not persisted: {e}");
+            }
+        });
+    }
+
     fn fail(
         &self,
         status: &mut ProviderStatus,
@@ -442,6 +596,65 @@ impl Providers {
         *retry = (*retry * 2).min(RETRY_MAX);
         Some(wait)
     }
+}
+
+fn entry_to_listed(e: &StreamEntry) -> ListedStream {
+    ListedStream {
+        key: e.key.clone(),
+        source: e.source.clone(),
+        name: e.name.clone(),
+        geo: e.geo.map(|g| dss_store::Geo {
+            lat: g.lat,
+            lon: g.lon,
+        }),
+        online: e.online,
+        input_options: e.input_options.clone(),
+        output_options: e.output_options.clone(),
+        tags: e.tags.clone(),
+    }
+}
+
+/// Checks persisted or fallback streams with the same rules as fresh ones.
+fn listed_to_entries(
+    provider: &str,
+    streams: Vec<ListedStream>,
+    limits: &Limits,
+) -> Vec<StreamEntry> {
+    let mut out = Vec::with_capacity(streams.len());
+    for l in streams.into_iter().take(limits.max_streams) {
+        let options = Options {
+            input: l.input_options.clone(),
+            output: l.output_options.clone(),
+        };
+        let source = crate::plugin::bindings::StreamSource {
+            key: l.key,
+            source: l.source,
+            name: l.name,
+            geo: l
+                .geo
+                .map(|g| crate::plugin::bindings::dss::provider::types::Geo {
+                    lat: g.lat,
+                    lon: g.lon,
+                }),
+            online: l.online,
+            input_options: Vec::new(),
+            tags: l
+                .tags
+                .into_iter()
+                .map(
+                    |(key, value)| crate::plugin::bindings::dss::provider::types::Tag {
+                        key,
+                        value,
+                    },
+                )
+                .collect(),
+        };
+        match StreamEntry::from_source(provider, source, &options, limits) {
+            Ok(e) => out.push(e),
+            Err(e) => tracing::warn!(provider, "stored stream skipped: {e}"),
+        }
+    }
+    out
 }
 
 /// The FFmpeg options of an instance: its overrides, else the provider's.
@@ -518,6 +731,10 @@ fn failed_status(id: &str, module: &str, file: &Path, error: String) -> Provider
         warnings: Vec::new(),
         loaded_at_ms: None,
         refreshed_at_ms: None,
+        listing_source: None,
+        listing_fetched_at_ms: None,
+        stale: false,
+        lazy_pending: false,
     }
 }
 

@@ -23,8 +23,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let engine = PluginEngine::new(Some(config.module_cache_dir()))
         .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))?;
+    let store = dss_store::open(&config.store)
+        .await
+        .context("cannot open the store")?;
+    tracing::info!("store: {}", store.describe());
     let catalog = Arc::new(Catalog::new());
-    let providers = Providers::new(engine, catalog.clone(), config.clone());
+    let providers = Providers::new(engine, catalog.clone(), config.clone(), store.clone());
     let supervisor = Supervisor::new(config.clone(), catalog.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -70,6 +74,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
         catalog,
         supervisor: supervisor.clone(),
+        providers: providers.clone(),
+        store: store.clone(),
     };
     let app = api::router(state, &config.web.dir);
     axum::serve(
@@ -82,6 +88,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     supervisor.shutdown().await;
     if let Some(nginx) = nginx {
         nginx.stop().await;
+    }
+    // Writes queued during a MongoDB outage get a last chance.
+    if tokio::time::timeout(Duration::from_secs(5), store.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("store: {:?}; queued writes are lost", store.health());
     }
     tracing::info!("stopped");
     Ok(())

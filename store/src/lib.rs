@@ -1,0 +1,136 @@
+//! DSS metadata store: one domain-level trait ([`Store`]) with two backends
+//! that behave the same, embedded SQLite (the default: one file, no server)
+//! and MongoDB (when the configuration gives a `mongodb://` URL).
+//!
+//! What it keeps: provider listings (the host's stream-list cache, with the
+//! time each was fetched), stream geotags (queried by bounding box), mobile
+//! stream sessions and their GPS tracks, key/value metadata, and the latest
+//! statistics snapshot of each stream.
+//!
+//! MongoDB outages never stop DSS: opening the store does not wait for
+//! MongoDB beyond [`StoreConfig::connect_wait_ms`]; while it is unreachable
+//! writes wait in a bounded queue and are retried in order, reads fail fast
+//! with [`StoreError::Unavailable`], and [`Store::health`] says
+//! [`StoreHealth::Degraded`]. Every write is idempotent, so a retried write
+//! never doubles a record.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dss_store::StoreError> {
+//! let store = dss_store::open(&dss_store::StoreConfig::embedded("var/dss.sqlite")).await?;
+//! println!("store: {}", store.describe());
+//! store.put_kv("demo", "greeting", serde_json::json!("hello")).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod lenient;
+mod mongo;
+mod queue;
+mod sqlite;
+mod types;
+
+/// The BSON crate the store (and the MongoDB driver) uses.
+pub use bson;
+pub use config::StoreConfig;
+pub use error::StoreError;
+pub use types::{
+    BBox, Geo, Geotag, GpsPoint, ListedStream, Listing, MobileSession, NewSession, StatsSnapshot,
+    StoreHealth, MAX_INT, MAX_JSON_BYTES, MAX_STREAM_BYTES,
+};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The store, as the host uses it (`Arc<dyn Store>`).
+///
+/// Writes return once the record is in the database, or, when MongoDB is
+/// unreachable, once it is queued for retry. Reads see every write that
+/// returned while the store was healthy.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database, e.g. `embedded SQLite at var/dss.sqlite` or
+    /// `MongoDB at 127.0.0.1:27017, database dss` (never a password).
+    fn describe(&self) -> String;
+
+    /// Healthy, or degraded with the reason and the writes still queued.
+    fn health(&self) -> StoreHealth;
+
+    /// Waits until every acknowledged write is in the database (returns at
+    /// once for SQLite). Wrap it in a timeout: it waits out an outage.
+    async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Stores a provider's listing, replacing the previous one.
+    async fn put_listing(&self, listing: Listing) -> Result<(), StoreError>;
+    /// The provider's stored listing, if any.
+    async fn get_listing(&self, provider: &str) -> Result<Option<Listing>, StoreError>;
+    /// Forgets the provider's listing.
+    async fn delete_listing(&self, provider: &str) -> Result<(), StoreError>;
+
+    /// Stores stream positions, replacing each stream's previous one (for
+    /// repeated stream ids in one call, the last wins).
+    async fn put_geotags(&self, tags: Vec<Geotag>) -> Result<(), StoreError>;
+    /// Forgets the positions of these streams.
+    async fn delete_geotags(&self, stream_ids: Vec<String>) -> Result<(), StoreError>;
+    /// The geotags inside the box (edges included), ordered by stream id.
+    async fn geotags_in(&self, bbox: BBox) -> Result<Vec<Geotag>, StoreError>;
+
+    /// Records a new mobile session and returns its id (the given one, or a
+    /// new unique one). Creating a session whose id exists keeps the stored
+    /// one unchanged.
+    async fn create_session(&self, session: NewSession) -> Result<String, StoreError>;
+    /// Marks the session closed at `closed_ms`. The first close wins;
+    /// closing an unknown session does nothing.
+    async fn close_session(&self, id: &str, closed_ms: u64) -> Result<(), StoreError>;
+    /// One session, if it exists.
+    async fn get_session(&self, id: &str) -> Result<Option<MobileSession>, StoreError>;
+    /// The sessions not closed yet, ordered by id.
+    async fn active_sessions(&self) -> Result<Vec<MobileSession>, StoreError>;
+    /// Appends GPS points to a session's track (any order; a point whose
+    /// `t_ms` is already in the track is ignored). The store does not check
+    /// that the session exists.
+    async fn append_points(
+        &self,
+        session_id: &str,
+        points: Vec<GpsPoint>,
+    ) -> Result<(), StoreError>;
+    /// The session's track in time order, from `since_ms` (inclusive) when given.
+    async fn track(
+        &self,
+        session_id: &str,
+        since_ms: Option<u64>,
+    ) -> Result<Vec<GpsPoint>, StoreError>;
+
+    /// Sets a metadata value.
+    async fn put_kv(&self, namespace: &str, key: &str, value: Value) -> Result<(), StoreError>;
+    /// A metadata value, if set.
+    async fn get_kv(&self, namespace: &str, key: &str) -> Result<Option<Value>, StoreError>;
+    /// Removes a metadata value.
+    async fn delete_kv(&self, namespace: &str, key: &str) -> Result<(), StoreError>;
+    /// Every value of a namespace, ordered by key.
+    async fn list_kv(&self, namespace: &str) -> Result<Vec<(String, Value)>, StoreError>;
+
+    /// Stores statistics snapshots; each replaces its stream's previous one.
+    async fn put_stats(&self, snapshots: Vec<StatsSnapshot>) -> Result<(), StoreError>;
+    /// The latest snapshot of a stream, if any.
+    async fn get_stats(&self, stream_id: &str) -> Result<Option<StatsSnapshot>, StoreError>;
+    /// The latest snapshot of every stream, ordered by stream id.
+    async fn all_stats(&self) -> Result<Vec<StatsSnapshot>, StoreError>;
+}
+
+/// Opens the store the configuration selects.
+///
+/// SQLite: creates or opens the file (and its directory), or fails with an
+/// error naming the file. MongoDB: fails only on a malformed URL; when
+/// MongoDB does not answer within `connect_wait_ms` the store starts
+/// degraded and connects (and creates its indexes) later. Must be called
+/// inside a Tokio runtime.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    if config.is_embedded() {
+        Ok(Arc::new(sqlite::SqliteStore::open(config).await?))
+    } else {
+        Ok(Arc::new(mongo::MongoStore::open(config).await?))
+    }
+}
