@@ -65,6 +65,7 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/status", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/providers", get(providers))
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(streams))
@@ -113,6 +114,16 @@ fn provider_json(p: &crate::catalog::ProviderStatus) -> Value {
         v["listing_age_ms"] = json!(now.saturating_sub(t));
     }
     v
+}
+
+async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::render(&st).await,
+    )
 }
 
 async fn providers(State(st): State<AppState>) -> Json<Value> {
@@ -274,14 +285,7 @@ fn authorize(st: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<()
             }
         }
         None => {
-            let ip = peer.ip().to_canonical();
-            if st
-                .config
-                .security
-                .callback_allow
-                .iter()
-                .any(|a| a.to_canonical() == ip)
-            {
+            if st.config.security.allows(peer.ip()) {
                 Ok(())
             } else {
                 Err(ApiError(

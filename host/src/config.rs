@@ -271,6 +271,14 @@ pub struct SecurityConfig {
     pub api_token: Option<String>,
 }
 
+impl SecurityConfig {
+    /// Whether `ip` may send callbacks (and, without a token, admin actions).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.callback_allow.iter().any(|a| a.to_canonical() == ip)
+    }
+}
+
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {

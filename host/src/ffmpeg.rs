@@ -118,10 +118,12 @@ pub fn argv(s: &StreamEntry, output: &str) -> Vec<String> {
 pub struct Monitor {
     /// Last stderr lines.
     pub log: VecDeque<String>,
-    /// When the last progress block arrived.
+    /// When the output last advanced.
     pub last_progress: Option<Instant>,
     /// Frames written so far (from progress).
     pub frames: u64,
+    /// Output time reached, in microseconds (from progress).
+    pub out_time_us: i64,
 }
 
 /// A running FFmpeg.
@@ -198,9 +200,19 @@ pub fn spawn(binary: &Path, argv: &[String], log_lines: usize) -> Result<Process
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(v) = line.strip_prefix("frame=") {
-                    m.frames = v.trim().parse().unwrap_or(m.frames);
-                } else if line.starts_with("progress=") {
+                // Progress means output advancing (frames or, for audio
+                // only, time): FFmpeg blocked on a silent input prints
+                // nothing, and a stuck one may repeat the same figures.
+                let advanced = if let Some(v) = line.strip_prefix("frame=") {
+                    let f = v.trim().parse().unwrap_or(m.frames);
+                    std::mem::replace(&mut m.frames, f) < f
+                } else if let Some(v) = line.strip_prefix("out_time_us=") {
+                    let t = v.trim().parse().unwrap_or(m.out_time_us);
+                    std::mem::replace(&mut m.out_time_us, t) < t
+                } else {
+                    false
+                };
+                if advanced {
                     m.last_progress = Some(Instant::now());
                 }
             }

@@ -40,14 +40,7 @@ async fn only_allowed(
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = peer.ip().to_canonical();
-    if st
-        .config
-        .security
-        .callback_allow
-        .iter()
-        .any(|a| a.to_canonical() == ip)
-    {
+    if st.config.security.allows(peer.ip()) {
         next.run(req).await
     } else {
         tracing::warn!(%peer, path = %req.uri().path(), "callback from a non-allowed address");
@@ -78,12 +71,21 @@ pub struct Callback {
     _rest: HashMap<String, String>,
 }
 
-fn not_found(msg: String) -> Response {
-    (StatusCode::NOT_FOUND, msg + "\n").into_response()
+/// A refused callback: a status and a line of text for nginx's log.
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0, self.1 + "\n").into_response()
+    }
+}
+
+fn not_found(msg: String) -> Refused {
+    Refused(StatusCode::NOT_FOUND, msg)
 }
 
 /// Checks the application and the stream id of a callback.
-fn stream_id(st: &AppState, cb: &Callback) -> Result<String, Response> {
+fn stream_id(st: &AppState, cb: &Callback) -> Result<String, Refused> {
     if cb.app != st.config.nginx.app {
         return Err(not_found(format!("unknown application {:?}", cb.app)));
     }
@@ -92,14 +94,14 @@ fn stream_id(st: &AppState, cb: &Callback) -> Result<String, Response> {
     Ok(cb.name.clone())
 }
 
-fn refusal(r: Refusal) -> Response {
+fn refusal(r: Refusal) -> Refused {
     not_found(r.to_string())
 }
 
 async fn on_play(State(st): State<AppState>, Form(cb): Form<Callback>) -> Response {
     let id = match stream_id(&st, &cb) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     st.providers.ensure_for_stream(&id).await;
     match st.supervisor.play(&id, &cb.clientid) {
@@ -107,7 +109,7 @@ async fn on_play(State(st): State<AppState>, Form(cb): Form<Callback>) -> Respon
             tracing::debug!(stream = %id, client = %cb.clientid, addr = %cb.addr, "rtmp viewer");
             StatusCode::OK.into_response()
         }
-        Err(r) => refusal(r),
+        Err(r) => refusal(r).into_response(),
     }
 }
 
@@ -117,14 +119,14 @@ async fn on_play_done(State(st): State<AppState>, Form(cb): Form<Callback>) -> R
             st.supervisor.play_done(&id, &cb.clientid);
             StatusCode::OK.into_response()
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 async fn on_publish(State(st): State<AppState>, Form(cb): Form<Callback>) -> Response {
     let id = match stream_id(&st, &cb) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if st.supervisor.publish(&id, &cb.token).await {
         StatusCode::OK.into_response()
@@ -140,7 +142,7 @@ async fn on_publish_done(State(st): State<AppState>, Form(cb): Form<Callback>) -
             st.supervisor.publish_done(&id, &cb.token);
             StatusCode::OK.into_response()
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -215,10 +217,10 @@ async fn control_impl(
     timeout: Option<String>,
 ) -> Response {
     if let Err(e) = ids::parse_stream_id(&id) {
-        return not_found(e.to_string());
+        return not_found(e.to_string()).into_response();
     }
     st.providers.ensure_for_stream(&id).await;
-    let known = || -> Result<(), Response> {
+    let known = || -> Result<(), Refused> {
         if st.catalog.snapshot().streams.contains_key(&id) {
             Ok(())
         } else {
@@ -246,10 +248,10 @@ async fn control_impl(
                 .map_err(refusal)
         }
         "publish_start" | "publish_stop" => known(),
-        other => return not_found(format!("unknown action {other:?}")),
+        other => return not_found(format!("unknown action {other:?}")).into_response(),
     };
     match result {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }

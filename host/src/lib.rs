@@ -14,6 +14,7 @@ pub mod config;
 pub mod ffmpeg;
 pub mod hooks;
 pub mod ids;
+pub mod metrics;
 pub mod nginx;
 pub mod plugin;
 pub mod providers;

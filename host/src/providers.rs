@@ -169,6 +169,16 @@ impl Providers {
         self.reconcile_instances(&mut state);
     }
 
+    /// Every module file and the error of its current version, if any.
+    pub async fn module_errors(&self) -> Vec<(String, Option<String>)> {
+        let state = self.state.lock().await;
+        state
+            .modules
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.error.clone()))
+            .collect()
+    }
+
     async fn reconcile_modules(&self, state: &mut State) {
         let dir = &self.config.providers.modules_dir;
         let files = list_dir(dir, "wasm");

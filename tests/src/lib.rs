@@ -511,16 +511,14 @@ impl Host {
         timeout: Duration,
         f: impl Fn(&Value) -> bool,
     ) -> Value {
-        let mut last = Value::Null;
         let start = Instant::now();
         loop {
             let s = self.stream(id);
             if f(&s) {
                 return s;
             }
-            last = s;
             if start.elapsed() > timeout {
-                panic!("timed out after {timeout:?} waiting for {id} {what}; last: {last}");
+                panic!("timed out after {timeout:?} waiting for {id} {what}; last: {s}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -583,9 +581,9 @@ impl Viewer {
         std::fs::read_to_string(&self.progress)
             .unwrap_or_default()
             .lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("frame="))
-            .filter_map(|v| v.trim().parse().ok())
-            .last()
+            .find_map(|v| v.trim().parse().ok())
             .unwrap_or(0)
     }
 

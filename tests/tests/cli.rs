@@ -217,3 +217,44 @@ fn a_scaffolded_provider_builds_passes_check_and_serves() {
         },
     );
 }
+
+#[test]
+fn a_missing_nginx_is_a_clear_error_naming_the_packages() {
+    let mut s = Setup::new();
+    s.sections.get_mut("nginx").unwrap().clear();
+    s.set("nginx", "managed = true");
+    s.set("nginx", "binary = \"/nonexistent/nginx\"");
+    let config = s.write_config();
+    let out = Command::new(dss_bin())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .output()
+        .expect("dss");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/nginx")
+            && err.contains("apt-get install -y nginx libnginx-mod-rtmp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nginx_conf_prints_the_rendered_configuration() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        scratch.path().join("dss.toml"),
+        "[nginx]\nrtmp_port = 1940\napp = \"live\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = dss(&["nginx-conf"], scratch.path());
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(":1940;") && out.contains("application live {"),
+        "{out}"
+    );
+    assert!(
+        out.contains("on_play http://127.0.0.1:8000/hooks/on_play;"),
+        "{out}"
+    );
+    assert!(!out.contains("{{"), "every placeholder filled");
+}

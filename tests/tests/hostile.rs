@@ -164,6 +164,21 @@ fn every_hostile_provider_fails_alone_with_its_cause() {
         looped.hits()
     );
 
+    // Rejections and failures show in the metrics too.
+    let metrics = host.get("/metrics").body;
+    assert!(
+        metrics.contains(r#"dss_module_rejected{module="text"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"dss_provider_state{provider="h_loop",state="failed"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"dss_provider_streams{provider="good"} 2"#),
+        "{metrics}"
+    );
+
     // Guest panics are logged under the provider's name.
     let log = host.log_text();
     assert!(

@@ -348,3 +348,78 @@ fn callbacks_from_other_addresses_are_forbidden() {
     assert_eq!(host.get("/control/cam-a/start").status, 403);
     assert_eq!(host.stream("cam-a")["state"], "idle");
 }
+
+#[test]
+fn a_stalled_source_is_detected_from_ffmpeg_progress_and_restarted() {
+    let _g = serial();
+    // Six seconds of real MPEG-TS, then a connection that stays open and
+    // silent: FFmpeg publishes, then stops making progress without exiting.
+    let scratch = tempfile::tempdir().unwrap();
+    let ts = scratch.path().join("six-seconds.ts");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=15",
+            "-t",
+            "2",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "15",
+            "-f",
+            "mpegts",
+        ])
+        .arg(&ts)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let body = std::fs::read(&ts).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten().take(10) {
+            let mut conn = conn;
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n");
+            let _ = conn.write_all(&body);
+            held.push(conn);
+        }
+    });
+    let mut s = Setup::new();
+    s.with_nginx(30);
+    s.set("ffmpeg", "stale_seconds = 3");
+    s.set("ffmpeg", "backoff_initial_ms = 500");
+    s.instance(
+        "cam",
+        &format!(
+            "module = \"static-list\"\ninput_options = [\"-analyzeduration\", \"1000000\", \"-re\"]\noutput_options = [\"-c:v\", \"libx264\", \"-preset\", \"ultrafast\", \"-g\", \"15\"]\n[config]\nstreams = [{{ key = \"stall\", source = \"http://{addr}/live.ts\" }}]\n"
+        ),
+    );
+    let host = s.start();
+    ready(&host);
+    assert_eq!(
+        host.post("/api/streams/cam-stall/watch?timeout=120").status,
+        200
+    );
+    let first = host.wait_stream("cam-stall", "live", T, |v| v["state"] == "live")["pid"].clone();
+    let v = host.wait_stream("cam-stall", "the stall detected", T, |v| {
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no progress"))
+    });
+    assert!(v["failures"].as_u64() >= Some(1), "{v}");
+    host.wait_stream("cam-stall", "a new FFmpeg", T, |v| {
+        v["pid"].is_u64() && v["pid"] != first
+    });
+}

@@ -1,0 +1,146 @@
+//! Prometheus metrics at `/metrics`, computed at scrape time from the
+//! catalog, the supervisor, the provider modules and the store: nothing is
+//! counted twice, so the figures cannot drift from what the API shows.
+
+use crate::api::AppState;
+use crate::catalog::ProviderState;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn family() -> Family<Labels, Gauge> {
+    Family::default()
+}
+
+/// The text exposition of every metric.
+pub async fn render(st: &AppState) -> String {
+    let snap = st.catalog.snapshot();
+    let mut registry = Registry::default();
+
+    let provider_state = family();
+    let provider_streams = family();
+    let provider_stale = family();
+    let provider_info = family();
+    for p in snap.providers.values() {
+        for state in [
+            ProviderState::Loading,
+            ProviderState::Ready,
+            ProviderState::Failed,
+            ProviderState::Disabled,
+        ] {
+            let name = serde_json::to_value(state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            provider_state
+                .get_or_create(&vec![("provider", p.id.clone()), ("state", name)])
+                .set(i64::from(p.state == state));
+        }
+        provider_streams
+            .get_or_create(&vec![("provider", p.id.clone())])
+            .set(p.stream_count as i64);
+        provider_stale
+            .get_or_create(&vec![("provider", p.id.clone())])
+            .set(i64::from(p.stale));
+        provider_info
+            .get_or_create(&vec![
+                ("provider", p.id.clone()),
+                ("module", p.module.clone()),
+                ("version", p.version.clone().unwrap_or_default()),
+                ("module_hash", p.module_hash.clone().unwrap_or_default()),
+            ])
+            .set(1);
+    }
+    registry.register(
+        "dss_provider_state",
+        "1 for the state each provider instance is in",
+        provider_state,
+    );
+    registry.register(
+        "dss_provider_streams",
+        "Streams each provider instance lists",
+        provider_streams,
+    );
+    registry.register(
+        "dss_provider_stale",
+        "1 when a provider serves a listing that is not its latest",
+        provider_stale,
+    );
+    registry.register(
+        "dss_provider_info",
+        "The module each provider instance runs",
+        provider_info,
+    );
+
+    let module_rejected = family();
+    for (module, error) in st.providers.module_errors().await {
+        module_rejected
+            .get_or_create(&vec![("module", module)])
+            .set(i64::from(error.is_some()));
+    }
+    registry.register(
+        "dss_module_rejected",
+        "1 when the current file of a module failed to load (the previous version, if any, serves)",
+        module_rejected,
+    );
+
+    let stream_state = family();
+    let viewers = family();
+    let restarts = family();
+    let mut by_state = std::collections::BTreeMap::<String, i64>::new();
+    for (id, s) in st.supervisor.statuses() {
+        let state = serde_json::to_value(s.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *by_state.entry(state).or_default() += 1;
+        viewers
+            .get_or_create(&vec![("stream", id.clone()), ("kind", "rtmp".into())])
+            .set(s.viewers_rtmp as i64);
+        viewers
+            .get_or_create(&vec![("stream", id.clone()), ("kind", "http".into())])
+            .set(s.viewers_http as i64);
+        restarts
+            .get_or_create(&vec![("stream", id)])
+            .set(i64::from(s.restarts));
+    }
+    let tracked: i64 = by_state.values().sum();
+    *by_state.entry("idle".into()).or_default() +=
+        snap.streams.len() as i64 - tracked.min(snap.streams.len() as i64);
+    for (state, n) in by_state {
+        stream_state.get_or_create(&vec![("state", state)]).set(n);
+    }
+    registry.register("dss_streams", "Streams by lifecycle state", stream_state);
+    registry.register(
+        "dss_stream_viewers",
+        "Viewers of each stream that has had any",
+        viewers,
+    );
+    registry.register(
+        "dss_stream_restarts",
+        "FFmpeg restarts after failures, per stream",
+        restarts,
+    );
+
+    let store: Family<Labels, Gauge> = family();
+    store
+        .get_or_create(&vec![("backend", st.store.describe())])
+        .set(i64::from(!matches!(
+            st.store.health(),
+            dss_store::StoreHealth::Ok
+        )));
+    registry.register(
+        "dss_store_degraded",
+        "1 while the store is degraded (MongoDB unreachable)",
+        store,
+    );
+
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::error!("metrics encoding failed: {e}");
+    }
+    out
+}
