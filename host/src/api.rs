@@ -285,7 +285,7 @@ fn authorize(st: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<()
             }
         }
         None => {
-            if st.config.security.allows(peer.ip()) {
+            if st.config.security.allows_request(peer.ip(), headers) {
                 Ok(())
             } else {
                 Err(ApiError(

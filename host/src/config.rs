@@ -277,6 +277,24 @@ impl SecurityConfig {
         let ip = ip.to_canonical();
         self.callback_allow.iter().any(|a| a.to_canonical() == ip)
     }
+
+    /// Whether a request from `peer` with `headers` may send callbacks. A
+    /// request nginx proxied for a client (`X-DSS-Proxied`, set by the
+    /// template's catch-all location) is judged by that client's address
+    /// (`X-Real-IP`), not by nginx's loopback one.
+    pub fn allows_request(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> bool {
+        if !self.allows(peer) {
+            return false;
+        }
+        if !headers.contains_key("x-dss-proxied") {
+            return true;
+        }
+        headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+            .is_some_and(|client| self.allows(client))
+    }
 }
 
 impl Default for SecurityConfig {
@@ -609,6 +627,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("dss.toml") && e.contains("http_prot"), "{e}");
+    }
+
+    #[test]
+    fn proxied_requests_are_judged_by_the_client_address() {
+        let sec = SecurityConfig::default();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        assert!(sec.allows_request(local, &h), "direct from loopback");
+        assert!(!sec.allows_request("192.0.2.7".parse().unwrap(), &h));
+        h.insert("x-dss-proxied", "1".parse().unwrap());
+        assert!(
+            !sec.allows_request(local, &h),
+            "proxied without a client address"
+        );
+        h.insert("x-real-ip", "203.0.113.5".parse().unwrap());
+        assert!(
+            !sec.allows_request(local, &h),
+            "an outside client through nginx"
+        );
+        h.insert("x-real-ip", "127.0.0.1".parse().unwrap());
+        assert!(
+            sec.allows_request(local, &h),
+            "a local client through nginx"
+        );
     }
 
     #[test]

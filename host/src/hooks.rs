@@ -40,7 +40,7 @@ async fn only_allowed(
     req: Request,
     next: Next,
 ) -> Response {
-    if st.config.security.allows(peer.ip()) {
+    if st.config.security.allows_request(peer.ip(), req.headers()) {
         next.run(req).await
     } else {
         tracing::warn!(%peer, path = %req.uri().path(), "callback from a non-allowed address");

@@ -350,6 +350,44 @@ fn callbacks_from_other_addresses_are_forbidden() {
 }
 
 #[test]
+fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
+    let _g = serial();
+    let s = setup(2);
+    let host = s.start();
+    ready(&host);
+    // What nginx's catch-all location sends for a client at 203.0.113.9.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let relayed = |path: &str| {
+        let mut r = agent
+            .post(&format!("{}{path}", host.base))
+            .header("X-DSS-Proxied", "1")
+            .header("X-Real-IP", "203.0.113.9")
+            .send_form([("app", "dss"), ("name", "cam-a"), ("clientid", "1")])
+            .expect("post");
+        let _ = r.body_mut().read_to_string();
+        r.status().as_u16()
+    };
+    assert_eq!(relayed("/hooks/on_play"), 403);
+    assert_eq!(relayed("/api/streams/cam-a/start"), 403);
+    assert_eq!(host.stream("cam-a")["state"], "idle");
+    // Through the real nginx, the API is served and local callers stay local.
+    let r = get(&format!("{}/api/streams", s.nginx_base()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json().as_array().map(Vec::len), Some(2));
+    let r = post_form(
+        &format!("{}/hooks/on_play", s.nginx_base()),
+        &[("app", "dss"), ("name", "cam-zz"), ("clientid", "1")],
+    );
+    assert_eq!(
+        r.status, 404,
+        "a local client through nginx reaches the hooks"
+    );
+}
+
+#[test]
 fn a_stalled_source_is_detected_from_ffmpeg_progress_and_restarted() {
     let _g = serial();
     // Six seconds of real MPEG-TS, then a connection that stays open and
