@@ -325,8 +325,12 @@ impl Default for Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         // The managed nginx outlives a killed host by design; not a test.
+        // It runs in its own process group: kill the group, or its workers
+        // would be orphaned holding their ports.
         if let Some(pid) = self.nginx_pid() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .args(["-9", "--", &format!("-{pid}")])
+                .status();
         }
     }
 }

@@ -461,3 +461,20 @@ fn a_stalled_source_is_detected_from_ffmpeg_progress_and_restarted() {
         v["pid"].is_u64() && v["pid"] != first
     });
 }
+
+#[test]
+fn a_killed_nginx_is_restarted_and_serves_again() {
+    let _g = serial();
+    let s = setup(2);
+    let host = s.start();
+    ready(&host);
+    let first = s.nginx_pid().expect("nginx pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status();
+    wait_for("a new nginx", T, || {
+        s.nginx_pid().filter(|&p| p != first && process_alive(p))
+    });
+    let viewer = Viewer::start(&s.rtmp_url("cam-a"));
+    viewer.wait_frames(0, 5, T);
+}

@@ -324,6 +324,13 @@ async fn supervise(
         if stopping.load(Ordering::SeqCst) {
             return;
         }
+        // A master killed outright leaves its workers holding the ports:
+        // clear its process group before starting anew.
+        let old = pid.load(Ordering::SeqCst);
+        if old > 0 {
+            // SAFETY: kill(2) on the old nginx's process group.
+            unsafe { libc::kill(-(old as libc::pid_t), libc::SIGKILL) };
+        }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RESTART_MAX);
         match spawn(&paths) {
