@@ -4,18 +4,18 @@
 //! Ids from the URL are checked ([`crate::ids`]) before any lookup:
 //! malformed → 400, well-formed but unknown → 404.
 
+use crate::access::Caller;
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
 use crate::config::Config;
 use crate::ids;
 use crate::supervisor::{Refusal, Supervisor};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub struct AppState {
     pub providers: Arc<crate::providers::Providers>,
     /// The metadata store.
     pub store: Arc<dyn dss_store::Store>,
+    /// The secret nginx's callbacks carry in their path.
+    pub callback_secret: Arc<str>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
@@ -50,7 +52,12 @@ impl ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError::not_found(r.to_string())
+        let status = match r {
+            Refusal::Capacity(..) | Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::TooManyLeases(_) | Refusal::TooManyViewers(_) => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::NOT_FOUND,
+        };
+        ApiError(status, r.to_string())
     }
 }
 
@@ -82,12 +89,16 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
             get(legacy_provider).post(legacy_provider),
         )
         .route("/info/stream/{id}", get(legacy_stream).post(legacy_stream))
-        .merge(crate::hooks::router(state.clone()))
+        .merge(crate::hooks::router())
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.clone(),
+            crate::access::layer,
+        ))
         .with_state(state)
 }
 
-async fn healthz(State(st): State<AppState>) -> Json<Value> {
+async fn healthz(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> Json<Value> {
     let snap = st.catalog.snapshot();
     let failed: Vec<&str> = snap
         .providers
@@ -97,18 +108,42 @@ async fn healthz(State(st): State<AppState>) -> Json<Value> {
         .collect();
     let store = st.store.health();
     let degraded = !matches!(store, dss_store::StoreHealth::Ok);
+    let status = if degraded { "degraded" } else { "ok" };
+    if !caller.is_private() {
+        return Json(json!({
+            "status": status,
+            "providers": snap.providers.len(),
+            "streams": snap.streams.len(),
+        }));
+    }
     Json(json!({
-        "status": if degraded { "degraded" } else { "ok" },
+        "status": status,
         "providers": snap.providers.len(),
         "providers_failed": failed,
         "streams": snap.streams.len(),
         "store": { "backend": st.store.describe(), "health": store },
+        "ffmpeg": {
+            "running": st.supervisor.running(),
+            "max_running": st.config.ffmpeg.max_running,
+            "spawns": st.supervisor.spawns_total(),
+            "capacity_refusals": st.supervisor.capacity_refusals(),
+        },
     }))
 }
 
-/// A provider's status with the age of the listing it serves.
-fn provider_json(p: &crate::catalog::ProviderStatus) -> Value {
+/// A provider's status with the age of the listing it serves; a public
+/// caller does not see errors, warnings or the instance file (errors can
+/// quote feed URLs and their keys).
+fn provider_json(p: &crate::catalog::ProviderStatus, caller: Caller) -> Value {
     let mut v = json!(p);
+    if !caller.is_private() {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("file");
+            o.remove("warnings");
+            let failed = o.remove("last_error").is_some_and(|e| !e.is_null());
+            o.insert("has_error".into(), json!(failed));
+        }
+    }
     if let Some(t) = p.listing_fetched_at_ms {
         let now = crate::catalog::unix_ms(std::time::SystemTime::now());
         v["listing_age_ms"] = json!(now.saturating_sub(t));
@@ -116,22 +151,38 @@ fn provider_json(p: &crate::catalog::ProviderStatus) -> Value {
     v
 }
 
-async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    (
+async fn metrics(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !caller.is_private() {
+        return Err(forbidden());
+    }
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         crate::metrics::render(&st).await,
+    ))
+}
+
+fn forbidden() -> ApiError {
+    ApiError(
+        StatusCode::FORBIDDEN,
+        "only on the host's own address (from callback_allow) or with the API token".into(),
     )
 }
 
-async fn providers(State(st): State<AppState>) -> Json<Value> {
+async fn providers(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Value> {
     let snap = st.catalog.snapshot();
     Json(json!(snap
         .providers
         .values()
-        .map(provider_json)
+        .map(|p| provider_json(p, caller))
         .collect::<Vec<_>>()))
 }
 
@@ -141,6 +192,7 @@ fn check_provider(id: &str) -> Result<(), ApiError> {
 
 async fn provider(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_provider(&id)?;
@@ -149,7 +201,7 @@ async fn provider(
         .providers
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no provider {id:?}")))?;
-    Ok(Json(provider_json(p)))
+    Ok(Json(provider_json(p, caller)))
 }
 
 /// Filters of `GET /api/streams`.
@@ -207,11 +259,17 @@ fn lookup(catalog: &Catalog, id: &str) -> Result<Arc<StreamEntry>, ApiError> {
 
 async fn stream(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     st.providers.ensure_for_stream(&id).await;
     let s = lookup(&st.catalog, &id)?;
-    let status = st.supervisor.status(&id);
+    let private = caller.is_private();
+    let status = if private {
+        st.supervisor.status(&id)
+    } else {
+        st.supervisor.status_brief(&id)
+    };
     let mut v = json!(s);
     v["state"] = json!(status.state);
     v["viewers"] = json!({ "rtmp": status.viewers_rtmp, "http": status.viewers_http });
@@ -220,10 +278,15 @@ async fn stream(
     v["since_ms"] = json!(status.since_ms);
     v["restarts"] = json!(status.restarts);
     v["failures"] = json!(status.failures);
-    v["last_error"] = json!(status.last_error);
     v["warmup_ms"] = json!(status.warmup_ms);
     v["frames"] = json!(status.frames);
-    v["log"] = json!(status.log);
+    if private {
+        // FFmpeg's lines and errors can quote sources with credentials.
+        v["last_error"] = json!(status.last_error);
+        v["log"] = json!(status.log);
+    } else {
+        v["has_error"] = json!(status.last_error.is_some());
+    }
     let n = &st.config.nginx;
     v["urls"] = json!({
         "rtmp": format!("rtmp://HOST:{}/{}/{id}", n.rtmp_port, n.app),
@@ -244,7 +307,7 @@ pub struct WatchParams {
 
 async fn watch(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(p): Query<WatchParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -254,10 +317,17 @@ async fn watch(
     if client.len() > 128 {
         return Err(ApiError::bad_request("client is longer than 128 bytes"));
     }
+    // A public client holds one lease per stream, and leases on at most
+    // `max_streams_per_client` streams.
+    let key = match caller {
+        Caller::Public { ip } => format!("watch:{ip}"),
+        Caller::Private { .. } => format!("watch:private:{client}"),
+    };
     let ttl = st.supervisor.lease(
         &id,
-        &format!("watch:{}:{client}", peer.ip()),
+        &key,
         p.timeout.map(Duration::from_secs),
+        caller.public_ip(),
     )?;
     Ok(Json(json!({
         "id": id,
@@ -267,48 +337,27 @@ async fn watch(
 }
 
 /// Admin actions need the bearer token when one is configured, else a
-/// request from an address allowed to send callbacks.
-fn authorize(st: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &st.config.security.api_token {
-        Some(token) => {
-            let given = headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-                Ok(())
-            } else {
-                Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "a valid bearer token is required".into(),
-                ))
-            }
-        }
-        None => {
-            if st.config.security.allows_request(peer.ip(), headers) {
-                Ok(())
-            } else {
-                Err(ApiError(
-                    StatusCode::FORBIDDEN,
-                    "admin actions need [security] api_token, or a request from callback_allow"
-                        .into(),
-                ))
-            }
-        }
+/// request straight from an address allowed to send callbacks.
+fn authorize(st: &AppState, caller: Caller) -> Result<(), ApiError> {
+    match (&st.config.security.api_token, caller) {
+        (Some(_), Caller::Private { token: true }) | (None, Caller::Private { .. }) => Ok(()),
+        (Some(_), _) => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required".into(),
+        )),
+        (None, Caller::Public { .. }) => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "admin actions need [security] api_token, or a request from callback_allow".into(),
+        )),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn admin_start(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&st, &peer, &headers)?;
+    authorize(&st, caller)?;
     lookup(&st.catalog, &id)?;
     st.supervisor.start(&id)?;
     Ok(Json(json!({ "id": id, "pinned": true })))
@@ -316,11 +365,10 @@ async fn admin_start(
 
 async fn admin_stop(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&st, &peer, &headers)?;
+    authorize(&st, caller)?;
     lookup(&st.catalog, &id)?;
     st.supervisor.stop(&id);
     Ok(Json(json!({ "id": id, "stopping": true })))

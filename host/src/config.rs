@@ -235,6 +235,11 @@ pub struct FfmpegConfig {
     pub auto_start: Vec<String>,
     /// Providers whose streams are all kept running (ids).
     pub auto_start_providers: Vec<String>,
+    /// FFmpeg processes that may run at once (0: no limit); a viewer of
+    /// an idle stream beyond it is refused, and the refusal counted.
+    pub max_running: usize,
+    /// Least time between two spawns of one stream, in milliseconds.
+    pub min_spawn_interval_ms: u64,
 }
 
 impl Default for FfmpegConfig {
@@ -256,6 +261,14 @@ impl Default for FfmpegConfig {
             stat_interval_seconds: 10,
             auto_start: Vec::new(),
             auto_start_providers: Vec::new(),
+            // Each FFmpeg holds 20-60 MiB and, transcoding, a good part of
+            // a core: 100 bounds what a burst of viewers across many
+            // streams can start. Raise it on big machines or copy-only
+            // deployments.
+            max_running: 100,
+            // A crash loop or a flapping viewer cannot spawn one stream
+            // more than once a second.
+            min_spawn_interval_ms: 1_000,
         }
     }
 }
@@ -269,6 +282,13 @@ pub struct SecurityConfig {
     /// Bearer token for admin actions; unset: admin actions only from
     /// `callback_allow` addresses.
     pub api_token: Option<String>,
+    /// Secret that nginx's callbacks carry in their path
+    /// (`/hooks/SECRET/on_play`); unset: generated once and kept in
+    /// `<state_dir>/callback.secret`.
+    pub callback_secret: Option<String>,
+    /// Streams one public client address may hold viewer leases on at
+    /// once (HLS/DASH playlists and `watch` through the public port).
+    pub max_streams_per_client: usize,
 }
 
 impl SecurityConfig {
@@ -277,24 +297,6 @@ impl SecurityConfig {
         let ip = ip.to_canonical();
         self.callback_allow.iter().any(|a| a.to_canonical() == ip)
     }
-
-    /// Whether a request from `peer` with `headers` may send callbacks. A
-    /// request nginx proxied for a client (`X-DSS-Proxied`, set by the
-    /// template's catch-all location) is judged by that client's address
-    /// (`X-Real-IP`), not by nginx's loopback one.
-    pub fn allows_request(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> bool {
-        if !self.allows(peer) {
-            return false;
-        }
-        if !headers.contains_key("x-dss-proxied") {
-            return true;
-        }
-        headers
-            .get("x-real-ip")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-            .is_some_and(|client| self.allows(client))
-    }
 }
 
 impl Default for SecurityConfig {
@@ -302,6 +304,10 @@ impl Default for SecurityConfig {
         SecurityConfig {
             callback_allow: vec![IpAddr::from([127, 0, 0, 1]), "::1".parse().expect("valid")],
             api_token: None,
+            callback_secret: None,
+            // A viewer watches one stream; a wall of a few cameras is
+            // fine; a client walking every stream is not.
+            max_streams_per_client: 8,
         }
     }
 }
@@ -442,10 +448,78 @@ impl Config {
         self.state_dir.join("cache").join("modules")
     }
 
+    /// The secret nginx's callbacks carry: `[security] callback_secret`,
+    /// else the one kept in `<state_dir>/callback.secret` (created, mode
+    /// 0600, with 128 random bits, the first time).
+    pub fn callback_secret(&self) -> std::io::Result<String> {
+        if let Some(s) = &self.security.callback_secret {
+            if !is_secret(s) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "[security] callback_secret must be 32 to 128 hex digits",
+                ));
+            }
+            return Ok(s.clone());
+        }
+        let path = self.state_dir.join("callback.secret");
+        match std::fs::read_to_string(&path) {
+            Ok(s) if is_secret(s.trim()) => return Ok(s.trim().to_string()),
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} must hold 32 to 128 hex digits; remove it to get a new one",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(&self.state_dir)?;
+        let mut bytes = [0u8; 16];
+        {
+            use std::io::Read;
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        }
+        let secret = hex::encode(bytes);
+        let tmp = self.state_dir.join(".callback.secret.tmp");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(secret.as_bytes())?;
+            f.sync_all()?;
+        }
+        // Two hosts starting at once on one state directory: the first
+        // rename wins and both read the file back.
+        std::fs::hard_link(&tmp, &path).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        let _ = std::fs::remove_file(&tmp);
+        let s = std::fs::read_to_string(&path)?;
+        Ok(s.trim().to_string())
+    }
+
     /// The effective configuration as TOML (for `dss config`).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// A callback secret: 32 to 128 hex digits (it goes into URLs and the
+/// nginx configuration).
+fn is_secret(s: &str) -> bool {
+    (32..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Applies `DSS_SECTION__KEY=value` variables (`DSS_LISTEN`,
@@ -456,6 +530,10 @@ fn apply_env(doc: &mut toml::Table, env: impl IntoIterator<Item = (String, Strin
         let Some(rest) = name.strip_prefix("DSS_") else {
             continue;
         };
+        // DSS_CONFIG names the file itself (`--config`), not a key in it.
+        if rest == "CONFIG" {
+            continue;
+        }
         let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
         if path.iter().any(String::is_empty) {
             continue;
@@ -630,27 +708,31 @@ mod tests {
     }
 
     #[test]
-    fn proxied_requests_are_judged_by_the_client_address() {
-        let sec = SecurityConfig::default();
-        let local: IpAddr = "127.0.0.1".parse().unwrap();
-        let mut h = axum::http::HeaderMap::new();
-        assert!(sec.allows_request(local, &h), "direct from loopback");
-        assert!(!sec.allows_request("192.0.2.7".parse().unwrap(), &h));
-        h.insert("x-dss-proxied", "1".parse().unwrap());
-        assert!(
-            !sec.allows_request(local, &h),
-            "proxied without a client address"
-        );
-        h.insert("x-real-ip", "203.0.113.5".parse().unwrap());
-        assert!(
-            !sec.allows_request(local, &h),
-            "an outside client through nginx"
-        );
-        h.insert("x-real-ip", "127.0.0.1".parse().unwrap());
-        assert!(
-            sec.allows_request(local, &h),
-            "a local client through nginx"
-        );
+    fn dss_config_names_the_file_not_a_key() {
+        let env = [("DSS_CONFIG".to_string(), "/etc/dss.toml".to_string())];
+        assert!(Config::load_with_env(None, env).is_ok());
+    }
+
+    #[test]
+    fn the_callback_secret_is_made_once_and_kept_private() {
+        let dir = std::env::temp_dir().join(format!("dss-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Config::load_with_env(None, []).unwrap();
+        c.state_dir = dir.clone();
+        let a = c.callback_secret().unwrap();
+        assert_eq!(a.len(), 32);
+        assert_eq!(c.callback_secret().unwrap(), a, "kept across calls");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("callback.secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(dir.join("callback.secret"), "x; include /etc").unwrap();
+        assert!(c.callback_secret().is_err(), "a tampered file is refused");
+        c.security.callback_secret = Some("bad secret".into());
+        assert!(c.callback_secret().is_err(), "so is a bad configured one");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,55 +1,39 @@
-//! nginx-rtmp callbacks (`/hooks/*`), the HTTP-viewer check nginx makes
-//! for each HLS/DASH playlist request (`/hooks/http_view`), and the
-//! original DSS's `/control/{id}/{action}[/{timeout}]` routes.
+//! nginx-rtmp callbacks (`/hooks/SECRET/*`), the HTTP-viewer check nginx
+//! makes for each HLS/DASH playlist request (`/hooks/SECRET/http_view`),
+//! and the original DSS's `/control/{id}/{action}[/{timeout}]` routes.
 //!
-//! Only addresses in `[security] callback_allow` may call these (403
-//! otherwise). An invalid or unknown stream id is a 404, which makes nginx
-//! refuse the viewer; nothing is spawned for it.
+//! Callbacks must come straight from a `[security] callback_allow`
+//! address and carry the host's callback secret in their path (the
+//! rendered nginx.conf has it), so neither a client relayed by nginx nor
+//! another local process can forge `on_play_done`. `/control` needs a
+//! `callback_allow` address and, when `api_token` is set, the token
+//! (bearer or `?token=`). An invalid or unknown stream id is a 404, which
+//! makes nginx refuse the viewer; nothing is spawned for it.
 
+use crate::access;
 use crate::api::AppState;
 use crate::ids;
-use crate::supervisor::Refusal;
-use axum::extract::{ConnectInfo, Form, Path, Request, State};
+use crate::supervisor::{Refusal, State as StreamState};
+use axum::extract::{ConnectInfo, Form, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-/// The callback routes.
-pub fn router(state: AppState) -> Router<AppState> {
+/// How often a held playlist request looks for the playlist.
+const PLAYLIST_POLL: Duration = Duration::from_millis(100);
+
+/// The callback and control routes.
+pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/hooks/on_play", post(on_play))
-        .route("/hooks/on_play_done", post(on_play_done))
-        .route("/hooks/on_publish", post(on_publish))
-        .route("/hooks/on_publish_done", post(on_publish_done))
-        .route("/hooks/on_update", post(on_update))
-        .route("/hooks/http_view", any(http_view))
+        .route("/hooks/{secret}/http_view", any(http_view))
+        .route("/hooks/{secret}/{event}", post(hook))
         .route("/control/{id}/{action}", any(control))
         .route("/control/{id}/{action}/{timeout}", any(control_timeout))
-        .layer(axum::middleware::from_fn_with_state(state, only_allowed))
-}
-
-async fn only_allowed(
-    State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if st.config.security.allows_request(peer.ip(), req.headers()) {
-        next.run(req).await
-    } else {
-        tracing::warn!(%peer, path = %req.uri().path(), "callback from a non-allowed address");
-        (
-            StatusCode::FORBIDDEN,
-            "callbacks are only accepted from [security] callback_allow\n",
-        )
-            .into_response()
-    }
 }
 
 /// The fields nginx-rtmp sends (plus the client's query arguments).
@@ -84,81 +68,117 @@ fn not_found(msg: String) -> Refused {
     Refused(StatusCode::NOT_FOUND, msg)
 }
 
+fn refusal(r: Refusal) -> Refused {
+    let status = match r {
+        Refusal::Capacity(..) | Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::TooManyLeases(_) | Refusal::TooManyViewers(_) => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::NOT_FOUND,
+    };
+    Refused(status, r.to_string())
+}
+
+/// Checks who sends a callback: straight from an allowed address, with
+/// the secret.
+fn check_callback(
+    st: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    secret: &str,
+) -> Result<(), Refused> {
+    if !access::direct_and_allowed(&st.config, peer.ip(), headers) {
+        tracing::warn!(%peer, "callback from a non-allowed address or relayed by nginx");
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "callbacks are only accepted from [security] callback_allow".into(),
+        ));
+    }
+    if !crate::supervisor::constant_time_eq(secret.as_bytes(), st.callback_secret.as_bytes()) {
+        tracing::warn!(%peer, "callback with a wrong secret");
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "wrong callback secret (render nginx.conf with `dss nginx-conf`)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the application and the stream id of a callback.
 fn stream_id(st: &AppState, cb: &Callback) -> Result<String, Refused> {
     if cb.app != st.config.nginx.app {
-        return Err(not_found(format!("unknown application {:?}", cb.app)));
+        return Err(not_found(format!(
+            "unknown application {:?}",
+            cb.app.chars().take(64).collect::<String>()
+        )));
     }
     // nginx passes the name without its query string.
     ids::parse_stream_id(&cb.name).map_err(|e| not_found(e.to_string()))?;
     Ok(cb.name.clone())
 }
 
-fn refusal(r: Refusal) -> Refused {
-    not_found(r.to_string())
-}
-
-async fn on_play(State(st): State<AppState>, Form(cb): Form<Callback>) -> Response {
-    let id = match stream_id(&st, &cb) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    st.providers.ensure_for_stream(&id).await;
-    match st.supervisor.play(&id, &cb.clientid) {
-        Ok(()) => {
-            tracing::debug!(stream = %id, client = %cb.clientid, addr = %cb.addr, "rtmp viewer");
-            StatusCode::OK.into_response()
-        }
-        Err(r) => refusal(r).into_response(),
+async fn hook(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((secret, event)): Path<(String, String)>,
+    Form(cb): Form<Callback>,
+) -> Response {
+    if let Err(r) = check_callback(&st, peer, &headers, &secret) {
+        return r.into_response();
     }
-}
-
-async fn on_play_done(State(st): State<AppState>, Form(cb): Form<Callback>) -> Response {
-    match stream_id(&st, &cb) {
-        Ok(id) => {
-            st.supervisor.play_done(&id, &cb.clientid);
-            StatusCode::OK.into_response()
+    let result = match event.as_str() {
+        "on_play" => on_play(&st, &cb).await,
+        "on_play_done" => stream_id(&st, &cb).map(|id| st.supervisor.play_done(&id, &cb.clientid)),
+        "on_publish" => on_publish(&st, &cb),
+        "on_publish_done" => {
+            stream_id(&st, &cb).map(|id| st.supervisor.publish_done(&id, &cb.token))
         }
+        // Periodic: nothing to correct here (/stat reconciliation does it);
+        // answering non-2xx would drop the client.
+        "on_update" => Ok(()),
+        _ => Err(not_found("unknown callback".into())),
+    };
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
         Err(r) => r.into_response(),
     }
 }
 
-async fn on_publish(State(st): State<AppState>, Form(cb): Form<Callback>) -> Response {
-    let id = match stream_id(&st, &cb) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    if st.supervisor.publish(&id, &cb.token).await {
-        StatusCode::OK.into_response()
+async fn on_play(st: &AppState, cb: &Callback) -> Result<(), Refused> {
+    let id = stream_id(st, cb)?;
+    st.providers.ensure_for_stream(&id).await;
+    st.supervisor.play(&id, &cb.clientid).map_err(refusal)?;
+    tracing::debug!(stream = %id, client = %cb.clientid, addr = %cb.addr, "rtmp viewer");
+    Ok(())
+}
+
+fn on_publish(st: &AppState, cb: &Callback) -> Result<(), Refused> {
+    let id = stream_id(st, cb)?;
+    if st.supervisor.publish(&id, &cb.token) {
+        Ok(())
     } else {
         tracing::warn!(stream = %id, addr = %cb.addr, "publish refused");
-        (StatusCode::FORBIDDEN, "only DSS publishes here\n").into_response()
+        Err(Refused(
+            StatusCode::FORBIDDEN,
+            "only DSS publishes here".into(),
+        ))
     }
 }
 
-async fn on_publish_done(State(st): State<AppState>, Form(cb): Form<Callback>) -> Response {
-    match stream_id(&st, &cb) {
-        Ok(id) => {
-            st.supervisor.publish_done(&id, &cb.token);
-            StatusCode::OK.into_response()
-        }
-        Err(r) => r.into_response(),
+/// `/hooks/SECRET/http_view`: nginx's `auth_request` for a playlist.
+/// Counts the requester as an HTTP viewer (a lease; a public client's
+/// leases are bounded per address) and, for a stream that is not live
+/// yet, holds the answer until this run's FFmpeg has written the
+/// playlist (bounded), so the first request gets a fresh playlist instead
+/// of a 404 or a stale one left by an earlier run.
+async fn http_view(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(secret): Path<String>,
+) -> Response {
+    if let Err(r) = check_callback(&st, peer, &headers, &secret) {
+        return r.into_response();
     }
-}
-
-async fn on_update(State(st): State<AppState>, Form(cb): Form<Callback>) -> Response {
-    // Periodic: nothing to correct here (/stat reconciliation does it);
-    // answering non-2xx would drop the client.
-    match stream_id(&st, &cb) {
-        Ok(_) | Err(_) => StatusCode::OK.into_response(),
-    }
-}
-
-/// `/hooks/http_view`: nginx's `auth_request` for a playlist. Counts the
-/// requester as an HTTP viewer (a lease) and, for an idle stream, holds
-/// the answer until the playlist exists (bounded), so the first request
-/// gets a playlist instead of a 404.
-async fn http_view(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let uri = headers
         .get("x-original-uri")
         .and_then(|v| v.to_str().ok())
@@ -169,53 +189,102 @@ async fn http_view(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let (Some(kind @ ("hls" | "dash")), Some(id), Some(file)) = (kind, id, file) else {
         return (StatusCode::FORBIDDEN, "not a playlist\n").into_response();
     };
-    if ids::parse_stream_id(id).is_err() || file.contains('/') {
+    if ids::parse_stream_id(id).is_err() || file.contains('/') || file.starts_with('.') {
         return (StatusCode::FORBIDDEN, "invalid stream id\n").into_response();
     }
     st.providers.ensure_for_stream(id).await;
-    let client = headers
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown");
-    if let Err(r) = st.supervisor.lease(id, &format!("{kind}:{client}"), None) {
-        return (StatusCode::FORBIDDEN, r.to_string()).into_response();
+    let client = access::client_ip(peer.ip(), &headers);
+    let public = (!st.config.security.allows(client)).then_some(client);
+    if let Err(r) = st
+        .supervisor
+        .lease(id, &format!("{kind}:{client}"), None, public)
+    {
+        // auth_request understands 2xx, 401 and 403 only (anything else
+        // is a 500 for the viewer).
+        return (StatusCode::FORBIDDEN, r.to_string() + "\n").into_response();
     }
     let playlist = st.config.run_dir().join(kind).join(id).join(file);
     let deadline = Instant::now() + Duration::from_secs(st.config.nginx.http_start_wait_seconds);
-    while !playlist.exists() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    while !fresh_playlist(&st, id, &playlist) && Instant::now() < deadline {
+        tokio::time::sleep(PLAYLIST_POLL).await;
     }
     // 204 either way: when the wait ran out nginx answers 404 for the file.
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Whether `playlist` was written by the FFmpeg now publishing `id`.
+fn fresh_playlist(st: &AppState, id: &str, playlist: &std::path::Path) -> bool {
+    let status = st.supervisor.status_brief(id);
+    if !matches!(status.state, StreamState::Live | StreamState::Stopping) {
+        return false;
+    }
+    let Some(spawned) = status.spawned_at_ms else {
+        return false;
+    };
+    let modified = std::fs::metadata(playlist)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64);
+    // File times may be rounded to the second.
+    modified.is_some_and(|m| m + 1_000 >= spawned)
+}
+
 async fn control(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
-    control_impl(st, peer, id, action, None).await
+    control_impl(st, peer, headers, query, id, action, None).await
 }
 
 async fn control_timeout(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     Path((id, action, timeout)): Path<(String, String, String)>,
 ) -> Response {
-    control_impl(st, peer, id, action, Some(timeout)).await
+    control_impl(st, peer, headers, query, id, action, Some(timeout)).await
 }
 
-/// The original DSS's control actions: `start` keeps a stream running,
-/// `stop` stops it, `http[/timeout]` is an HTTP viewer lease of `timeout`
-/// seconds (clamped), `publish_start`/`publish_stop` are accepted for
-/// known streams (external publishers are the mobile ingest's business).
+/// The original DSS's control actions, with its semantics (its nginx.conf
+/// called them from `exec_play`/`exec_play_done`): `start` is a viewer
+/// joining, `stop` a viewer leaving (the last one starts the grace
+/// period), `http[/timeout]` an HTTP viewer lease of `timeout` seconds
+/// (clamped), `publish_start`/`publish_stop` are accepted for known
+/// streams.
 async fn control_impl(
     st: AppState,
     peer: SocketAddr,
+    headers: HeaderMap,
+    query: Option<String>,
     id: String,
     action: String,
     timeout: Option<String>,
 ) -> Response {
+    if !access::direct_and_allowed(&st.config, peer.ip(), &headers) {
+        tracing::warn!(%peer, "/control from a non-allowed address or relayed by nginx");
+        return Refused(
+            StatusCode::FORBIDDEN,
+            "/control is only accepted from [security] callback_allow".into(),
+        )
+        .into_response();
+    }
+    if st.config.security.api_token.is_some()
+        && !access::token_ok(
+            &st.config,
+            access::presented_token(&headers, query.as_deref()),
+        )
+    {
+        return Refused(
+            StatusCode::UNAUTHORIZED,
+            "/control needs the API token (Authorization: Bearer, or ?token=)".into(),
+        )
+        .into_response();
+    }
     if let Err(e) = ids::parse_stream_id(&id) {
         return not_found(e.to_string()).into_response();
     }
@@ -228,8 +297,8 @@ async fn control_impl(
         }
     };
     let result = match action.as_str() {
-        "start" => st.supervisor.start(&id).map_err(refusal),
-        "stop" => known().map(|()| st.supervisor.stop(&id)),
+        "start" => st.supervisor.legacy_join(&id).map_err(refusal),
+        "stop" => known().map(|()| st.supervisor.legacy_leave(&id)),
         "http" => {
             let ttl = match timeout.as_deref().map(str::parse::<u64>) {
                 None => None,
@@ -243,12 +312,18 @@ async fn control_impl(
                 }
             };
             st.supervisor
-                .lease(&id, &format!("control:{}", peer.ip()), ttl)
+                .lease(&id, &format!("control:{}", peer.ip()), ttl, None)
                 .map(|_| ())
                 .map_err(refusal)
         }
         "publish_start" | "publish_stop" => known(),
-        other => return not_found(format!("unknown action {other:?}")).into_response(),
+        other => {
+            return not_found(format!(
+                "unknown action {:?}",
+                other.chars().take(32).collect::<String>()
+            ))
+            .into_response()
+        }
     };
     match result {
         Ok(()) => StatusCode::OK.into_response(),

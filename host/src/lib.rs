@@ -7,6 +7,7 @@
 //! through the callbacks ([`hooks`]); the HTTP [`api`] serves it all.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod api;
 pub mod catalog;
 pub mod cli;

@@ -3,7 +3,7 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -12,11 +12,14 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = dss_host::cli::Cli::parse();
-    match dss_host::cli::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match dss_host::cli::run(cli).await {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("dss: {e:#}");
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit now: dropping the runtime would wait for blocking threads (a
+    // provider call in progress) without bound.
+    std::process::exit(code)
 }

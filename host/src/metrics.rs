@@ -15,6 +15,9 @@ fn family() -> Family<Labels, Gauge> {
     Family::default()
 }
 
+/// Streams with their own series (viewers, restarts).
+const MAX_STREAM_SERIES: usize = 1_000;
+
 /// The text exposition of every metric.
 pub async fn render(st: &AppState) -> String {
     let snap = st.catalog.snapshot();
@@ -91,12 +94,38 @@ pub async fn render(st: &AppState) -> String {
     let viewers = family();
     let restarts = family();
     let mut by_state = std::collections::BTreeMap::<String, i64>::new();
-    for (id, s) in st.supervisor.statuses() {
+    let statuses = st.supervisor.statuses();
+    // Per-stream series for at most MAX_STREAM_SERIES streams, the busiest
+    // first (a city of cameras must not make /metrics megabytes long).
+    let mut busiest: Vec<(&String, usize)> = statuses
+        .iter()
+        .filter(|(id, _)| snap.streams.contains_key(*id))
+        .map(|(id, s)| {
+            (
+                id,
+                s.viewers_rtmp + s.viewers_http + usize::from(s.pid.is_some()),
+            )
+        })
+        .collect();
+    busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let shown: std::collections::BTreeSet<&String> = busiest
+        .iter()
+        .take(MAX_STREAM_SERIES)
+        .map(|(id, _)| *id)
+        .collect();
+    for (id, s) in &statuses {
+        if !snap.streams.contains_key(id) {
+            continue;
+        }
         let state = serde_json::to_value(s.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         *by_state.entry(state).or_default() += 1;
+        if !shown.contains(id) {
+            continue;
+        }
+        let id = id.clone();
         viewers
             .get_or_create(&vec![("stream", id.clone()), ("kind", "rtmp".into())])
             .set(s.viewers_rtmp as i64);
@@ -123,6 +152,22 @@ pub async fn render(st: &AppState) -> String {
         "dss_stream_restarts",
         "FFmpeg restarts after failures, per stream",
         restarts,
+    );
+
+    let ffmpeg: Family<Labels, Gauge> = family();
+    let sup = &st.supervisor;
+    for (what, v) in [
+        ("running", sup.running() as i64),
+        ("max_running", st.config.ffmpeg.max_running as i64),
+        ("spawns", sup.spawns_total() as i64),
+        ("capacity_refusals", sup.capacity_refusals() as i64),
+    ] {
+        ffmpeg.get_or_create(&vec![("what", what.into())]).set(v);
+    }
+    registry.register(
+        "dss_ffmpeg",
+        "FFmpeg processes running, the cap, spawns since start, and viewers or starts refused at the cap",
+        ffmpeg,
     );
 
     let store: Family<Labels, Gauge> = family();

@@ -9,6 +9,7 @@ use crate::plugin::PluginEngine;
 use crate::providers::Providers;
 use crate::supervisor::Supervisor;
 use anyhow::Context;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot open the store")?;
     tracing::info!("store: {}", store.describe());
+    let callback_secret: Arc<str> = config
+        .callback_secret()
+        .context("cannot read or create the callback secret")?
+        .into();
     let catalog = Arc::new(Catalog::new());
     let providers = Providers::new(engine, catalog.clone(), config.clone(), store.clone());
     let supervisor = Supervisor::new(config.clone(), catalog.clone());
@@ -76,21 +81,47 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         supervisor: supervisor.clone(),
         providers: providers.clone(),
         store: store.clone(),
+        callback_secret,
     };
     let app = api::router(state, &config.web.dir);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("HTTP server failed")?;
-    supervisor.shutdown().await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .into_future(),
+    );
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        r = &mut server => {
+            r.context("HTTP server task failed")?.context("HTTP server failed")?;
+        }
+    }
+    // Bounded from here on, whatever is pending: requests in flight (a
+    // held playlist request, a client that keeps its connection open) get
+    // SERVER_DRAIN, FFmpeg a few seconds, nginx and the store the rest.
+    let deadline = Instant::now() + SHUTDOWN_BUDGET;
+    let _ = stop_tx.send(true);
+    let drain = async {
+        if tokio::time::timeout(SERVER_DRAIN, &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+    };
+    tokio::join!(drain, supervisor.shutdown());
     if let Some(nginx) = nginx {
         nginx.stop().await;
     }
-    // Writes queued during a MongoDB outage get a last chance.
-    if tokio::time::timeout(Duration::from_secs(5), store.flush())
+    // Writes queued during a MongoDB outage get what is left of the budget.
+    let left = deadline.saturating_duration_since(Instant::now());
+    if tokio::time::timeout(left.max(Duration::from_millis(500)), store.flush())
         .await
         .is_err()
     {
@@ -99,6 +130,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Everything `dss serve` does after SIGTERM: under the 10 s a service
+/// manager usually grants before SIGKILL.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(9);
+
+/// How long requests in flight get to finish after SIGTERM.
+const SERVER_DRAIN: Duration = Duration::from_secs(2);
 
 /// Waits (bounded) until no provider is still loading its first listing,
 /// so that the first `/stat` reconciliation knows every stream.
@@ -124,10 +162,15 @@ async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>) {
     let url = config.stat_url();
     let every = Duration::from_secs(config.ffmpeg.stat_interval_seconds.max(1));
     let mut first = true;
+    let mut failing = false;
     loop {
         let at = Instant::now();
         match stat::fetch(&url, &config.nginx.app).await {
             Ok(s) => {
+                if failing {
+                    tracing::info!("nginx /stat answers again; viewer counts reconciled");
+                    failing = false;
+                }
                 if first {
                     let viewers: usize = s.values().map(|x| x.viewers.len()).sum();
                     tracing::info!(
@@ -138,6 +181,12 @@ async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>) {
                     first = false;
                 }
                 supervisor.resync(&s, at);
+            }
+            // Without /stat, missed callbacks go uncorrected: say so once
+            // per outage, not every interval.
+            Err(e) if !failing => {
+                tracing::warn!("viewer reconciliation with nginx /stat failed: {e}");
+                failing = true;
             }
             Err(e) => tracing::debug!("{e}"),
         }

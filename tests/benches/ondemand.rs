@@ -61,8 +61,8 @@ fn first_frame(url: &str) -> Duration {
     start.elapsed()
 }
 
-fn callbacks(host: &Host) {
-    let base = host.base.clone();
+fn callbacks(setup: &Setup, host: &Host) {
+    let base = format!("{}/hooks/{}", host.base, setup.callback_secret());
     let start = Instant::now();
     let threads: Vec<_> = (0..CLIENTS)
         .map(|t| {
@@ -81,7 +81,7 @@ fn callbacks(host: &Host) {
                     let s = Instant::now();
                     for hook in ["on_play", "on_play_done"] {
                         let r = agent
-                            .post(&format!("{base}/hooks/{hook}"))
+                            .post(&format!("{base}/{hook}"))
                             .send_form(fields)
                             .expect("callback");
                         assert_eq!(r.status(), 200);
@@ -230,7 +230,7 @@ fn main() {
     host.wait_stream("bench-live", "live", Duration::from_secs(20), |v| {
         v["state"] == "live"
     });
-    callbacks(&host);
+    callbacks(&s, &host);
 
     // 2. Time to first frame: through DSS (idle streams) vs by hand.
     let plain = PlainNginx::start();

@@ -2,6 +2,8 @@
 //! with the real provider components built from this repository, and small
 //! real HTTP servers on 127.0.0.1 for providers to fetch from.
 
+pub mod faults;
+
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -213,6 +215,15 @@ impl Setup {
     /// `http://127.0.0.1:PORT` of nginx.
     pub fn nginx_base(&self) -> String {
         format!("http://127.0.0.1:{}", self.nginx_http)
+    }
+
+    /// The callback secret the host made (in `var/callback.secret`, once
+    /// the host has started).
+    pub fn callback_secret(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("var/callback.secret"))
+            .expect("callback secret: start the host first")
+            .trim()
+            .to_string()
     }
 
     /// The pid of the managed nginx, from its pid file.
@@ -531,6 +542,33 @@ impl Host {
     /// POST a path of the host with an empty body.
     pub fn post(&self, path: &str) -> Resp {
         post_form(&format!("{}{path}", self.base), &[])
+    }
+
+    /// POST an nginx-rtmp callback (`event`: `on_play`, ...) with the
+    /// host's callback secret, as nginx would.
+    pub fn hook(&self, setup: &Setup, event: &str, fields: &[(&str, &str)]) -> Resp {
+        let secret = setup.callback_secret();
+        post_form(&format!("{}/hooks/{secret}/{event}", self.base), fields)
+    }
+
+    /// The host's health document (private view: FFmpeg counters, store).
+    pub fn health(&self) -> Value {
+        self.get("/healthz").json()
+    }
+
+    /// FFmpeg spawned by the host since it started.
+    pub fn spawns(&self) -> u64 {
+        self.health()["ffmpeg"]["spawns"].as_u64().expect("spawns")
+    }
+
+    /// The host's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 

@@ -252,9 +252,17 @@ fn nginx_conf_prints_the_rendered_configuration() {
         out.contains(":1940;") && out.contains("application live {"),
         "{out}"
     );
+    // Callbacks carry the host's secret, made once in the state directory.
+    let secret =
+        std::fs::read_to_string(scratch.path().join("var/callback.secret")).expect("secret made");
     assert!(
-        out.contains("on_play http://127.0.0.1:8000/hooks/on_play;"),
+        out.contains(&format!(
+            "on_play http://127.0.0.1:8000/hooks/{}/on_play;",
+            secret.trim()
+        )),
         "{out}"
     );
+    let (_, again, _) = dss(&["nginx-conf"], scratch.path());
+    assert_eq!(out, again, "the same secret every time");
     assert!(!out.contains("{{"), "every placeholder filled");
 }

@@ -239,8 +239,9 @@ fn callbacks_refuse_bad_ids_and_tolerate_duplicates() {
     s.set("ffmpeg", "stat_interval_seconds = 1");
     let host = s.start();
     ready(&host);
-    let hook =
-        |path: &str, fields: &[(&str, &str)]| post_form(&format!("{}{path}", host.base), fields);
+    let hook = |path: &str, fields: &[(&str, &str)]| {
+        host.hook(&s, path.trim_start_matches("/hooks/"), fields)
+    };
     for name in ["../x", "a b", "cam-zzz", "cam-", "cam-a/../../x", ""] {
         let r = hook(
             "/hooks/on_play",
@@ -308,13 +309,31 @@ fn control_routes_and_admin_actions() {
     s.set("security", "api_token = \"s3cret\"");
     let host = s.start();
     ready(&host);
-    assert_eq!(host.get("/control/cam-a/start").status, 200);
+    // With a token configured, /control needs it (nginx exec_* lines pass
+    // it in the query).
+    assert_eq!(host.get("/control/cam-a/start").status, 401);
+    assert_eq!(host.get("/control/cam-a/start?token=wrong").status, 401);
+    // The original's semantics: start is a viewer joining, stop a viewer
+    // leaving; FFmpeg stops after the last one, after the grace period.
+    assert_eq!(host.get("/control/cam-a/start?token=s3cret").status, 200);
+    assert_eq!(host.post("/control/cam-a/start?token=s3cret").status, 200);
     let v = host.wait_stream("cam-a", "live", T, |v| v["state"] == "live");
-    assert_eq!(v["pinned"], true);
-    assert_eq!(host.get("/control/cam-a/stop").status, 200);
+    assert_eq!(v["viewers"]["http"], 2, "{v}");
+    assert_eq!(v["pinned"], false);
+    let pid = v["pid"].clone();
+    assert_eq!(host.get("/control/cam-a/stop?token=s3cret").status, 200);
+    // One viewer is left: the stream stays live, same FFmpeg, past the
+    // grace period (1 s).
+    host.wait_stream("cam-a", "one viewer", T, |v| v["viewers"]["http"] == 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let v = host.stream("cam-a");
+    assert_eq!((v["state"].clone(), v["pid"].clone()), ("live".into(), pid));
+    assert_eq!(host.get("/control/cam-a/stop?token=s3cret").status, 200);
     host.wait_stream("cam-a", "idle", T, |v| v["state"] == "idle");
-    assert_eq!(host.get("/control/cam-a/http/x").status, 400);
-    assert_eq!(host.get("/control/cam-a/http/1").status, 200);
+    // A stop without a viewer does not go below zero.
+    assert_eq!(host.get("/control/cam-a/stop?token=s3cret").status, 200);
+    assert_eq!(host.get("/control/cam-a/http/x?token=s3cret").status, 400);
+    assert_eq!(host.get("/control/cam-a/http/1?token=s3cret").status, 200);
     // A lease of 1 s is clamped to the minimum (5 s).
     host.wait_stream("cam-a", "an http lease", T, |v| v["viewers"]["http"] == 1);
 
@@ -326,7 +345,8 @@ fn control_routes_and_admin_actions() {
         401
     );
     assert_eq!(authed("/api/streams/cam-b/start"), 200);
-    host.wait_stream("cam-b", "live", T, |v| v["state"] == "live");
+    let v = host.wait_stream("cam-b", "live", T, |v| v["state"] == "live");
+    assert_eq!(v["pinned"], true);
     assert_eq!(authed("/api/streams/cam-b/stop"), 200);
     host.wait_stream("cam-b", "idle", T, |v| v["state"] == "idle");
     assert_eq!(authed("/api/streams/cam-zz/start"), 404);
@@ -340,8 +360,9 @@ fn callbacks_from_other_addresses_are_forbidden() {
     s.instance("cam", &test_pattern_instance(&["a"]));
     let host = s.start();
     ready(&host);
-    let r = post_form(
-        &format!("{}/hooks/on_play", host.base),
+    let r = host.hook(
+        &s,
+        "on_play",
         &[("app", "dss"), ("name", "cam-a"), ("clientid", "1")],
     );
     assert_eq!(r.status, 403);
@@ -352,7 +373,8 @@ fn callbacks_from_other_addresses_are_forbidden() {
 #[test]
 fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
     let _g = serial();
-    let s = setup(2);
+    let mut s = setup(2);
+    s.set("security", "max_streams_per_client = 1");
     let host = s.start();
     ready(&host);
     // What nginx's catch-all location sends for a client at 203.0.113.9.
@@ -370,20 +392,70 @@ fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
         let _ = r.body_mut().read_to_string();
         r.status().as_u16()
     };
-    assert_eq!(relayed("/hooks/on_play"), 403);
+    let secret = s.callback_secret();
+    assert_eq!(relayed(&format!("/hooks/{secret}/on_play")), 403);
     assert_eq!(relayed("/api/streams/cam-a/start"), 403);
+    assert_eq!(relayed("/control/cam-a/start"), 403);
     assert_eq!(host.stream("cam-a")["state"], "idle");
-    // Through the real nginx, the API is served and local callers stay local.
-    let r = get(&format!("{}/api/streams", s.nginx_base()));
+    // Without the secret, even a direct local caller is refused.
+    let fields = [("app", "dss"), ("name", "cam-a"), ("clientid", "1")];
+    let wrong = "0".repeat(32);
+    assert_eq!(
+        post_form(&format!("{}/hooks/{wrong}/on_play", host.base), &fields).status,
+        403
+    );
+    let r = post_form(&format!("{}/hooks/on_play", host.base), &fields);
+    assert!(
+        matches!(r.status, 404 | 405),
+        "no route without a secret: {}",
+        r.status
+    );
+    assert_eq!(host.stream("cam-a")["state"], "idle");
+
+    // Through the real nginx: the public read-only API is served, without
+    // FFmpeg's log or errors; hooks, metrics and admin actions are not,
+    // even for a local client.
+    let nginx = s.nginx_base();
+    let r = get(&format!("{nginx}/api/streams"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json().as_array().map(Vec::len), Some(2));
-    let r = post_form(
-        &format!("{}/hooks/on_play", s.nginx_base()),
-        &[("app", "dss"), ("name", "cam-zz"), ("clientid", "1")],
+    let public = get(&format!("{nginx}/api/streams/cam-a")).json();
+    assert!(
+        public.get("log").is_none() && public.get("last_error").is_none(),
+        "{public}"
+    );
+    assert!(
+        host.stream("cam-a").get("log").is_some(),
+        "the host's own address shows it"
     );
     assert_eq!(
-        r.status, 404,
-        "a local client through nginx reaches the hooks"
+        post_form(&format!("{nginx}/hooks/{secret}/on_play"), &fields).status,
+        403
+    );
+    assert_eq!(get(&format!("{nginx}/metrics")).status, 403);
+    assert_eq!(get(&format!("{}/metrics", host.base)).status, 200);
+    assert_eq!(
+        post_form(&format!("{nginx}/api/streams/cam-a/start"), &[]).status,
+        403
+    );
+    let p = get(&format!("{nginx}/api/providers")).json();
+    assert!(
+        p[0].get("last_error").is_none() && p[0].get("file").is_none(),
+        "{p}"
+    );
+    // A public client may hold viewer leases on a bounded number of
+    // streams (max_streams_per_client, 1 here).
+    assert_eq!(
+        post_form(&format!("{nginx}/api/streams/cam-a/watch"), &[]).status,
+        200
+    );
+    assert_eq!(
+        post_form(&format!("{nginx}/api/streams/cam-a/watch"), &[]).status,
+        200
+    );
+    assert_eq!(
+        post_form(&format!("{nginx}/api/streams/cam-b/watch"), &[]).status,
+        429
     );
 }
 

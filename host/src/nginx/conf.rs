@@ -22,13 +22,17 @@ pub enum ConfError {
     /// The template names a value the host does not know.
     #[error("nginx template: unknown placeholder {{{{{0}}}}}")]
     Unknown(String),
+    /// The callback secret could not be read or made.
+    #[error("callback secret: {0}")]
+    Secret(std::io::Error),
     /// A value contains characters that would break the nginx syntax.
     #[error("nginx template: value of {0} contains a quote, semicolon, brace or newline")]
     Unsafe(String),
 }
 
-/// The values available to the template.
-pub fn values(config: &Config, managed: bool) -> BTreeMap<&'static str, String> {
+/// The values available to the template; `secret` is the callback
+/// secret, part of every callback URL (`{{hooks}}`).
+pub fn values(config: &Config, managed: bool, secret: &str) -> BTreeMap<&'static str, String> {
     let n = &config.nginx;
     let mut v = BTreeMap::new();
     let module = if n.rtmp_module.as_os_str().is_empty() {
@@ -51,7 +55,7 @@ pub fn values(config: &Config, managed: bool) -> BTreeMap<&'static str, String> 
         SocketAddr::new(n.bind, n.http_port).to_string(),
     );
     v.insert("app", n.app.clone());
-    v.insert("hooks", format!("{}/hooks", config.host_url()));
+    v.insert("hooks", format!("{}/hooks/{secret}", config.host_url()));
     v.insert("host_url", config.host_url());
     v
 }
@@ -65,7 +69,8 @@ pub fn render(config: &Config, managed: bool) -> Result<String, ConfError> {
         })?,
         None => TEMPLATE.to_string(),
     };
-    render_with(&template, &values(config, managed))
+    let secret = config.callback_secret().map_err(ConfError::Secret)?;
+    render_with(&template, &values(config, managed, &secret))
 }
 
 /// Replaces every `{{name}}` of `template` with `values[name]`.
@@ -104,13 +109,17 @@ mod tests {
 
     #[test]
     fn the_template_renders_with_defaults() {
-        let c = Config::load_with_env(None, []).unwrap();
+        let mut c = Config::load_with_env(None, []).unwrap();
+        c.security.callback_secret = Some("ab".repeat(16));
         let text = render(&c, true).unwrap();
         assert!(!text.contains("{{"));
         assert!(text.contains("listen 0.0.0.0:1935;"));
         assert!(text.contains("listen 0.0.0.0:8080;"));
         assert!(text.contains("application dss {"));
-        assert!(text.contains("on_play http://127.0.0.1:8000/hooks/on_play;"));
+        assert!(text.contains(&format!(
+            "on_play http://127.0.0.1:8000/hooks/{}/on_play;",
+            "ab".repeat(16)
+        )));
         assert!(text.contains("daemon off;"));
         assert!(text.contains("worker_processes 1;"));
         let mut directives = text.lines().filter(|l| !l.trim_start().starts_with('#'));

@@ -1,0 +1,444 @@
+//! The task of one stream: reconciles its FFmpeg with its wanted state.
+//!
+//! It wakes when a command edits the wanted state, when FFmpeg exits, at
+//! its next timer (lease expiry, grace period, start timeout, backoff) and
+//! once a second while FFmpeg runs (stall detection); then it looks at the
+//! current values and acts. It ends itself when the stream is idle and
+//! nobody wants it.
+
+use super::backoff::{Backoff, Policy};
+use super::{lock, Slot, State, Status, Supervisor, LOG_TAIL};
+use crate::catalog::{unix_ms, StreamEntry};
+use crate::ffmpeg::{self, Process};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// How often a running FFmpeg's progress is checked.
+const CHECK_RUNNING: Duration = Duration::from_secs(1);
+
+/// An unguessable publish token (128 bits from the OS).
+fn token() -> String {
+    let mut b = [0u8; 16];
+    if getrandom(&mut b).is_err() {
+        // Fall back on the hasher's per-process random keys and the clock.
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(unix_ms(SystemTime::now()) as u128);
+        b[..8].copy_from_slice(&h.finish().to_le_bytes());
+    }
+    hex::encode(b)
+}
+
+/// Fills `buf` from the kernel's random source.
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+struct Running {
+    proc: Process,
+    _permit: OwnedSemaphorePermit,
+    spawned_at: Instant,
+    live_since: Option<Instant>,
+    unwanted_since: Option<Instant>,
+    stop_generation: u64,
+}
+
+struct Task {
+    sup: Arc<Supervisor>,
+    slot: Arc<Slot>,
+    status: Status,
+    run: Option<Running>,
+    backoff: Backoff,
+    /// Waiting for a free FFmpeg slot.
+    capacity_wait: bool,
+}
+
+async fn wait_child(run: &mut Option<Running>) -> Option<std::process::ExitStatus> {
+    match run {
+        Some(r) => r.proc.child.wait().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn acquire(sem: Arc<tokio::sync::Semaphore>, wanted: bool) -> Option<OwnedSemaphorePermit> {
+    if !wanted {
+        return std::future::pending().await;
+    }
+    sem.acquire_owned().await.ok()
+}
+
+/// Runs the task of `slot` until the stream is idle and unwanted, or the
+/// host shuts down.
+pub(super) async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
+    let cfg = &sup.config.ffmpeg;
+    let policy = Policy {
+        initial: Duration::from_millis(cfg.backoff_initial_ms),
+        max: Duration::from_secs(cfg.backoff_max_seconds),
+        stable: Duration::from_secs(cfg.stable_seconds),
+        min_interval: Duration::from_millis(cfg.min_spawn_interval_ms),
+    };
+    let status = lock(&slot.inner).status.clone();
+    let mut t = Task {
+        backoff: Backoff::new(policy),
+        sup: sup.clone(),
+        slot,
+        status,
+        run: None,
+        capacity_wait: false,
+    };
+    t.backoff.failures = t.status.failures;
+    let mut shutdown = sup.shutdown_tx.subscribe();
+    loop {
+        if *shutdown.borrow() {
+            t.stop_process().await;
+            t.set_state(State::Idle);
+            t.publish(true);
+            lock(&t.slot.inner).task = None;
+            return;
+        }
+        let now = Instant::now();
+        let wake_at = t.reconcile(now).await;
+        if t.finished() {
+            return;
+        }
+        let permit_wanted = t.capacity_wait;
+        let sem = t.sup.capacity.clone();
+        tokio::select! {
+            _ = t.slot.wake.notified() => {}
+            status = wait_child(&mut t.run) => t.exited(status),
+            _ = sleep_until(wake_at) => {}
+            _ = shutdown.changed() => {}
+            permit = acquire(sem, permit_wanted) => {
+                // Hand it back: the next reconcile takes one for real.
+                drop(permit);
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    fn entry(&self) -> Option<Arc<StreamEntry>> {
+        self.sup.entry(&self.slot.id).ok()
+    }
+
+    fn set_state(&mut self, state: State) {
+        if self.status.state != state {
+            self.status.state = state;
+            self.status.since_ms = unix_ms(SystemTime::now());
+            let viewers = {
+                let inner = lock(&self.slot.inner);
+                inner.wanted.rtmp_viewers() + inner.wanted.http_viewers()
+            };
+            self.sup.emit(&self.slot.id, state, viewers);
+        }
+    }
+
+    /// Copies the task's status to the slot (`exited`: FFmpeg is gone).
+    fn publish(&mut self, exited: bool) {
+        self.status.failures = self.backoff.failures;
+        let mut inner = lock(&self.slot.inner);
+        if exited {
+            inner.monitor = None;
+            inner.token = None;
+            inner.published = false;
+        }
+        inner.status = self.status.clone();
+    }
+
+    /// Whether the task may end now: idle, nothing running, nobody wants
+    /// the stream. Decided under the slot's lock, so a command arriving
+    /// meanwhile either sees the task gone (and starts one) or is seen.
+    fn finished(&mut self) -> bool {
+        if self.run.is_some() || matches!(self.status.state, State::Backoff) {
+            return false;
+        }
+        let auto = self.entry().is_some_and(|e| self.sup.auto(&e));
+        let mut inner = lock(&self.slot.inner);
+        inner.wanted.expire(Instant::now());
+        if auto || (inner.wanted.wants() && self.status.state != State::Refused) {
+            return false;
+        }
+        inner.task = None;
+        true
+    }
+
+    /// Brings what runs in line with what is wanted; returns when to look
+    /// again (besides commands and FFmpeg exiting).
+    async fn reconcile(&mut self, now: Instant) -> Option<Instant> {
+        let entry = self.entry();
+        let auto = entry.as_ref().is_some_and(|e| self.sup.auto(e));
+        let (wants, next_expiry, stop_generation, published) = {
+            let mut inner = lock(&self.slot.inner);
+            let next = inner.wanted.expire(now);
+            (
+                inner.wanted.wants(),
+                next,
+                inner.wanted.stop_generation(),
+                inner.published,
+            )
+        };
+        self.status.pinned = auto || lock(&self.slot.inner).wanted.pinned();
+        // A refusal holds while the listing keeps the same entry.
+        let refused = {
+            let mut inner = lock(&self.slot.inner);
+            let same = match (&inner.refused, &entry) {
+                (Some((r, _)), Some(e)) => Arc::ptr_eq(r, e),
+                _ => false,
+            };
+            if !same {
+                inner.refused = None;
+            }
+            same
+        };
+        if !refused && self.status.state == State::Refused {
+            self.status.last_error = None;
+            self.set_state(State::Idle);
+        }
+        let wanted = entry.is_some() && (wants || auto) && !refused;
+        let cfg = self.sup.config.ffmpeg.clone();
+        let wake = if self.run.is_some() {
+            self.reconcile_running(now, wanted, stop_generation, published, &cfg)
+                .await
+        } else {
+            self.reconcile_stopped(now, wanted, entry, stop_generation)
+                .await
+        };
+        self.publish(self.run.is_none());
+        [wake, next_expiry].into_iter().flatten().min()
+    }
+
+    async fn reconcile_running(
+        &mut self,
+        now: Instant,
+        wanted: bool,
+        stop_generation: u64,
+        published: bool,
+        cfg: &crate::config::FfmpegConfig,
+    ) -> Option<Instant> {
+        let run = self.run.as_mut()?;
+        if run.stop_generation != stop_generation {
+            tracing::info!(stream = %self.slot.id, "admin stop");
+            self.stop_process().await;
+            self.set_state(State::Idle);
+            return None;
+        }
+        if published && self.status.state == State::Starting {
+            run.live_since = Some(now);
+            let warmup = now.duration_since(run.spawned_at).as_millis() as u64;
+            self.status.warmup_ms = Some(warmup);
+            tracing::info!(stream = %self.slot.id, warmup_ms = warmup, "live");
+            self.set_state(State::Live);
+        }
+        let run = self.run.as_mut()?;
+        let grace = Duration::from_secs(cfg.grace_seconds);
+        let mut wake = now + CHECK_RUNNING;
+        if wanted {
+            run.unwanted_since = None;
+            if self.status.state == State::Stopping {
+                self.set_state(State::Live);
+            }
+        } else {
+            let since = *run.unwanted_since.get_or_insert(now);
+            if now.duration_since(since) >= grace {
+                self.stop_process().await;
+                self.set_state(State::Idle);
+                return None;
+            }
+            wake = wake.min(since + grace);
+            if self.status.state == State::Live {
+                self.set_state(State::Stopping);
+            }
+        }
+        let run = self.run.as_ref()?;
+        if self.status.state == State::Starting {
+            let timeout = Duration::from_secs(cfg.start_timeout_seconds);
+            if now.duration_since(run.spawned_at) >= timeout {
+                self.stop_process().await;
+                self.fail(
+                    format!(
+                        "no publish within {} s of starting ffmpeg",
+                        cfg.start_timeout_seconds
+                    ),
+                    now,
+                    None,
+                );
+                return self.backoff.next_allowed();
+            }
+            wake = wake.min(run.spawned_at + timeout);
+        }
+        if matches!(self.status.state, State::Live | State::Stopping) {
+            let last = lock(&run.proc.monitor).last_progress;
+            let reference = last.max(run.live_since).unwrap_or(now);
+            if now.duration_since(reference) >= Duration::from_secs(cfg.stale_seconds) {
+                let live = run.live_since.map(|t| now.duration_since(t));
+                self.stop_process().await;
+                self.fail(
+                    format!("no progress from ffmpeg for {} s", cfg.stale_seconds),
+                    now,
+                    live,
+                );
+                return self.backoff.next_allowed();
+            }
+        }
+        Some(wake)
+    }
+
+    async fn reconcile_stopped(
+        &mut self,
+        now: Instant,
+        wanted: bool,
+        entry: Option<Arc<StreamEntry>>,
+        stop_generation: u64,
+    ) -> Option<Instant> {
+        self.capacity_wait = false;
+        let entry = match entry {
+            Some(e) if wanted => e,
+            _ => {
+                self.backoff.cancel();
+                if self.status.state != State::Refused {
+                    self.set_state(State::Idle);
+                }
+                return None;
+            }
+        };
+        if let Some(at) = self.backoff.next_allowed().filter(|t| *t > now) {
+            if self.status.state != State::Backoff && self.backoff.until.is_some() {
+                self.set_state(State::Backoff);
+            }
+            return Some(at);
+        }
+        if let Err(e) = ffmpeg::check_stream(&entry) {
+            self.refuse(entry, e.to_string());
+            return None;
+        }
+        let Ok(permit) = self.sup.capacity.clone().try_acquire_owned() else {
+            self.capacity_wait = true;
+            let msg = format!(
+                "waiting for a free FFmpeg slot: {} run ([ffmpeg] max_running)",
+                self.sup.max_running
+            );
+            if self.status.last_error.as_deref() != Some(msg.as_str()) {
+                tracing::warn!(stream = %self.slot.id, "{msg}");
+                self.sup.capacity_refusals.fetch_add(1, Ordering::Relaxed);
+            }
+            self.status.last_error = Some(msg);
+            self.set_state(State::Backoff);
+            return None;
+        };
+        self.spawn(entry, permit, stop_generation, now).await;
+        self.backoff.next_allowed()
+    }
+
+    fn refuse(&mut self, entry: Arc<StreamEntry>, reason: String) {
+        tracing::warn!(stream = %self.slot.id, "refused: {reason}");
+        lock(&self.slot.inner).refused = Some((entry, reason.clone()));
+        self.status.last_error = Some(reason);
+        self.backoff.cancel();
+        self.set_state(State::Refused);
+    }
+
+    async fn spawn(
+        &mut self,
+        entry: Arc<StreamEntry>,
+        permit: OwnedSemaphorePermit,
+        stop_generation: u64,
+        now: Instant,
+    ) {
+        let token = token();
+        let output = format!("{}?token={token}", self.sup.config.rtmp_url(&self.slot.id));
+        let argv = ffmpeg::argv(&entry, &output);
+        let cfg = &self.sup.config.ffmpeg;
+        self.backoff.spawned(now);
+        {
+            let mut inner = lock(&self.slot.inner);
+            inner.token = Some(token);
+            inner.published = false;
+        }
+        match ffmpeg::spawn(&cfg.binary, &argv, cfg.log_lines) {
+            Ok(p) => {
+                tracing::info!(stream = %self.slot.id, pid = p.pid, "ffmpeg started");
+                self.sup.spawns.fetch_add(1, Ordering::Relaxed);
+                if self.backoff.failures > 0 {
+                    self.status.restarts += 1;
+                }
+                self.status.pid = Some(p.pid);
+                self.status.spawned_at_ms = Some(unix_ms(SystemTime::now()));
+                self.status.log.clear();
+                lock(&self.slot.inner).monitor = Some(p.monitor.clone());
+                self.run = Some(Running {
+                    proc: p,
+                    _permit: permit,
+                    spawned_at: now,
+                    live_since: None,
+                    unwanted_since: None,
+                    stop_generation,
+                });
+                self.set_state(State::Starting);
+            }
+            Err(e) => {
+                lock(&self.slot.inner).token = None;
+                self.fail(e.to_string(), now, None);
+            }
+        }
+    }
+
+    fn fail(&mut self, message: String, now: Instant, live: Option<Duration>) {
+        let delay = self.backoff.fail(live, now);
+        tracing::warn!(stream = %self.slot.id, retry_in = ?delay, "{message}");
+        self.status.last_error = Some(message);
+        self.set_state(State::Backoff);
+    }
+
+    /// FFmpeg exited on its own.
+    fn exited(&mut self, status: Option<std::process::ExitStatus>) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let tail = run.proc.log_tail(LOG_TAIL);
+        self.status.log = tail.clone();
+        self.status.pid = None;
+        self.status.spawned_at_ms = None;
+        let last = tail.last().cloned().unwrap_or_default();
+        let code = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown status".into());
+        let now = Instant::now();
+        let live = run.live_since.map(|t| now.duration_since(t));
+        // Exiting while wanted is a failure; during the grace period, or
+        // after an admin stop, it is just the end.
+        let wanted = run.unwanted_since.is_none()
+            && matches!(self.status.state, State::Starting | State::Live);
+        if wanted {
+            let delay = self.backoff.fail(live, now);
+            let message = format!("ffmpeg exited ({code}): {last}");
+            tracing::warn!(stream = %self.slot.id, retry_in = ?delay, "{message}");
+            self.status.last_error = Some(message);
+            self.set_state(State::Backoff);
+        } else {
+            tracing::info!(stream = %self.slot.id, "ffmpeg exited ({code})");
+            self.set_state(State::Idle);
+        }
+        self.publish(true);
+    }
+
+    async fn stop_process(&mut self) {
+        if let Some(run) = self.run.take() {
+            tracing::info!(stream = %self.slot.id, pid = run.proc.pid, "stopping ffmpeg");
+            self.status.log = run.proc.log_tail(LOG_TAIL);
+            run.proc.stop().await;
+        }
+        self.status.pid = None;
+        self.status.spawned_at_ms = None;
+        self.publish(true);
+    }
+}

@@ -1,0 +1,213 @@
+//! `cargo bench -p dss-e2e --bench callbacks`: nginx-rtmp-style callbacks
+//! (one POST per connection, `Connection: close`) against DSS and, in the
+//! same run with the same client, against a plain nginx answering
+//! `return 200` — the physical limit of this machine for that traffic.
+//! Prints requests per second and latency of both and their ratios.
+
+use dss_e2e::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Client threads: nginx-rtmp sends callbacks from one worker, but many
+/// viewers arrive at once; 4 keeps both servers busy on two cores.
+const CLIENTS: usize = 4;
+/// Seconds measured per round (after a 1 s warm-up).
+const SECONDS: u64 = 5;
+/// Rounds per server, alternated; the best round of each is reported.
+const ROUNDS: usize = 2;
+
+struct PlainNginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PlainNginx {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let p = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("mkdir");
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
+             http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
+             server {{ listen 127.0.0.1:{port}; location / {{ return 200; }} }} }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx");
+        wait_for("plain nginx", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+        PlainNginx {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PlainNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Figures {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    failed: u64,
+}
+
+/// One callback on a fresh connection; true when answered 2xx.
+fn callback(addr: &str, path: &str, body: &str, buf: &mut Vec<u8>) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.set_nodelay(true);
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    buf.clear();
+    if s.read_to_end(buf).is_err() {
+        return false;
+    }
+    buf.starts_with(b"HTTP/1.1 2") || buf.starts_with(b"HTTP/1.0 2")
+}
+
+/// Drives `addr` with on_play/on_play_done pairs (new client ids) under
+/// `prefix` (`/hooks/SECRET`) for `SECONDS`.
+fn drive(addr: &str, prefix: &str, stream: &str) -> Figures {
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|t| {
+            let (addr, prefix, stream) = (addr.to_string(), prefix.to_string(), stream.to_string());
+            let (stop, measuring, failed) = (stop.clone(), measuring.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(100_000);
+                let mut buf = Vec::with_capacity(512);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let client = 1_000_000 * (t as u64 + 1) + i / 2;
+                    let event = if i.is_multiple_of(2) { "on_play" } else { "on_play_done" };
+                    i += 1;
+                    let body = format!("app=dss&flashver=&swfurl=&tcurl=rtmp://127.0.0.1/dss&pageurl=&addr=127.0.0.1&clientid={client}&call=play&name={stream}&start=-2&duration=0&reset=0");
+                    let s = Instant::now();
+                    let ok = callback(&addr, &format!("{prefix}/{event}"), &body, &mut buf);
+                    if measuring.load(Ordering::Relaxed) {
+                        lat.push(s.elapsed());
+                        if !ok {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(SECONDS));
+    measuring.store(false, Ordering::Relaxed);
+    let wall = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client thread"))
+        .collect();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        rps: all.len() as f64 / wall.as_secs_f64(),
+        p50: pct(0.5),
+        p99: pct(0.99),
+        failed: failed.load(Ordering::Relaxed),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let mut s = Setup::new();
+    s.with_nginx(30);
+    s.instance("bench", &test_pattern_instance(&["live"]));
+    let host = s.start();
+    host.provider_settled("bench");
+    assert_eq!(
+        host.post("/api/streams/bench-live/watch?timeout=600")
+            .status,
+        200
+    );
+    host.wait_stream("bench-live", "live", Duration::from_secs(20), |v| {
+        v["state"] == "live"
+    });
+    let secret = s.callback_secret();
+    let dss_addr = host.base.trim_start_matches("http://").to_string();
+    let nginx = PlainNginx::start();
+    let nginx_addr = format!("127.0.0.1:{}", nginx.port);
+
+    let mut best_dss: Option<Figures> = None;
+    let mut best_nginx: Option<Figures> = None;
+    for _ in 0..ROUNDS {
+        let n = drive(&nginx_addr, "/hooks/x", "bench-live");
+        let d = drive(&dss_addr, &format!("/hooks/{secret}"), "bench-live");
+        assert_eq!(d.failed, 0, "DSS refused callbacks");
+        if best_nginx.as_ref().is_none_or(|b| n.rps > b.rps) {
+            best_nginx = Some(n);
+        }
+        if best_dss.as_ref().is_none_or(|b| d.rps > b.rps) {
+            best_dss = Some(d);
+        }
+    }
+    let (n, d) = (best_nginx.expect("a round"), best_dss.expect("a round"));
+    println!(
+        "callbacks, one per connection, {CLIENTS} clients, best of {ROUNDS} rounds of {SECONDS} s:"
+    );
+    println!(
+        "  plain nginx `return 200`: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+        n.rps,
+        ms(n.p50),
+        ms(n.p99)
+    );
+    println!(
+        "  DSS on_play/on_play_done: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+        d.rps,
+        ms(d.p50),
+        ms(d.p99)
+    );
+    println!(
+        "  ratio: throughput {:.0} % of nginx (target >= 85 %), p99 {:.2}x nginx's (target <= 2x)",
+        100.0 * d.rps / n.rps,
+        d.p99.as_secs_f64() / n.p99.as_secs_f64().max(1e-9)
+    );
+    let v = host.stream("bench-live");
+    assert_eq!(v["state"], "live", "the stream stayed live: {v}");
+}
