@@ -49,6 +49,8 @@ struct ModuleSlot {
 type Predecessor = Arc<std::sync::Mutex<Option<JoinHandle<()>>>>;
 
 struct InstanceSlot {
+    /// The instance file (the slot is keyed by id, which `prefix` may set).
+    file: PathBuf,
     /// The instance file's contents and the module hash it runs with.
     fingerprint: (String, Option<String>),
     task: Option<JoinHandle<()>>,
@@ -92,6 +94,8 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct State {
     modules: HashMap<String, ModuleSlot>,
     instances: HashMap<String, InstanceSlot>,
+    /// Ids shown only to report a rejected new file: removed with it.
+    rejected: Vec<String>,
 }
 
 /// All provider instances of the host.
@@ -230,7 +234,13 @@ impl Providers {
         }
     }
 
-    fn read_instances(&self) -> (Vec<Instance>, Vec<(String, PathBuf, String)>) {
+    /// The instance files, checked. Of two files claiming one id, the one
+    /// already serving it keeps it (else the first by name); the other is
+    /// rejected.
+    fn read_instances(
+        &self,
+        running: &HashMap<String, InstanceSlot>,
+    ) -> (Vec<Instance>, Vec<(String, PathBuf, String)>) {
         let dir = &self.config.providers.instances_dir;
         let mut good: Vec<Instance> = Vec::new();
         let mut bad = Vec::new();
@@ -247,51 +257,97 @@ impl Providers {
             });
             match loaded {
                 Ok((id, config, limits)) => {
-                    if let Some(other) = good.iter().find(|i| i.id == id) {
-                        let msg = format!(
-                            "{}: provider id {id:?} is already used by {}",
-                            file.display(),
-                            other.file.display()
-                        );
-                        bad.push((stem, file, msg));
-                        continue;
-                    }
-                    good.push(Instance {
+                    let mut inst = Instance {
                         id,
                         file,
                         text,
                         config,
                         limits,
-                    })
+                    };
+                    let Some(other) = good.iter_mut().find(|i| i.id == inst.id) else {
+                        good.push(inst);
+                        continue;
+                    };
+                    if running.get(&inst.id).is_some_and(|r| r.file == inst.file) {
+                        std::mem::swap(other, &mut inst);
+                    }
+                    let msg = format!(
+                        "{}: provider id {:?} is already used by {}",
+                        inst.file.display(),
+                        inst.id,
+                        other.file.display()
+                    );
+                    let stem = file_stem(&inst.file).unwrap_or(stem);
+                    bad.push((stem, inst.file, msg));
                 }
                 Err(e) => bad.push((stem, file, e.to_string())),
             }
+        }
+        // A broken file's previous version keeps serving, and its id.
+        let broken: Vec<PathBuf> = bad.iter().map(|(_, f, _)| f.clone()).collect();
+        let (good, taken): (Vec<Instance>, Vec<Instance>) = good.into_iter().partition(|i| {
+            !running
+                .get(&i.id)
+                .is_some_and(|r| r.file != i.file && broken.contains(&r.file))
+        });
+        for inst in taken {
+            let holder = running.get(&inst.id).map(|r| r.file.display().to_string());
+            let msg = format!(
+                "{}: provider id {:?} is already used by {}",
+                inst.file.display(),
+                inst.id,
+                holder.unwrap_or_default()
+            );
+            bad.push((file_stem(&inst.file).unwrap_or_default(), inst.file, msg));
         }
         (good, bad)
     }
 
     fn reconcile_instances(self: &Arc<Self>, state: &mut State) {
-        let (instances, bad) = self.read_instances();
+        let (instances, bad) = self.read_instances(&state.instances);
+        let wanted: BTreeMap<&str, &Instance> =
+            instances.iter().map(|i| (i.id.as_str(), i)).collect();
+        // Running instances whose file is broken now: they keep going.
+        let mut broken: Vec<String> = Vec::new();
+        let previously_rejected = std::mem::take(&mut state.rejected);
         for (stem, file, error) in &bad {
             tracing::error!("provider instance rejected: {error}");
-            // A broken file for a running instance keeps the old one going.
-            let id = stem.to_lowercase();
-            if state.instances.contains_key(&id) {
+            // Found by file, not by name: `prefix` may differ from it.
+            let running = state.instances.iter().find(|(_, s)| &s.file == file);
+            if let Some((id, _)) = running {
                 self.catalog
-                    .edit_status(&id, |s| s.last_error = Some(error.clone()));
+                    .edit_status(id, |s| s.last_error = Some(error.clone()));
+                broken.push(id.clone());
                 continue;
             }
-            let id = if crate::ids::check_provider_id(&id).is_ok() {
+            // A new file: reported under its name, if no other uses it.
+            let id = stem.to_lowercase();
+            let free = |id: &str| {
+                !state.instances.contains_key(id)
+                    && !wanted.contains_key(id)
+                    && !state.rejected.iter().any(|r| r == id)
+            };
+            let id = if crate::ids::check_provider_id(&id).is_ok() && free(&id) {
                 id
             } else {
-                format!("invalid_{}", state.instances.len() + 1)
+                let n = state.instances.len() + state.rejected.len() + 1;
+                (n..)
+                    .map(|n| format!("invalid_{n}"))
+                    .find(|id| free(id))
+                    .unwrap_or_default()
             };
             self.catalog
                 .set_status(failed_status(&id, "?", file, error.clone()));
+            state.rejected.push(id);
         }
-        let wanted: BTreeMap<&str, &Instance> =
-            instances.iter().map(|i| (i.id.as_str(), i)).collect();
-        let broken: Vec<String> = bad.iter().map(|(s, _, _)| s.to_lowercase()).collect();
+        for id in previously_rejected {
+            let gone = !state.rejected.contains(&id)
+                && !state.instances.contains_key(&id)
+                && !wanted.contains_key(id.as_str());
+            if gone {
+                self.catalog.remove_provider(&id);
+            }
+        }
         state.instances.retain(|id, _| {
             let keep = wanted.contains_key(id.as_str()) || broken.contains(id);
             if !keep {
@@ -305,7 +361,7 @@ impl Providers {
             let module = slot.and_then(|s| s.module.clone());
             let fingerprint = (inst.text.clone(), module.as_ref().map(|m| m.hash.clone()));
             if let Some(running) = state.instances.get(&inst.id) {
-                if running.fingerprint == fingerprint {
+                if running.fingerprint == fingerprint && running.file == inst.file {
                     // Unchanged; but a rejected update of its module is news.
                     if let (Some(err), Some(_)) = (slot.and_then(|s| s.error.clone()), &module) {
                         self.catalog.edit_status(&inst.id, |s| {
@@ -318,6 +374,7 @@ impl Providers {
                 }
             }
             let id = inst.id.clone();
+            let file = inst.file.clone();
             let predecessor: Predecessor = Arc::default();
             let task = if !inst.config.enabled {
                 self.catalog.replace_streams(&id, Vec::new());
@@ -357,6 +414,7 @@ impl Providers {
             state.instances.insert(
                 id,
                 InstanceSlot {
+                    file,
                     fingerprint,
                     task,
                     predecessor,
@@ -746,6 +804,12 @@ fn failed_status(id: &str, module: &str, file: &Path, error: String) -> Provider
         stale: false,
         lazy_pending: false,
     }
+}
+
+fn file_stem(file: &Path) -> Option<String> {
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_string)
 }
 
 /// Files `*.ext` of `dir` by stem, with their signature. Hidden files and

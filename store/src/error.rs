@@ -45,6 +45,16 @@ pub enum StoreError {
         #[source]
         source: Box<mongodb::error::Error>,
     },
+    /// The database refused the store's credentials, or the user lacks a
+    /// privilege the operation needs (MongoDB codes 18 and 13, or the
+    /// driver's authentication error). Not an outage: the database answered.
+    #[error("{target}: authentication failed: {detail}")]
+    AuthFailed {
+        /// Hosts and database.
+        target: String,
+        /// What the store was doing, and the database's answer.
+        detail: String,
+    },
     /// The database cannot be reached now; reads fail fast while degraded.
     #[error("store {target} is unavailable: {reason}")]
     Unavailable {

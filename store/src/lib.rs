@@ -14,6 +14,14 @@
 //! [`StoreHealth::Degraded`]. Every write is idempotent, so a retried write
 //! never doubles a record.
 //!
+//! Nothing acknowledged is lost silently: a queued write MongoDB refuses
+//! (it answers with an error) is tried a few times, then dropped, logged at
+//! error level with its collection and key, and counted in the health
+//! (`refused_writes`, `last_refusal`; the store stays degraded until it is
+//! reopened). Refused credentials or privileges degrade the store with an
+//! "authentication failed" reason and keep the queued writes for when they
+//! are fixed; a write made while healthy gets [`StoreError::AuthFailed`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), dss_store::StoreError> {
 //! let store = dss_store::open(&dss_store::StoreConfig::embedded("var/dss.sqlite")).await?;

@@ -72,6 +72,10 @@ const TRANSIENT_CODES: &[i32] = &[
     6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
 ];
 
+/// Server error codes that mean the credentials or a privilege were
+/// refused: 13 Unauthorized, 18 AuthenticationFailed.
+const AUTH_CODES: &[i32] = &[13, 18];
+
 const LISTINGS: &str = "listings";
 const LISTING_CHUNKS: &str = "listing_chunks";
 const GEOTAGS: &str = "geotags";
@@ -217,27 +221,63 @@ struct Db {
     indexed: AtomicBool,
 }
 
-/// Whether a driver error means "unreachable now" (queue and retry).
-/// Refused credentials count too: the store stays degraded and says why,
-/// instead of failing DSS.
-fn is_transient(e: &mongodb::error::Error) -> bool {
-    if e.contains_label("RetryableWriteError") || e.contains_label("RetryableError") {
-        return true;
-    }
+/// What a driver error means for the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Unreachable now: queue and retry.
+    Transient,
+    /// Credentials or a privilege refused: the database answered, but an
+    /// operator may fix it, so acknowledged writes are kept and retried.
+    Auth,
+    /// Refused for good.
+    Permanent,
+}
+
+/// The server error codes a driver error carries.
+fn codes(e: &mongodb::error::Error) -> Vec<i32> {
     match &*e.kind {
+        ErrorKind::Command(c) => vec![c.code],
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => vec![w.code],
+        ErrorKind::Write(WriteFailure::WriteError(w)) => vec![w.code],
+        ErrorKind::InsertMany(i) => i
+            .write_errors
+            .iter()
+            .flatten()
+            .map(|w| w.code)
+            .chain(i.write_concern_error.iter().map(|w| w.code))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Classifies a driver error. Refused credentials are checked first: they
+/// are no network blip, and must not read as "unreachable".
+fn classify(e: &mongodb::error::Error) -> Class {
+    let codes = codes(e);
+    if matches!(&*e.kind, ErrorKind::Authentication { .. })
+        || codes.iter().any(|c| AUTH_CODES.contains(c))
+    {
+        return Class::Auth;
+    }
+    if e.contains_label("RetryableWriteError") || e.contains_label("RetryableError") {
+        return Class::Transient;
+    }
+    let transient = match &*e.kind {
         ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. }
         | ErrorKind::ServerSelection { .. }
-        | ErrorKind::Authentication { .. }
         | ErrorKind::DnsResolve { .. } => true,
-        ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
-        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => TRANSIENT_CODES.contains(&w.code),
-        ErrorKind::Write(WriteFailure::WriteError(w)) => TRANSIENT_CODES.contains(&w.code),
+        // Of an insert_many, only a write concern error can be an outage.
         ErrorKind::InsertMany(i) => i
             .write_concern_error
             .as_ref()
             .is_some_and(|w| TRANSIENT_CODES.contains(&w.code)),
-        _ => false,
+        _ => codes.iter().any(|c| TRANSIENT_CODES.contains(c)),
+    };
+    if transient {
+        Class::Transient
+    } else {
+        Class::Permanent
     }
 }
 
@@ -256,15 +296,16 @@ impl Db {
         context: &str,
         e: mongodb::error::Error,
     ) -> Failure {
-        if is_transient(&e) {
-            Failure::Transient(format!("{}: {context}: {e}", self.target))
-        } else {
-            Failure::Permanent(StoreError::Mongo {
+        match classify(&e) {
+            Class::Transient => Failure::Transient(format!("{}: {context}: {e}", self.target)),
+            // The kind alone: the error's own text adds labels and sources.
+            Class::Auth => Failure::Auth(format!("{context}: {}", e.kind)),
+            Class::Permanent => Failure::Permanent(StoreError::Mongo {
                 target: self.target.clone(),
                 collection,
                 context: context.to_string(),
                 source: Box::new(e),
-            })
+            }),
         }
     }
 
@@ -464,6 +505,68 @@ impl Sink for Db {
         }
         Ok(())
     }
+
+    fn describe(&self, op: &Op) -> String {
+        op.describe()
+    }
+}
+
+/// Up to 5 ids, for messages.
+fn some_ids<'a>(ids: impl ExactSizeIterator<Item = &'a String>) -> String {
+    let n = ids.len();
+    let mut out: Vec<String> = ids.take(5).map(|id| format!("{id:?}")).collect();
+    if n > 5 {
+        out.push(format!("and {} more", n - 5));
+    }
+    out.join(", ")
+}
+
+impl Op {
+    /// The write, its collection and its key(s), for logs and the health.
+    fn describe(&self) -> String {
+        match self {
+            Op::PutListing {
+                provider, chunks, ..
+            } => format!(
+                "put listing of provider {provider:?} ({} chunks; collections {LISTINGS}, {LISTING_CHUNKS})",
+                chunks.len()
+            ),
+            Op::DeleteListing { provider } => format!(
+                "delete listing of provider {provider:?} (collections {LISTINGS}, {LISTING_CHUNKS})"
+            ),
+            Op::PutGeotags { ids, .. } => format!(
+                "put geotags of streams {} (collection {GEOTAGS})",
+                some_ids(ids.iter())
+            ),
+            Op::DeleteGeotags { ids } => format!(
+                "delete geotags of streams {} (collection {GEOTAGS})",
+                some_ids(ids.iter())
+            ),
+            Op::CreateSession { id, .. } => {
+                format!("create session {id:?} (collection {SESSIONS})")
+            }
+            Op::CloseSession { id, closed_ms } => {
+                format!("close session {id:?} at {closed_ms} ms (collection {SESSIONS})")
+            }
+            Op::AppendPoints {
+                session_id,
+                batches,
+            } => format!(
+                "append {} GPS points to session {session_id:?} (collection {GPS_BUCKETS})",
+                batches.iter().map(|b| b.points.len()).sum::<usize>()
+            ),
+            Op::PutKv { namespace, key, .. } => {
+                format!("put value {namespace:?}/{key:?} (collection {KV})")
+            }
+            Op::DeleteKv { namespace, key } => {
+                format!("delete value {namespace:?}/{key:?} (collection {KV})")
+            }
+            Op::PutStats { snapshots } => format!(
+                "put stats of streams {} (collection {STATS})",
+                some_ids(snapshots.iter().map(|s| &s.0))
+            ),
+        }
+    }
 }
 
 /// Removes the password from a URL for messages.
@@ -553,7 +656,7 @@ impl MongoStore {
     ) -> Result<T, StoreError> {
         self.queue.readable()?;
         let unavailable = |reason: String| {
-            self.queue.report_unreachable(reason.clone());
+            self.queue.report_degraded(reason.clone());
             StoreError::Unavailable {
                 target: self.db.target.clone(),
                 reason,
@@ -567,6 +670,14 @@ impl MongoStore {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => match self.db.failure(collection, context, e) {
                 Failure::Transient(reason) => Err(unavailable(reason)),
+                Failure::Auth(detail) => {
+                    let err = StoreError::AuthFailed {
+                        target: self.db.target.clone(),
+                        detail,
+                    };
+                    self.queue.report_degraded(err.to_string());
+                    Err(err)
+                }
                 Failure::Permanent(err) => Err(err),
             },
         }
@@ -622,16 +733,21 @@ impl Store for MongoStore {
 
     fn health(&self) -> StoreHealth {
         let st = self.queue.status();
-        match (st.degraded, st.connected) {
-            (None, true) => StoreHealth::Ok,
-            (Some(reason), _) => StoreHealth::Degraded {
-                reason,
-                queued_writes: st.queued,
-            },
-            (None, false) => StoreHealth::Degraded {
-                reason: format!("{}: connecting", self.db.target),
-                queued_writes: st.queued,
-            },
+        let reason = match (st.degraded, st.connected) {
+            (Some(reason), _) => reason,
+            (None, false) => format!("{}: connecting", self.db.target),
+            (None, true) if st.refused == 0 => return StoreHealth::Ok,
+            (None, true) => format!(
+                "{}: {} acknowledged write(s) refused by the database and lost \
+                 (the last in last_refusal, each in the error log)",
+                self.db.target, st.refused
+            ),
+        };
+        StoreHealth::Degraded {
+            reason,
+            queued_writes: st.queued,
+            refused_writes: st.refused,
+            last_refusal: st.last_refusal,
         }
     }
 
@@ -1044,7 +1160,84 @@ fn stats_from_doc(d: StatsDoc) -> Result<StatsSnapshot, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{chunk_ranges, redact};
+    use super::{chunk_ranges, classify, redact, Class};
+    use bson::doc;
+    use mongodb::error::{CommandError, Error, ErrorKind, IndexedWriteError, WriteError};
+    use mongodb::error::{InsertManyError, WriteConcernError, WriteFailure};
+
+    /// A server's answer with this error code, as the driver reports it.
+    fn command(code: i32, name: &str) -> Error {
+        let e: CommandError = bson::from_document(doc! {
+            "code": code, "codeName": name, "errmsg": format!("{name} (test)"),
+        })
+        .expect("a command error");
+        Error::from(ErrorKind::Command(e))
+    }
+
+    fn write(code: i32) -> Error {
+        let e: WriteError =
+            bson::from_document(doc! {"code": code, "errmsg": "test"}).expect("a write error");
+        Error::from(ErrorKind::Write(WriteFailure::WriteError(e)))
+    }
+
+    /// A write concern error; its labels become the error's.
+    fn write_concern(code: i32, labels: &[&str]) -> Error {
+        let e: WriteConcernError = bson::from_document(doc! {
+            "code": code, "codeName": "test", "errmsg": "test", "errorLabels": labels,
+        })
+        .expect("a write concern error");
+        Error::from(ErrorKind::Write(WriteFailure::WriteConcernError(e)))
+    }
+
+    fn insert_many(code: i32) -> Error {
+        let w: IndexedWriteError =
+            bson::from_document(doc! {"index": 0, "code": code, "errmsg": "test"})
+                .expect("an indexed write error");
+        let e: InsertManyError =
+            bson::from_document(doc! {"writeErrors": [bson::to_bson(&w).expect("bson")]})
+                .expect("an insert_many error");
+        Error::from(ErrorKind::InsertMany(e))
+    }
+
+    #[test]
+    fn refused_credentials_are_auth_failures_not_outages() {
+        assert_eq!(classify(&command(18, "AuthenticationFailed")), Class::Auth);
+        assert_eq!(classify(&command(13, "Unauthorized")), Class::Auth);
+        assert_eq!(classify(&write(13)), Class::Auth);
+        assert_eq!(classify(&insert_many(13)), Class::Auth);
+        // Still auth when the server also labels it retryable.
+        let e = write_concern(13, &["RetryableWriteError"]);
+        assert!(e.contains_label("RetryableWriteError"));
+        assert_eq!(classify(&e), Class::Auth);
+    }
+
+    #[test]
+    fn outages_are_transient_and_refusals_permanent() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(classify(&Error::from(io)), Class::Transient);
+        assert_eq!(
+            classify(&command(91, "ShutdownInProgress")),
+            Class::Transient
+        );
+        assert_eq!(
+            classify(&command(10107, "NotWritablePrimary")),
+            Class::Transient
+        );
+        assert_eq!(classify(&write(11600)), Class::Transient);
+        assert_eq!(
+            classify(&write_concern(64, &["RetryableWriteError"])),
+            Class::Transient
+        );
+        assert_eq!(classify(&write_concern(64, &[])), Class::Permanent);
+
+        assert_eq!(classify(&command(2, "BadValue")), Class::Permanent);
+        assert_eq!(classify(&write(11000)), Class::Permanent);
+        assert_eq!(classify(&insert_many(11000)), Class::Permanent);
+        assert_eq!(
+            classify(&command(121, "DocumentValidationFailure")),
+            Class::Permanent
+        );
+    }
 
     #[test]
     fn listings_are_chunked_under_the_limit() {

@@ -9,6 +9,16 @@
 //! store is healthy again once the queue is empty and the database answered.
 //! Writes must therefore be idempotent: a write whose answer was lost is
 //! applied again.
+//!
+//! Nothing acknowledged is lost silently. A write the database refuses
+//! (it answered with an error) goes back to its caller when one waits for
+//! it; an acknowledged one is tried [`REFUSAL_TRIES`] times, then dropped,
+//! logged at error level with its collection and key, and counted in the
+//! status ([`Status::refused`], [`Status::last_refusal`]). Refused
+//! credentials or privileges ([`Failure::Auth`]) are neither: the store
+//! turns degraded saying so, keeps the acknowledged writes and retries them
+//! after backoff (an operator may fix the credentials), and a write made
+//! while the store was healthy gets the error instead of being queued.
 
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -21,11 +31,23 @@ use tokio::sync::{oneshot, watch, Notify};
 /// 100 ms: a database restarting on the same host is back within that.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Tries given to an acknowledged write the database refuses before it is
+/// dropped (and counted). 3, with the usual backoff between them (100 ms,
+/// then 200 ms when the database has been answering): they outlast a
+/// momentary refusal (say, two upserts racing on a unique index) without
+/// holding the queue up for long.
+pub(crate) const REFUSAL_TRIES: u32 = 3;
+
 /// Why an operation failed.
 pub(crate) enum Failure {
     /// The database did not answer (down, unreachable, timed out, stepping
     /// down): retry later.
     Transient(String),
+    /// The database refused the credentials, or a privilege the operation
+    /// needs: what the store was doing and the database's answer (the
+    /// queue makes it a [`StoreError::AuthFailed`]). Not an outage, but an
+    /// operator may fix it: acknowledged writes are kept and retried.
+    Auth(String),
     /// The database answered with an error: retrying will not help.
     Permanent(StoreError),
 }
@@ -40,6 +62,8 @@ pub(crate) trait Sink: Send + Sync + 'static {
     /// Checks that the database answers; the first success also prepares it
     /// (indexes).
     async fn probe(&self) -> Result<(), Failure>;
+    /// Names a write for logs and the health: its collection and key(s).
+    fn describe(&self, op: &Self::Op) -> String;
 }
 
 /// What `health`, `flush` and `open` look at.
@@ -51,12 +75,19 @@ pub(crate) struct Status {
     pub degraded: Option<String>,
     /// Whether the database has answered a probe once.
     pub connected: bool,
+    /// Acknowledged writes the database refused [`REFUSAL_TRIES`] times
+    /// since the store opened, and that are therefore lost.
+    pub refused: u64,
+    /// The last of them: which write, and the database's answer.
+    pub last_refusal: Option<String>,
 }
 
 struct Entry<Op> {
     op: Op,
     bytes: usize,
     waiter: Option<oneshot::Sender<Result<(), StoreError>>>,
+    /// Times the database refused this (acknowledged) write.
+    refusals: u32,
 }
 
 struct State<Op> {
@@ -68,6 +99,8 @@ struct State<Op> {
     degraded: Option<String>,
     connected: bool,
     closed: bool,
+    refused: u64,
+    last_refusal: Option<String>,
 }
 
 struct Shared<Op> {
@@ -90,7 +123,16 @@ impl<Op> Shared<Op> {
             queued: st.items.len() + usize::from(st.in_flight),
             degraded: st.degraded.clone(),
             connected: st.connected,
+            refused: st.refused,
+            last_refusal: st.last_refusal.clone(),
         });
+    }
+
+    fn auth_error(&self, detail: String) -> StoreError {
+        StoreError::AuthFailed {
+            target: self.target.clone(),
+            detail,
+        }
     }
 }
 
@@ -119,6 +161,8 @@ impl<Op: Send + Sync + 'static> Queue<Op> {
                 degraded: None,
                 connected: false,
                 closed: false,
+                refused: 0,
+                last_refusal: None,
             }),
             wake: Notify::new(),
             status,
@@ -162,7 +206,12 @@ impl<Op: Send + Sync + 'static> Queue<Op> {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), Some(rx))
             };
-            st.items.push_back(Entry { op, bytes, waiter });
+            st.items.push_back(Entry {
+                op,
+                bytes,
+                waiter,
+                refusals: 0,
+            });
             st.bytes += bytes;
             self.shared.publish(&st);
             rx
@@ -190,9 +239,9 @@ impl<Op: Send + Sync + 'static> Queue<Op> {
         })
     }
 
-    /// A read found the database unreachable: turn degraded and let the
-    /// worker probe until it answers.
-    pub(crate) fn report_unreachable(&self, reason: String) {
+    /// A read found the database unreachable (or refusing the credentials):
+    /// turn degraded and let the worker probe until it answers.
+    pub(crate) fn report_degraded(&self, reason: String) {
         let mut st = self.shared.lock();
         st.degraded = Some(reason);
         self.shared.publish(&st);
@@ -256,7 +305,8 @@ async fn run<S: Sink>(
                     tracing::error!(
                         store = %shared.target,
                         lost = st.items.len(),
-                        "store closed while its database is unreachable: queued writes dropped"
+                        reason = st.degraded.as_deref().unwrap_or(""),
+                        "store closed while degraded: queued writes dropped"
                     );
                 }
                 return;
@@ -291,6 +341,10 @@ async fn run<S: Sink>(
                     }
                     shared.publish(&st);
                 }
+                Err(Failure::Auth(detail)) => {
+                    degrade_auth(&shared, shared.auth_error(detail).to_string());
+                    pause(&mut backoff, retry_max).await;
+                }
                 Err(Failure::Transient(reason)) => {
                     {
                         let mut st = shared.lock();
@@ -300,8 +354,7 @@ async fn run<S: Sink>(
                         st.degraded = Some(reason);
                         shared.publish(&st);
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(retry_max);
+                    pause(&mut backoff, retry_max).await;
                 }
             }
             continue;
@@ -331,24 +384,71 @@ async fn run<S: Sink>(
                 backoff = MIN_BACKOFF;
             }
             Err(Failure::Permanent(err)) => {
-                let mut st = shared.lock();
-                st.in_flight = false;
-                st.bytes -= entry.bytes;
-                if st.items.is_empty() {
-                    st.degraded = None;
+                if let Some(w) = entry.waiter.take() {
+                    // Not acknowledged yet: the caller gets the refusal.
+                    settle(&shared, entry.bytes, None);
+                    let _ = w.send(Err(err));
+                    continue;
                 }
-                shared.publish(&st);
-                drop(st);
-                match entry.waiter.take() {
-                    Some(w) => {
-                        let _ = w.send(Err(err));
-                    }
-                    None => tracing::error!(
+                entry.refusals += 1;
+                let what = sink.describe(&entry.op);
+                if entry.refusals < REFUSAL_TRIES {
+                    tracing::warn!(
                         store = %shared.target,
+                        write = %what,
                         error = %err,
-                        "a queued write was refused by the database and is dropped"
-                    ),
+                        tries = entry.refusals,
+                        "the database refused an acknowledged write: trying it again"
+                    );
+                    {
+                        let mut st = shared.lock();
+                        st.in_flight = false;
+                        st.items.push_front(entry);
+                        shared.publish(&st);
+                    }
+                    pause(&mut backoff, retry_max).await;
+                } else {
+                    // Acknowledged, so the caller cannot be told: the loss
+                    // is logged and stays in the store's health.
+                    tracing::error!(
+                        store = %shared.target,
+                        write = %what,
+                        error = %err,
+                        tries = entry.refusals,
+                        "the database refused an acknowledged write every time: the write is LOST \
+                         (counted in the store's health as refused_writes)"
+                    );
+                    settle(&shared, entry.bytes, Some(format!("{what}: {err}")));
                 }
+            }
+            Err(Failure::Auth(detail)) => {
+                let reason = shared.auth_error(detail.clone()).to_string();
+                let mut refused = Vec::new();
+                {
+                    let mut guard = shared.lock();
+                    let st = &mut *guard;
+                    st.in_flight = false;
+                    // Writes made while the store was healthy wait for their
+                    // outcome: they get the error and leave the queue. The
+                    // acknowledged ones stay, in order, for later.
+                    let mut kept = VecDeque::with_capacity(st.items.len() + 1);
+                    for mut e in std::iter::once(entry).chain(st.items.drain(..)) {
+                        match e.waiter.take() {
+                            Some(w) => {
+                                st.bytes -= e.bytes;
+                                refused.push(w);
+                            }
+                            None => kept.push_back(e),
+                        }
+                    }
+                    st.items = kept;
+                    shared.publish(st);
+                }
+                degrade_auth(&shared, reason);
+                for w in refused {
+                    let _ = w.send(Err(shared.auth_error(detail.clone())));
+                }
+                pause(&mut backoff, retry_max).await;
             }
             Err(Failure::Transient(reason)) => {
                 let mut waiters: Vec<_> = entry.waiter.take().into_iter().collect();
@@ -367,9 +467,308 @@ async fn run<S: Sink>(
                 for w in waiters {
                     let _ = w.send(Ok(()));
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(retry_max);
+                pause(&mut backoff, retry_max).await;
             }
         }
+    }
+}
+
+/// Sleeps the current backoff, then doubles it up to `retry_max`.
+async fn pause(backoff: &mut Duration, retry_max: Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(retry_max);
+}
+
+/// The write in flight is done with (refused, or given up with `lost` as
+/// its record): the database answered, so an emptied queue is healthy.
+fn settle<Op>(shared: &Shared<Op>, bytes: usize, lost: Option<String>) {
+    let mut st = shared.lock();
+    st.in_flight = false;
+    st.bytes -= bytes;
+    if let Some(record) = lost {
+        st.refused += 1;
+        st.last_refusal = Some(record);
+    }
+    if st.items.is_empty() {
+        st.degraded = None;
+    }
+    shared.publish(&st);
+}
+
+/// The database refused the credentials: degraded (the worker probes, or
+/// retries the acknowledged writes, after backoff), logged once per reason.
+fn degrade_auth<Op>(shared: &Shared<Op>, reason: String) {
+    let mut st = shared.lock();
+    if st.degraded.as_deref() != Some(reason.as_str()) {
+        tracing::error!(
+            store = %shared.target,
+            %reason,
+            queued = st.items.len(),
+            "store degraded: the database refused the credentials; \
+             queued writes are kept and retried until they are fixed"
+        );
+    }
+    st.degraded = Some(reason);
+    shared.publish(&st);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The queue's state machine against a scripted database.
+
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    /// How the fake database answers.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Answer {
+        Ok,
+        Down,
+        Auth,
+    }
+
+    struct Fake {
+        answer: Mutex<Answer>,
+        /// Writes the database refuses, whatever `answer` says.
+        refuse: Mutex<Vec<u32>>,
+        applied: Mutex<Vec<u32>>,
+        /// Times each write was tried, and refused.
+        calls: Mutex<HashMap<u32, u32>>,
+        refusals: Mutex<HashMap<u32, u32>>,
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    impl Fake {
+        fn new(answer: Answer) -> Arc<Fake> {
+            Arc::new(Fake {
+                answer: Mutex::new(answer),
+                refuse: Mutex::new(Vec::new()),
+                applied: Mutex::new(Vec::new()),
+                calls: Mutex::new(HashMap::new()),
+                refusals: Mutex::new(HashMap::new()),
+            })
+        }
+        fn set(&self, answer: Answer) {
+            *lock(&self.answer) = answer;
+        }
+        fn refuse(&self, op: u32) {
+            lock(&self.refuse).push(op);
+        }
+        fn applied(&self) -> Vec<u32> {
+            lock(&self.applied).clone()
+        }
+        fn calls(&self, op: u32) -> u32 {
+            lock(&self.calls).get(&op).copied().unwrap_or(0)
+        }
+        fn refusals(&self, op: u32) -> u32 {
+            lock(&self.refusals).get(&op).copied().unwrap_or(0)
+        }
+        fn failure(&self) -> Option<Failure> {
+            match *lock(&self.answer) {
+                Answer::Ok => None,
+                Answer::Down => Some(Failure::Transient("fake: connection refused".into())),
+                Answer::Auth => Some(Failure::Auth(
+                    "ping: Command failed: Error code 18 (AuthenticationFailed): Authentication failed."
+                        .into(),
+                )),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Sink for Fake {
+        type Op = u32;
+
+        async fn apply(&self, op: &u32) -> Result<(), Failure> {
+            *lock(&self.calls).entry(*op).or_default() += 1;
+            if let Some(f) = self.failure() {
+                return Err(f);
+            }
+            if lock(&self.refuse).contains(op) {
+                *lock(&self.refusals).entry(*op).or_default() += 1;
+                return Err(Failure::Permanent(StoreError::Invalid {
+                    what: "fake write",
+                    message: format!("write {op}: document failed validation"),
+                }));
+            }
+            lock(&self.applied).push(*op);
+            Ok(())
+        }
+
+        async fn probe(&self) -> Result<(), Failure> {
+            self.failure().map_or(Ok(()), Err)
+        }
+
+        fn describe(&self, op: &u32) -> String {
+            format!("write {op} (collection fake)")
+        }
+    }
+
+    fn start(sink: &Arc<Fake>) -> Queue<u32> {
+        Queue::start(
+            sink.clone(),
+            "fake database".into(),
+            100,
+            1 << 20,
+            Duration::from_secs(2),
+            Duration::from_millis(50),
+        )
+    }
+
+    /// Waits (up to 5 s) until `f` holds.
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "timed out: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn flushed(q: &Queue<u32>) {
+        tokio::time::timeout(Duration::from_secs(5), q.flush())
+            .await
+            .expect("flush timed out")
+            .expect("flush");
+    }
+
+    fn healthy(q: &Queue<u32>) -> bool {
+        let st = q.status();
+        st.connected && st.degraded.is_none()
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_write_the_database_refuses_is_counted_not_lost_silently() {
+        let db = Fake::new(Answer::Down);
+        let q = start(&db);
+        until("degraded", || q.status().degraded.is_some()).await;
+        // Degraded: acknowledged once queued.
+        q.submit(1, 10).await.expect("acknowledged");
+        q.submit(2, 10).await.expect("acknowledged");
+        assert_eq!(q.status().queued, 2);
+
+        db.refuse(1);
+        db.set(Answer::Ok);
+        flushed(&q).await;
+        until("healthy", || healthy(&q)).await;
+
+        assert_eq!(
+            db.refusals(1),
+            REFUSAL_TRIES,
+            "retried a bounded number of times"
+        );
+        assert_eq!(db.applied(), [2], "the writes behind it still land");
+        let st = q.status();
+        assert_eq!(st.refused, 1, "{st:?}");
+        let last = st.last_refusal.expect("the refusal is recorded");
+        assert!(
+            last.contains("write 1 (collection fake)") && last.contains("failed validation"),
+            "{last}"
+        );
+        assert_eq!(st.queued, 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_while_healthy_goes_back_to_its_caller() {
+        let db = Fake::new(Answer::Ok);
+        let q = start(&db);
+        until("healthy", || healthy(&q)).await;
+        db.refuse(5);
+        match q.submit(5, 10).await {
+            Err(StoreError::Invalid { message, .. }) => {
+                assert!(message.contains("failed validation"), "{message}")
+            }
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+        assert_eq!(db.calls(5), 1, "not retried: the caller knows");
+        q.submit(6, 10).await.expect("the next write lands");
+        assert_eq!(db.applied(), [6]);
+        let st = q.status();
+        assert_eq!((st.refused, st.last_refusal), (0, None), "nothing was lost");
+        assert!(healthy(&q));
+    }
+
+    #[tokio::test]
+    async fn an_outage_acknowledges_the_write_and_keeps_it() {
+        let db = Fake::new(Answer::Ok);
+        let q = start(&db);
+        until("healthy", || healthy(&q)).await;
+        db.set(Answer::Down);
+        q.submit(1, 10).await.expect("acknowledged: kept for later");
+        let reason = q.status().degraded.expect("degraded");
+        assert!(reason.contains("connection refused"), "{reason}");
+        db.set(Answer::Ok);
+        flushed(&q).await;
+        assert_eq!(db.applied(), [1]);
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_degrade_the_store_and_keep_the_acknowledged_writes() {
+        let db = Fake::new(Answer::Ok);
+        let q = start(&db);
+        until("healthy", || healthy(&q)).await;
+
+        // Healthy: the caller waits for its write and gets the error, not
+        // an acknowledgement and not "unavailable".
+        db.set(Answer::Auth);
+        match q.submit(1, 10).await {
+            Err(e @ StoreError::AuthFailed { .. }) => {
+                assert!(e.to_string().contains("authentication failed"), "{e}")
+            }
+            other => panic!("expected AuthFailed, got {other:?}"),
+        }
+        let st = q.status();
+        let reason = st.degraded.expect("degraded");
+        assert!(
+            reason.contains("fake database: authentication failed"),
+            "{reason}"
+        );
+        assert_eq!(st.queued, 0, "the refused write was not kept");
+
+        // Degraded: acknowledged, kept and retried, never dropped.
+        q.submit(2, 10).await.expect("acknowledged");
+        q.submit(3, 10).await.expect("acknowledged");
+        until("several retries", || db.calls(2) >= REFUSAL_TRIES + 2).await;
+        let st = q.status();
+        assert_eq!(st.queued, 2, "{st:?}");
+        assert_eq!(st.refused, 0, "{st:?}");
+        assert!(st
+            .degraded
+            .is_some_and(|r| r.contains("authentication failed")));
+        assert!(matches!(
+            q.readable(),
+            Err(StoreError::Unavailable { reason, .. }) if reason.contains("authentication failed")
+        ));
+
+        // The credentials are fixed: the kept writes land, in order.
+        db.set(Answer::Ok);
+        flushed(&q).await;
+        until("healthy", || healthy(&q)).await;
+        assert_eq!(db.applied(), [2, 3]);
+        assert_eq!(q.status().refused, 0);
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_at_start_queue_the_writes_until_fixed() {
+        let db = Fake::new(Answer::Auth);
+        let q = start(&db);
+        until("degraded", || q.status().degraded.is_some()).await;
+        let st = q.status();
+        assert!(!st.connected);
+        assert!(st
+            .degraded
+            .is_some_and(|r| r.contains("authentication failed")));
+        q.submit(1, 10).await.expect("acknowledged");
+        until("retries", || q.status().queued == 1).await;
+        db.set(Answer::Ok);
+        flushed(&q).await;
+        assert_eq!(db.applied(), [1]);
+        until("healthy", || healthy(&q)).await;
     }
 }

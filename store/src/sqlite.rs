@@ -301,6 +301,8 @@ impl Store for SqliteStore {
             Some(reason) => StoreHealth::Degraded {
                 reason: format!("last operation failed: {reason}"),
                 queued_writes: 0,
+                refused_writes: 0,
+                last_refusal: None,
             },
         }
     }

@@ -188,13 +188,24 @@ pub struct StatsSnapshot {
 pub enum StoreHealth {
     /// Writes reach the database.
     Ok,
-    /// The database cannot be reached (or the last operation failed):
-    /// writes wait in a bounded queue and are retried; reads fail fast.
+    /// Something needs attention: the database cannot be reached or refuses
+    /// the credentials (writes wait in a bounded queue and are retried;
+    /// reads fail fast), the last operation failed (SQLite), or
+    /// acknowledged writes were refused by the database and lost. The last
+    /// one stays until the store is reopened: lost data needs an operator.
     Degraded {
         /// Why, naming the database.
         reason: String,
         /// Writes acknowledged but not yet in the database.
         queued_writes: usize,
+        /// Acknowledged writes the database refused (each tried a few
+        /// times) and that were dropped, since the store opened.
+        #[serde(default)]
+        refused_writes: u64,
+        /// The last of them: which write (collection, key) and the
+        /// database's answer.
+        #[serde(default)]
+        last_refusal: Option<String>,
     },
 }
 

@@ -260,3 +260,121 @@ async fn mongodb_going_down_mid_run_loses_no_acknowledged_write() {
     drop((store, again));
     congo.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_write_mongodb_refuses_is_reported_in_the_health_not_lost_silently() {
+    if mongo_uri().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("congo.json");
+    let port = free_port();
+    let congo = Congo::start(port, Some(&data));
+    let store = dss_store::open(&config(port, "refused")).await.unwrap();
+    assert!(store.health().is_ok(), "{:?}", store.health());
+
+    // A GPS bucket whose points are not an array: MongoDB refuses to push
+    // into it, whatever the retries.
+    let track = points(0, 10);
+    let bucket = track[0].t_ms / 3_600_000;
+    let client = mongodb::Client::with_uri_str(congo.url("refused"))
+        .await
+        .unwrap();
+    client
+        .database("refused")
+        .collection::<bson::Document>("gps_buckets")
+        .insert_one(bson::doc! {
+            "session_id": "m1", "bucket": bucket as i64, "n": 0_i64, "bytes": 0_i64,
+            "points": "not an array",
+        })
+        .await
+        .unwrap();
+
+    // Healthy: the caller gets the refusal; nothing is counted as lost.
+    assert!(matches!(
+        store.append_points("m1", track.clone()).await,
+        Err(StoreError::Mongo { .. })
+    ));
+    assert!(store.health().is_ok(), "{:?}", store.health());
+
+    congo.stop();
+    // Degraded: acknowledged; then refused once MongoDB is back.
+    store.append_points("m1", track).await.unwrap();
+    assert!(!store.health().is_ok());
+    store.put_kv("ns", "after", json!(1)).await.unwrap();
+    assert_eq!(queued(&store), Some(2), "{:?}", store.health());
+
+    let congo = Congo::start(port, Some(&data));
+    tokio::time::timeout(CATCH_UP, store.flush())
+        .await
+        .expect("queue did not drain")
+        .unwrap();
+    match store.health() {
+        StoreHealth::Degraded {
+            reason,
+            queued_writes,
+            refused_writes,
+            last_refusal,
+        } => {
+            assert_eq!((queued_writes, refused_writes), (0, 1), "{reason}");
+            assert!(reason.contains("refused"), "{reason}");
+            let last = last_refusal.unwrap_or_default();
+            assert!(
+                last.contains("session \"m1\"") && last.contains("gps_buckets"),
+                "{last}"
+            );
+        }
+        StoreHealth::Ok => panic!("a lost acknowledged write left the store healthy"),
+    }
+    // The health says so as JSON too (the host's /healthz serializes it).
+    let json = serde_json::to_value(store.health()).unwrap();
+    assert_eq!(json["status"], "degraded");
+    assert_eq!(json["refused_writes"], 1);
+    assert!(json["last_refusal"].is_string(), "{json}");
+    // The writes behind it landed, and reads work.
+    assert_eq!(store.get_kv("ns", "after").await.unwrap(), Some(json!(1)));
+    drop(store);
+    congo.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_degrade_the_store_saying_so_and_keep_the_writes() {
+    if mongo_uri().is_none() {
+        return;
+    }
+    let port = free_port();
+    let congo = Congo::start(port, None);
+    // CongoDB accepts no real SCRAM conversation: any credentials fail.
+    let cfg = StoreConfig {
+        url: Some(format!(
+            "mongodb://dss:wrong@127.0.0.1:{port}/creds?directConnection=true"
+        )),
+        ..config(port, "creds")
+    };
+    let store = dss_store::open(&cfg).await.unwrap();
+    let auth_reason = |h: &StoreHealth| match h {
+        StoreHealth::Degraded { reason, .. } => reason.contains("authentication failed"),
+        StoreHealth::Ok => false,
+    };
+    assert!(
+        eventually(CATCH_UP, || auth_reason(&store.health())).await,
+        "{:?}",
+        store.health()
+    );
+    store
+        .put_kv("ns", "k", json!(1))
+        .await
+        .expect("acknowledged: kept until the credentials are fixed");
+    match store.get_kv("ns", "k").await {
+        Err(StoreError::Unavailable { reason, .. }) => {
+            assert!(reason.contains("authentication failed"), "{reason}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // Retried, never dropped.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(queued(&store), Some(1), "{:?}", store.health());
+    assert!(auth_reason(&store.health()), "{:?}", store.health());
+    drop(store);
+    congo.stop();
+}

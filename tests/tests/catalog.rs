@@ -287,3 +287,127 @@ fn legacy_info_routes_keep_the_original_shapes() {
     let posted = post_form(&format!("{}/info/stream/demo-a", host.base), &[]);
     assert_eq!(posted.status, 200, "the original accepted POST too");
 }
+
+/// A static-list instance file with this prefix and these stream keys.
+fn prefixed(prefix: &str, keys: &[&str]) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+    format!(
+        "prefix = \"{prefix}\"\nmodule = \"static-list\"\n[config]\nsource_template = \"rtsp://x/{{key}}\"\nstreams = [{}]\n",
+        keys.join(", ")
+    )
+}
+
+const SWAP: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The provider's status once `pred` holds for it (404 counts as `Null`).
+fn provider_when(host: &Host, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    wait_for(what, SWAP, || {
+        let r = host.get(&format!("/api/providers/{id}"));
+        let v = if r.status == 200 {
+            r.json()
+        } else {
+            Value::Null
+        };
+        pred(&v).then_some(v)
+    })
+}
+
+fn ids_become(host: &Host, want: &[&str]) {
+    wait_for(&format!("streams {want:?}"), SWAP, || {
+        (host.stream_ids() == want).then_some(())
+    });
+}
+
+#[test]
+fn a_broken_instance_file_keeps_its_provider_when_the_prefix_differs_from_the_name() {
+    let setup = Setup::new();
+    setup.instance("a", &prefixed("cams", &["gate"]));
+    let host = setup.start();
+    assert_eq!(host.provider_settled("cams")["state"], "ready");
+    assert_eq!(host.stream_ids(), ["cams-gate"]);
+
+    // Not TOML any more: the running version keeps serving, and says why.
+    setup.instance("a", "prefix = \"cams\"\nmodule = [\n");
+    let p = provider_when(&host, "cams", "the parse error on cams", |p| {
+        p["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("a.toml"))
+    });
+    assert_eq!(p["state"], "ready", "{p}");
+    assert_eq!(host.stream_ids(), ["cams-gate"]);
+    assert_eq!(
+        host.get("/api/providers/a").status,
+        404,
+        "the file's name is not a provider"
+    );
+
+    // An unknown key: the same.
+    setup.instance("a", &format!("bogus = 1\n{}", prefixed("cams", &["gate"])));
+    let p = provider_when(&host, "cams", "the unknown-key error on cams", |p| {
+        p["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bogus"))
+    });
+    assert_eq!(p["state"], "ready", "{p}");
+    assert_eq!(host.stream_ids(), ["cams-gate"]);
+
+    // Fixed: the new version takes over, and the error is gone.
+    setup.instance("a", &prefixed("cams", &["gate", "lobby"]));
+    ids_become(&host, &["cams-gate", "cams-lobby"]);
+    let p = provider_when(&host, "cams", "the error cleared", |p| {
+        p["last_error"].is_null()
+    });
+    assert_eq!(p["state"], "ready", "{p}");
+    assert_eq!(host.get("/api/providers/a").status, 404);
+}
+
+#[test]
+fn an_instance_file_changing_its_prefix_replaces_the_old_provider() {
+    let setup = Setup::new();
+    setup.instance("a", &prefixed("cams", &["gate"]));
+    let host = setup.start();
+    assert_eq!(host.provider_settled("cams")["state"], "ready");
+
+    setup.instance("a", &prefixed("yard", &["gate"]));
+    ids_become(&host, &["yard-gate"]);
+    assert_eq!(host.provider_settled("yard")["state"], "ready");
+    assert_eq!(host.get("/api/providers/cams").status, 404);
+    assert_eq!(host.get("/api/streams/cams-gate").status, 404);
+}
+
+#[test]
+fn of_two_files_claiming_one_prefix_the_newcomer_is_refused() {
+    let setup = Setup::new();
+    // "b" serves `cams`; "a" (first by name) claims it later.
+    setup.instance("b", &prefixed("cams", &["gate"]));
+    let host = setup.start();
+    assert_eq!(host.provider_settled("cams")["state"], "ready");
+
+    setup.instance("a", &prefixed("cams", &["intruder"]));
+    let p = provider_when(&host, "a", "the refusal of a.toml", |p| {
+        p["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("already used by") && e.contains("b.toml"))
+    });
+    assert_eq!(p["state"], "failed", "{p}");
+    assert!(
+        p["file"].as_str().is_some_and(|f| f.ends_with("a.toml")),
+        "{p}"
+    );
+    let cams = host.provider_settled("cams");
+    assert!(
+        cams["file"].as_str().is_some_and(|f| f.ends_with("b.toml")),
+        "{cams}"
+    );
+    assert_eq!(host.stream_ids(), ["cams-gate"]);
+
+    // The holder goes: the other file takes the prefix, its refusal goes.
+    std::fs::remove_file(setup.dir.path().join("providers.d/b.toml")).unwrap();
+    ids_become(&host, &["cams-intruder"]);
+    provider_when(&host, "a", "the refusal to go", Value::is_null);
+    let cams = host.provider_settled("cams");
+    assert!(
+        cams["file"].as_str().is_some_and(|f| f.ends_with("a.toml")),
+        "{cams}"
+    );
+}
