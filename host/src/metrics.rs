@@ -179,7 +179,7 @@ pub async fn render(st: &AppState) -> String {
         )));
     registry.register(
         "dss_store_degraded",
-        "1 while the store is degraded (MongoDB unreachable)",
+        "1 while the store is degraded (MongoDB unreachable or refusing credentials, or acknowledged writes were lost)",
         store,
     );
 
