@@ -127,6 +127,7 @@ async fn healthz(State(st): State<AppState>, Extension(caller): Extension<Caller
             "max_running": st.config.ffmpeg.max_running,
             "spawns": st.supervisor.spawns_total(),
             "capacity_refusals": st.supervisor.capacity_refusals(),
+            "tracked_streams": st.supervisor.tracked(),
         },
     }))
 }

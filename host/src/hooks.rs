@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -50,9 +49,7 @@ pub struct Callback {
     /// Our FFmpeg's publish token (a query argument of its RTMP URL).
     #[serde(default)]
     token: String,
-    /// The remaining fields.
-    #[serde(flatten)]
-    _rest: HashMap<String, String>,
+    // The other fields (flashver, tcurl, ...) are ignored.
 }
 
 /// A refused callback: a status and a line of text for nginx's log.
@@ -226,8 +223,9 @@ fn fresh_playlist(st: &AppState, id: &str, playlist: &std::path::Path) -> bool {
         .ok()
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as u64);
-    // File times may be rounded to the second.
-    modified.is_some_and(|m| m + 1_000 >= spawned)
+    // nginx-rtmp writes the first playlist a fragment after the publish,
+    // well after the spawn time was taken.
+    modified.is_some_and(|m| m >= spawned)
 }
 
 async fn control(

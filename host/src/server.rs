@@ -190,6 +190,7 @@ async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>) {
             }
             Err(e) => tracing::debug!("{e}"),
         }
+        supervisor.prune();
         tokio::time::sleep(every).await;
     }
 }

@@ -550,3 +550,61 @@ fn a_killed_nginx_is_restarted_and_serves_again() {
     let viewer = Viewer::start(&s.rtmp_url("cam-a"));
     viewer.wait_frames(0, 5, T);
 }
+
+#[test]
+fn a_stale_playlist_from_an_earlier_run_is_not_served_to_the_first_viewer() {
+    let _g = serial();
+    let s = setup(2);
+    // What an earlier run may leave behind after a crash.
+    let dir = s.dir.path().join("var/run/hls/cam-b");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("index.m3u8"),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#STALE\n#EXTINF:1.0,\nold-1.ts\n",
+    )
+    .unwrap();
+    let host = s.start();
+    ready(&host);
+    let r = get(&format!("{}/hls/cam-b/index.m3u8", s.nginx_base()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !r.body.contains("#STALE") && r.body.contains(".ts"),
+        "the first request waited for this run's playlist: {}",
+        r.body
+    );
+}
+
+#[test]
+fn a_failing_stat_is_reported_once_and_statuses_of_removed_streams_are_forgotten() {
+    let _g = serial();
+    // No nginx: /stat fails every second.
+    let mut s = Setup::new();
+    s.set("ffmpeg", "stat_interval_seconds = 1");
+    s.instance("cam", &test_pattern_instance(&["a", "b"]));
+    let host = s.start();
+    ready(&host);
+    assert_eq!(host.post("/api/streams/cam-b/watch?timeout=5").status, 200);
+    wait_for("cam-b in the metrics", T, || {
+        host.get("/metrics")
+            .body
+            .contains("stream=\"cam-b\"")
+            .then_some(())
+    });
+    let warning = "viewer reconciliation with nginx /stat failed";
+    wait_for("the /stat warning", T, || {
+        host.log_text().contains(warning).then_some(())
+    });
+    // The listing drops cam-b: its status and its series go too.
+    s.instance("cam", &test_pattern_instance(&["a"]));
+    assert_eq!(host.health()["ffmpeg"]["tracked_streams"], 1);
+    wait_for("cam-b forgotten", T, || {
+        let m = host.get("/metrics").body;
+        let tracked = host.health()["ffmpeg"]["tracked_streams"].as_u64();
+        (!m.contains("stream=\"cam-b\"") && tracked == Some(0)).then_some(())
+    });
+    assert_eq!(
+        host.log_text().matches(warning).count(),
+        1,
+        "said once per outage, not every second"
+    );
+}

@@ -214,6 +214,12 @@ impl Supervisor {
         self.capacity_refusals.load(Ordering::Relaxed)
     }
 
+    /// Streams whose state the supervisor keeps (listed streams that had
+    /// something going on).
+    pub fn tracked(&self) -> usize {
+        lock(&self.slots).len()
+    }
+
     /// FFmpeg running now.
     pub fn running(&self) -> usize {
         self.max_running - self.capacity.available_permits().min(self.max_running)
@@ -240,7 +246,11 @@ impl Supervisor {
     }
 
     fn slot(&self, id: &str) -> Arc<Slot> {
-        lock(&self.slots)
+        let mut slots = lock(&self.slots);
+        if let Some(s) = slots.get(id) {
+            return s.clone();
+        }
+        slots
             .entry(id.to_string())
             .or_insert_with(|| {
                 Arc::new(Slot {
@@ -282,12 +292,17 @@ impl Supervisor {
     /// task runs and looks at it.
     fn want<R>(self: &Arc<Self>, slot: &Arc<Slot>, edit: impl FnOnce(&mut Wanted) -> R) -> R {
         let mut inner = lock(&slot.inner);
+        let before = inner.wanted.level();
         let r = edit(&mut inner.wanted);
+        let mut wake = before != inner.wanted.level();
         if inner.task.is_none() && !self.stopping.load(Ordering::SeqCst) {
             inner.task = Some(tokio::spawn(task::run(self.clone(), slot.clone())));
+            wake = true;
         }
         drop(inner);
-        slot.wake.notify_one();
+        if wake {
+            slot.wake.notify_one();
+        }
         r
     }
 
@@ -297,9 +312,16 @@ impl Supervisor {
         let slot = lock(&self.slots).get(id).cloned();
         if let Some(slot) = slot {
             let mut inner = lock(&slot.inner);
+            let before = inner.wanted.level();
             edit(&mut inner.wanted);
+            let wake = before != inner.wanted.level();
             drop(inner);
-            slot.wake.notify_one();
+            // The task only acts on what `level` covers: another viewer of a
+            // stream already wanted changes nothing it does (its count is
+            // read from here), so it is not woken for it.
+            if wake {
+                slot.wake.notify_one();
+            }
         }
     }
 
@@ -473,12 +495,14 @@ impl Supervisor {
                 self.want(&slot, |_| ());
             }
         }
-        self.prune(&snapshot);
+        self.prune();
     }
 
     /// Forgets the state of streams no longer listed whose task ended, and
-    /// public clients whose leases all expired.
-    fn prune(&self, snapshot: &crate::catalog::Snapshot) {
+    /// public clients whose leases all expired (so neither the statuses
+    /// nor the metrics' labels only grow).
+    pub fn prune(&self) {
+        let snapshot = self.catalog.snapshot();
         lock(&self.slots).retain(|id, slot| {
             snapshot.streams.contains_key(id) || lock(&slot.inner).task.is_some()
         });

@@ -138,6 +138,13 @@ impl Wanted {
                 && (!self.rtmp.is_empty() || !self.http.is_empty() || self.legacy > 0))
     }
 
+    /// What the stream's task acts on: whether the stream is wanted, and
+    /// the admin stop counter. An edit that leaves this unchanged need not
+    /// wake the task (lease expiries are found by its own timers).
+    pub fn level(&self) -> (bool, u64) {
+        (self.wants(), self.stop_generation)
+    }
+
     /// Nothing at all is recorded: the stream's state can be forgotten.
     pub fn is_empty(&self) -> bool {
         self.rtmp.is_empty() && self.http.is_empty() && self.legacy == 0 && !self.pinned
