@@ -64,7 +64,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move {
             providers.reconcile().await;
             wait_for_listings(&catalog).await;
-            stat_loop(config, supervisor).await;
+            stat_loop(config, supervisor, catalog).await;
         });
     }
     let _watch = crate::watch::spawn(
@@ -135,6 +135,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// manager usually grants before SIGKILL.
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(9);
 
+/// After start, how long `/stat` viewers of streams not yet listed are
+/// looked at again every [`STARTUP_RETRY`] (listings load in ~10 ms from
+/// the store, a slow provider's first listing can take seconds).
+const STARTUP_WINDOW: Duration = Duration::from_secs(30);
+const STARTUP_RETRY: Duration = Duration::from_millis(250);
+
 /// How long requests in flight get to finish after SIGTERM.
 const SERVER_DRAIN: Duration = Duration::from_secs(2);
 
@@ -158,13 +164,15 @@ async fn wait_for_listings(catalog: &Catalog) {
 /// Rebuilds viewer counts from nginx `/stat` now (recovery after a
 /// restart: viewers still connected get their stream started again) and
 /// then periodically (callbacks nginx failed to deliver).
-async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>) {
+async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>, catalog: Arc<Catalog>) {
     let url = config.stat_url();
     let every = Duration::from_secs(config.ffmpeg.stat_interval_seconds.max(1));
+    let started = Instant::now();
     let mut first = true;
     let mut failing = false;
     loop {
         let at = Instant::now();
+        let mut waiting_for_catalog = false;
         match stat::fetch(&url, &config.nginx.app).await {
             Ok(s) => {
                 if failing {
@@ -181,6 +189,13 @@ async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>) {
                     first = false;
                 }
                 supervisor.resync(&s, at);
+                // Viewers of a stream the catalog does not list yet (a
+                // provider still loading after a restart) are picked up as
+                // soon as it does, not one interval later.
+                let snap = catalog.snapshot();
+                waiting_for_catalog = s
+                    .iter()
+                    .any(|(id, x)| !x.viewers.is_empty() && !snap.streams.contains_key(id));
             }
             // Without /stat, missed callbacks go uncorrected: say so once
             // per outage, not every interval.
@@ -191,7 +206,8 @@ async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>) {
             Err(e) => tracing::debug!("{e}"),
         }
         supervisor.prune();
-        tokio::time::sleep(every).await;
+        let soon = waiting_for_catalog && started.elapsed() < STARTUP_WINDOW;
+        tokio::time::sleep(if soon { STARTUP_RETRY } else { every }).await;
     }
 }
 

@@ -19,7 +19,7 @@ fn main() {
     );
     let f = faults::kill_host(10);
     println!(
-        "| host SIGKILLed {} times | {} orphan FFmpeg, viewer count recovered {} times, frames again {} ms mean / {} ms max after the kill |",
+        "| host SIGKILLed {} times | {} orphan FFmpeg, viewer count recovered {} times, live again with the viewer counted {} ms mean / {} ms max after the kill (the viewer then gets frames) |",
         f.kills, f.orphans, f.recovered, f.mean_recovery_ms, f.max_recovery_ms
     );
     let f = faults::storm(100_000, 4);
