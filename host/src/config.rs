@@ -584,7 +584,9 @@ pub struct InstanceConfig {
     pub cache_seconds: u64,
     /// A listing file (JSON array of streams: key, source, name, geo,
     /// online, ...) served when the provider fails and nothing better is
-    /// known; relative to the instance file.
+    /// known. A relative path is read inside the instance file's
+    /// directory (refused if it leads out, by `..` or a symlink); an
+    /// absolute one is read as given.
     #[serde(default)]
     pub fallback: Option<PathBuf>,
     /// Passed to the provider's `init` and every call, as JSON.
@@ -612,12 +614,7 @@ impl InstanceConfig {
             path: path.to_path_buf(),
             error,
         })?;
-        let mut inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        if let (Some(f), Some(dir)) = (&mut inst.fallback, path.parent()) {
-            if f.is_relative() {
-                *f = dir.join(&*f);
-            }
-        }
+        let inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
         Ok((id, inst))
