@@ -461,52 +461,35 @@ impl Config {
             }
             return Ok(s.clone());
         }
-        let path = self.state_dir.join("callback.secret");
-        match std::fs::read_to_string(&path) {
+        let state = crate::files::HostDir::create(&self.state_dir)?;
+        let name = "callback.secret";
+        match state.read_to_string(name) {
             Ok(s) if is_secret(s.trim()) => return Ok(s.trim().to_string()),
             Ok(_) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!(
                         "{} must hold 32 to 128 hex digits; remove it to get a new one",
-                        path.display()
+                        state.path(name).display()
                     ),
                 ))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
-        std::fs::create_dir_all(&self.state_dir)?;
         let mut bytes = [0u8; 16];
         {
             use std::io::Read;
             std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
         }
-        let secret = hex::encode(bytes);
-        let tmp = self.state_dir.join(".callback.secret.tmp");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(secret.as_bytes())?;
-            f.sync_all()?;
-        }
         // Two hosts starting at once on one state directory: the first
-        // rename wins and both read the file back.
-        std::fs::hard_link(&tmp, &path).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
-        let _ = std::fs::remove_file(&tmp);
-        let s = std::fs::read_to_string(&path)?;
+        // file made wins and both read it back.
+        state.write_new(
+            name,
+            hex::encode(bytes).as_bytes(),
+            Some(crate::files::PRIVATE_FILE),
+        )?;
+        let s = state.read_to_string(name)?;
         Ok(s.trim().to_string())
     }
 
@@ -601,7 +584,9 @@ pub struct InstanceConfig {
     pub cache_seconds: u64,
     /// A listing file (JSON array of streams: key, source, name, geo,
     /// online, ...) served when the provider fails and nothing better is
-    /// known; relative to the instance file.
+    /// known. A relative path is read inside the instance file's
+    /// directory (refused if it leads out, by `..` or a symlink); an
+    /// absolute one is read as given.
     #[serde(default)]
     pub fallback: Option<PathBuf>,
     /// Passed to the provider's `init` and every call, as JSON.
@@ -629,12 +614,7 @@ impl InstanceConfig {
             path: path.to_path_buf(),
             error,
         })?;
-        let mut inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        if let (Some(f), Some(dir)) = (&mut inst.fallback, path.parent()) {
-            if f.is_relative() {
-                *f = dir.join(&*f);
-            }
-        }
+        let inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
         Ok((id, inst))

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod ffmpeg;
+pub mod files;
 pub mod hooks;
 pub mod ids;
 pub mod metrics;

@@ -614,8 +614,7 @@ impl Providers {
         let Some(path) = &inst.config.fallback else {
             return;
         };
-        let parsed = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
+        let parsed = read_fallback(&inst.file, path)
             .and_then(|t| serde_json::from_str::<Vec<ListedStream>>(&t).map_err(|e| e.to_string()));
         match parsed {
             Ok(streams) => {
@@ -664,6 +663,22 @@ impl Providers {
         *retry = (*retry * 2).min(RETRY_MAX);
         Some(wait)
     }
+}
+
+/// Reads the fallback file `fallback` of the instance file `instance_file`:
+/// an absolute path as the operator gave it, a relative one through a
+/// handle on the instance file's directory, so it cannot lead out of it.
+fn read_fallback(instance_file: &Path, fallback: &Path) -> Result<String, String> {
+    if fallback.is_absolute() {
+        return std::fs::read_to_string(fallback).map_err(|e| e.to_string());
+    }
+    let dir = match instance_file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    crate::files::HostDir::open(dir)
+        .and_then(|d| d.read_to_string(fallback))
+        .map_err(|e| e.to_string())
 }
 
 fn entry_to_listed(e: &StreamEntry) -> ListedStream {
@@ -841,4 +856,41 @@ fn list_dir(dir: &Path, ext: &str) -> BTreeMap<String, (PathBuf, FileSig)> {
         out.insert(stem.to_string(), (path, (meta.len(), meta.modified().ok())));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_fallback_stays_in_the_instances_directory() {
+        let top = std::env::temp_dir().join(format!("dss-fallback-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        let dir = top.join("providers.d");
+        std::fs::create_dir_all(dir.join("lists")).unwrap();
+        std::fs::write(top.join("elsewhere.json"), "[]").unwrap();
+        std::fs::write(dir.join("lists/rio.json"), "[1]").unwrap();
+        std::os::unix::fs::symlink(top.join("elsewhere.json"), dir.join("out.json")).unwrap();
+        std::os::unix::fs::symlink("lists/rio.json", dir.join("in.json")).unwrap();
+        let inst = dir.join("rio.toml");
+        let read = |f: &str| read_fallback(&inst, Path::new(f));
+        assert_eq!(read("lists/rio.json").unwrap(), "[1]");
+        assert_eq!(read("in.json").unwrap(), "[1]", "a symlink inside is fine");
+        for bad in [
+            "../elsewhere.json",
+            "lists/../../elsewhere.json",
+            "out.json",
+        ] {
+            let e = read(bad).expect_err(bad);
+            assert!(e.contains("outside"), "{bad}: {e}");
+        }
+        let abs = top.join("elsewhere.json");
+        assert_eq!(
+            read(abs.to_str().unwrap()).unwrap(),
+            "[]",
+            "an absolute path is the operator's explicit choice"
+        );
+        assert!(read("missing.json").unwrap_err().contains("missing.json"));
+        let _ = std::fs::remove_dir_all(&top);
+    }
 }

@@ -123,6 +123,44 @@ fn a_fallback_file_serves_when_nothing_else_is_known() {
 }
 
 #[test]
+fn a_relative_fallback_cannot_leave_the_instances_directory() {
+    let s = Setup::new();
+    std::fs::write(
+        s.dir.path().join("outside.json"),
+        r#"[{"key": "out1", "source": "rtsp://old/1", "name": "Outside"}]"#,
+    )
+    .unwrap();
+    let outside = s.dir.path().join("outside.json");
+    s.instance(
+        "escape",
+        &traffic("127.0.0.1:9", "fallback = \"../outside.json\""),
+    );
+    s.instance(
+        "absolute",
+        &traffic("127.0.0.1:9", &format!("fallback = {:?}", outside)),
+    );
+    let host = s.start();
+    let p = wait_for("the absolute fallback", T, || {
+        let p = host.get("/api/providers/absolute").json();
+        (p["listing_source"] == "fallback").then_some(p)
+    });
+    assert_eq!(p["stale"], true, "{p}");
+    let p = wait_for("the refused fallback", T, || {
+        let p = host.get("/api/providers/escape").json();
+        (p["warnings"].to_string().contains("leads outside")).then_some(p)
+    });
+    assert_ne!(p["listing_source"], "fallback", "{p}");
+    assert_eq!(host.stream_ids(), ["absolute-out1"]);
+    // Compiling the provider made the compile cache, private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.dir.path().join("var/cache/modules"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
 fn a_lazy_provider_lists_on_first_use_and_a_valid_cache_is_trusted() {
     let upstream = feed();
     let s = Setup::new();

@@ -10,6 +10,7 @@
 
 use super::conf;
 use crate::config::Config;
+use crate::files::HostDir;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -34,24 +35,12 @@ pub enum NginxError {
     /// The configuration could not be rendered.
     #[error(transparent)]
     Conf(#[from] conf::ConfError),
-    /// A file or directory could not be written.
-    #[error("{path}: {error}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
+    /// A run file or directory could not be written.
+    #[error(transparent)]
+    Files(#[from] crate::files::FilesError),
     /// nginx did not come up.
     #[error("nginx did not start: {0}")]
     Start(String),
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NginxError + '_ {
-    move |error| NginxError::Io {
-        path: path.to_path_buf(),
-        error,
-    }
 }
 
 /// Finds `binary` on PATH (or as given).
@@ -104,8 +93,13 @@ fn is_nginx(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// The rendered configuration, in the run directory.
+const CONF: &str = "nginx.conf";
+/// The pid file nginx writes (named in the rendered configuration).
+const PID: &str = "nginx.pid";
+
+fn read_pid(run: &HostDir) -> Option<u32> {
+    run.read_to_string(PID).ok()?.trim().parse().ok()
 }
 
 /// A supervised nginx.
@@ -122,7 +116,6 @@ struct Paths {
     binary: PathBuf,
     run: PathBuf,
     conf: PathBuf,
-    pid: PathBuf,
     error_log: PathBuf,
     stat_url: String,
 }
@@ -135,29 +128,24 @@ impl ManagedNginx {
         let binary = find_binary(&config.nginx.binary).ok_or_else(|| {
             NginxError::Missing(format!("nginx {:?} not found", config.nginx.binary))
         })?;
-        let run = config.run_dir();
-        let log = config.log_dir();
-        for d in [
-            run.clone(),
-            run.join("hls"),
-            run.join("dash"),
-            run.join("tmp"),
-            log.clone(),
-            config.record_dir(),
-        ] {
-            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        // Run files go through a handle on the run directory; nginx itself
+        // writes its pid file and fragments there.
+        let run = HostDir::create(&config.run_dir())?;
+        for d in ["hls", "dash", "tmp"] {
+            run.create_dir_all(d)?;
         }
+        let log = HostDir::create(&config.log_dir())?;
+        HostDir::create(&config.record_dir())?;
         let paths = Paths {
             binary,
-            conf: run.join("nginx.conf"),
-            pid: run.join("nginx.pid"),
-            error_log: log.join("nginx-error.log"),
-            run,
+            conf: run.path(CONF),
+            error_log: log.path("nginx-error.log"),
+            run: run.root().to_path_buf(),
             stat_url: config.stat_url(),
         };
         let text = conf::render(config, true)?;
-        let previous = std::fs::read_to_string(&paths.conf).ok();
-        let running = read_pid(&paths.pid).filter(|&p| alive(p) && is_nginx(p));
+        let previous = run.read_to_string(CONF).ok();
+        let running = read_pid(&run).filter(|&p| alive(p) && is_nginx(p));
         let mut adopted = false;
         match running {
             Some(pid) if previous.as_deref() == Some(text.as_str()) => {
@@ -171,9 +159,7 @@ impl ManagedNginx {
             None => {}
         }
         if !adopted {
-            let tmp = paths.conf.with_extension("conf.tmp");
-            std::fs::write(&tmp, &text).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &paths.conf).map_err(io(&paths.conf))?;
+            run.write_atomic(CONF, text.as_bytes(), None)?;
         }
         let pid = Arc::new(AtomicU32::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
