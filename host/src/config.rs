@@ -105,6 +105,10 @@ pub struct Limits {
     /// Guest CPU time of one call, in milliseconds (time spent waiting for
     /// `http-get` is not counted here but bounded by `http_timeout_ms`).
     pub call_timeout_ms: u64,
+    /// Wall-clock time of one call, in milliseconds, whatever the guest is
+    /// doing: running, sleeping or blocked in a WASI call, or waiting on
+    /// `http-get`. Past it the call fails and its thread is released.
+    pub call_wall_timeout_ms: u64,
     /// Linear memory of one instance, in MiB.
     pub memory_mib: u64,
     /// Streams one listing may return.
@@ -130,6 +134,12 @@ impl Default for Limits {
             // A listing of 10,000 streams takes ~6 ms; 2 s leaves room for
             // parsing large feeds while stopping loops quickly.
             call_timeout_ms: 2_000,
+            // Well above the guest-time budget, so it only speaks for a call
+            // that is stuck rather than busy: blocked in a WASI wait (a
+            // sleep, a pollable) or waiting on the network for most of it.
+            // A few slow `http-get`s (each up to `http_timeout_ms`) fit; a
+            // refresh or swap never waits longer than this on a provider.
+            call_wall_timeout_ms: 30_000,
             // Feeds of tens of thousands of cameras fit in a few MiB.
             memory_mib: 64,
             max_streams: 100_000,
@@ -149,6 +159,11 @@ impl Limits {
     /// The call time budget.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// The call's wall-clock bound.
+    pub fn call_wall_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_wall_timeout_ms)
     }
 
     /// The memory cap in bytes.

@@ -5,6 +5,9 @@
 wasmtime::component::bindgen!({
     path: "../provider-sdk/wit",
     world: "dss-provider",
+    // `http-get` may stop the call: a request cut short by the call's
+    // wall-clock deadline traps instead of handing the guest an error.
+    imports: { "dss:provider/host.http-get": trappable },
 });
 
 pub use dss::provider::host::{HttpResponse, LogLevel};

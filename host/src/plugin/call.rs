@@ -2,17 +2,22 @@
 //! guest may use, and the classification of what went wrong.
 
 use super::bindings::{self, LogLevel};
-use super::http::HttpGate;
+use super::http::{HttpError, HttpGate};
+use super::stderr::StderrTail;
 use super::EPOCH_TICK;
 use crate::config::Limits;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Guest stderr kept per call (panic messages are short).
+/// Guest stderr kept per call: its last bytes (a panic message is short and
+/// comes last); a guest may write more, it is counted and dropped.
 const STDERR_CAPACITY: usize = 64 * 1024;
+
+/// Lines of a call's stderr logged (the last ones).
+const STDERR_LOG_LINES: usize = 50;
 
 /// Longest log line a guest may write through `log`.
 const MAX_LOG_LINE: usize = 4 * 1024;
@@ -21,11 +26,15 @@ const MAX_LOG_LINE: usize = 4 * 1024;
 const MAX_LOG_LINES: u32 = 1_000;
 
 /// Why a call failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
     /// The guest ran longer than its budget.
     #[error("time limit exceeded: more than {0} ms of guest time")]
     Timeout(u64),
+    /// The call lasted longer than its wall-clock bound: blocked in a WASI
+    /// wait (a sleep, a pollable), waiting on `http-get`, or running.
+    #[error("wall-clock limit exceeded: the call was still running after {0} ms (limit call_wall_timeout_ms)")]
+    WallTimeout(u64),
     /// The guest asked for more memory than its cap.
     #[error("memory limit exceeded: wanted {wanted_mib} MiB, limit {limit_mib} MiB")]
     Memory {
@@ -73,7 +82,8 @@ impl From<bindings::GuestError> for CallError {
 pub struct CallReport {
     /// Wall time of the call, instantiation included.
     pub wall: Duration,
-    /// Guest time (wall time minus time waiting on `http-get`).
+    /// Guest time (wall time minus time waiting on `http-get` or blocked in
+    /// a WASI wait).
     pub guest: Duration,
     /// Peak linear memory, in bytes.
     pub peak_memory: usize,
@@ -81,52 +91,148 @@ pub struct CallReport {
     pub http_requests: u32,
 }
 
+/// The time bounds of one call: a budget of guest time (checked while the
+/// guest runs Wasm code) and a wall-clock deadline (checked there too, and
+/// bounding every wait in the host: see [`super::wait`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    guest: Duration,
+    guest_ms: u64,
+    wall_ms: u64,
+    /// `None`: a limit too far away to represent, i.e. no deadline.
+    wall_deadline: Option<Instant>,
+}
+
+impl Bounds {
+    /// The bounds of a call started at `started` under `limits`.
+    pub fn new(limits: &Limits, started: Instant) -> Self {
+        Bounds {
+            guest: limits.call_timeout(),
+            guest_ms: limits.call_timeout_ms,
+            wall_ms: limits.call_wall_timeout_ms,
+            wall_deadline: started.checked_add(limits.call_wall_timeout()),
+        }
+    }
+
+    /// The wall-clock deadline (`None`: none).
+    pub fn wall_deadline(&self) -> Option<Instant> {
+        self.wall_deadline
+    }
+
+    /// Time left at `now` before the wall-clock deadline (`None`: no
+    /// deadline; zero: it has passed).
+    pub fn wall_left(&self, now: Instant) -> Option<Duration> {
+        self.wall_deadline.map(|d| d.saturating_duration_since(now))
+    }
+
+    /// The error of a call stopped by the wall-clock deadline.
+    pub fn wall_error(&self) -> CallError {
+        CallError::WallTimeout(self.wall_ms)
+    }
+
+    /// The check made while the guest runs: with `guest_used` of guest time
+    /// at `now`, either the time until the next check or why the call
+    /// stops. A spent guest budget is named first: the guest was busy.
+    pub fn check(&self, guest_used: Duration, now: Instant) -> Result<Duration, CallError> {
+        if guest_used >= self.guest {
+            return Err(CallError::Timeout(self.guest_ms));
+        }
+        let guest_left = self.guest - guest_used;
+        match self.wall_left(now) {
+            None => Ok(guest_left),
+            Some(left) if left.is_zero() => Err(self.wall_error()),
+            Some(left) => Ok(guest_left.min(left)),
+        }
+    }
+}
+
 /// What a store carries for one call.
 pub struct CallState {
     wasi: WasiCtx,
-    table: ResourceTable,
-    stderr: MemoryOutputPipe,
+    /// The WASI resources of the call (pollables, streams).
+    pub(super) table: ResourceTable,
+    stderr: StderrTail,
     provider: Arc<str>,
     limits: Limits,
     started: Instant,
+    /// Its time bounds.
+    pub(super) bounds: Bounds,
+    /// Time spent blocked in WASI waits (not guest time).
+    pub(super) blocked: Duration,
     memory: usize,
     peak_memory: usize,
-    denied: Option<CallError>,
+    /// Why the host stopped the call (a limit), if it did.
+    cause: Option<CallError>,
     log_lines: u32,
     http: HttpGate,
 }
 
 impl CallState {
     /// State for a call of `provider` under `limits`, with `http` as its
-    /// `http-get` grant.
-    pub fn new(provider: Arc<str>, limits: Limits, http: HttpGate) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    /// `http-get` grant; the call's time starts now.
+    pub fn new(provider: Arc<str>, limits: Limits, mut http: HttpGate) -> Self {
+        let started = Instant::now();
+        let bounds = Bounds::new(&limits, started);
+        http.set_deadline(bounds.wall_deadline());
+        let stderr = StderrTail::new(STDERR_CAPACITY);
         // Nothing granted: no preopened directories, environment, arguments
-        // or network; stdin is empty and stdout discarded.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        // or network (no sockets, no name lookup); stdin is empty (closed)
+        // and stdout discarded.
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         CallState {
             wasi,
             table: ResourceTable::new(),
             stderr,
             provider,
             limits,
-            started: Instant::now(),
+            started,
+            bounds,
+            blocked: Duration::ZERO,
             memory: 0,
             peak_memory: 0,
-            denied: None,
+            cause: None,
             log_lines: 0,
             http,
         }
     }
 
     fn guest_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.http.waited)
+        self.started
+            .elapsed()
+            .saturating_sub(self.http.waited)
+            .saturating_sub(self.blocked)
     }
 
-    /// Lines the guest wrote to stderr (its panic message, usually).
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    /// Records that a limit stops the call; returns the trap to raise.
+    pub(super) fn stop(&mut self, cause: CallError) -> wasmtime::Error {
+        let trap = wasmtime::format_err!("{cause}");
+        self.cause = Some(cause);
+        trap
     }
+
+    /// What the guest wrote to stderr (its last bytes: a panic message,
+    /// usually).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents().0).into_owned()
+    }
+}
+
+/// `line` cut to at most `max` bytes (on a character boundary), marked
+/// with `...` when cut.
+fn clip(line: &str, max: usize) -> Cow<'_, str> {
+    if line.len() <= max {
+        return Cow::Borrowed(line);
+    }
+    let mut cut = max;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}...", &line[..cut]))
 }
 
 impl WasiView for CallState {
@@ -152,8 +258,7 @@ impl wasmtime::ResourceLimiter for CallState {
                 wanted_mib: (total as u64).div_ceil(1 << 20),
                 limit_mib: self.limits.memory_mib,
             };
-            self.denied = Some(err.clone());
-            return Err(wasmtime::format_err!("{err}"));
+            return Err(self.stop(err));
         }
         self.memory = total;
         self.peak_memory = self.peak_memory.max(total);
@@ -182,15 +287,7 @@ impl bindings::dss::provider::host::Host for CallState {
             }
             return;
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str("...");
-        }
+        let message = clip(&message, MAX_LOG_LINE);
         let p = &*self.provider;
         match level {
             LogLevel::Trace => tracing::trace!(provider = p, "{message}"),
@@ -201,16 +298,22 @@ impl bindings::dss::provider::host::Host for CallState {
         }
     }
 
-    fn http_get(&mut self, url: String) -> Result<bindings::HttpResponse, String> {
-        let result = self.http.get(&url);
-        if let Err(e) = &result {
-            tracing::debug!(provider = %self.provider, "http-get refused or failed: {e}");
+    fn http_get(
+        &mut self,
+        url: String,
+    ) -> wasmtime::Result<Result<bindings::HttpResponse, String>> {
+        match self.http.get(&url) {
+            Ok(f) => Ok(Ok(bindings::HttpResponse {
+                status: f.status,
+                content_type: f.content_type,
+                body: f.body,
+            })),
+            Err(HttpError::Failed(e)) => {
+                tracing::debug!(provider = %self.provider, "http-get refused or failed: {e}");
+                Ok(Err(e))
+            }
+            Err(HttpError::Deadline) => Err(self.stop(self.bounds.wall_error())),
         }
-        result.map(|f| bindings::HttpResponse {
-            status: f.status,
-            content_type: f.content_type,
-            body: f.body,
-        })
     }
 
     fn now_ms(&mut self) -> u64 {
@@ -222,25 +325,26 @@ impl bindings::dss::provider::host::Host for CallState {
 }
 
 /// Makes the store of one call: limiter, and an epoch deadline that traps
-/// once the guest (not the network) has used its time budget.
+/// once the guest (not the network, not a WASI wait) has used its time
+/// budget, or once the call's wall-clock deadline has passed.
 pub fn new_store(engine: &wasmtime::Engine, state: CallState) -> wasmtime::Store<CallState> {
-    let budget = state.limits.call_timeout();
     let result_bytes =
         usize::try_from(state.limits.max_result_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let first = state
+        .bounds
+        .check(Duration::ZERO, Instant::now())
+        .unwrap_or(Duration::ZERO);
     let mut store = wasmtime::Store::new(engine, state);
     store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
     // Bounds what the host allocates for data the guest hands over.
     store.set_hostcall_fuel(result_bytes);
-    store.set_epoch_deadline(ticks(budget));
-    store.epoch_deadline_callback(move |ctx| {
-        let used = ctx.data().guest_time();
-        if used >= budget {
-            return Err(wasmtime::format_err!(
-                "{}",
-                CallError::Timeout(budget.as_millis() as u64)
-            ));
+    store.set_epoch_deadline(ticks(first));
+    store.epoch_deadline_callback(|mut ctx| {
+        let s = ctx.data_mut();
+        match s.bounds.check(s.guest_time(), Instant::now()) {
+            Ok(next) => Ok(wasmtime::UpdateDeadline::Continue(ticks(next))),
+            Err(cause) => Err(s.stop(cause)),
         }
-        Ok(wasmtime::UpdateDeadline::Continue(ticks(budget - used)))
     });
     store
 }
@@ -253,8 +357,8 @@ fn ticks(d: Duration) -> u64 {
 /// limiter and the deadline recorded, and the guest's stderr.
 pub fn classify(store: &wasmtime::Store<CallState>, err: wasmtime::Error) -> CallError {
     let state = store.data();
-    if let Some(denied) = &state.denied {
-        return denied.clone();
+    if let Some(cause) = &state.cause {
+        return cause.clone();
     }
     if state.guest_time() >= state.limits.call_timeout()
         || format!("{err}").contains("time limit exceeded")
@@ -298,11 +402,23 @@ fn panic_message(stderr: &str) -> Option<String> {
     }
 }
 
-/// Logs what the guest wrote to stderr, attributed to its provider.
+/// Logs the end of what the guest wrote to stderr, attributed to its
+/// provider: at most [`STDERR_LOG_LINES`] lines of [`MAX_LOG_LINE`] bytes.
 pub fn log_stderr(store: &wasmtime::Store<CallState>) {
     let state = store.data();
-    let text = state.stderr_text();
-    for line in text.lines().filter(|l| !l.trim().is_empty()).take(50) {
+    let (bytes, dropped) = state.stderr.contents();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let skipped = lines.len().saturating_sub(STDERR_LOG_LINES);
+    if dropped > 0 || skipped > 0 {
+        tracing::warn!(
+            provider = %state.provider,
+            "guest stderr: {} bytes dropped and {skipped} lines not logged; its last lines follow",
+            dropped
+        );
+    }
+    for line in &lines[skipped..] {
+        let line = clip(line, MAX_LOG_LINE);
         tracing::warn!(provider = %state.provider, "guest stderr: {line}");
     }
 }
@@ -320,7 +436,92 @@ pub fn report(store: &wasmtime::Store<CallState>) -> CallReport {
 
 #[cfg(test)]
 mod tests {
-    use super::panic_message;
+    use super::*;
+
+    fn limits(guest_ms: u64, wall_ms: u64) -> Limits {
+        Limits {
+            call_timeout_ms: guest_ms,
+            call_wall_timeout_ms: wall_ms,
+            ..Limits::default()
+        }
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_next_check_comes_at_the_nearest_bound() {
+        let t0 = Instant::now();
+        let b = Bounds::new(&limits(2_000, 30_000), t0);
+        assert_eq!(b.wall_deadline(), Some(t0 + 30_000 * MS));
+        // Busy guest: its budget is nearer.
+        assert_eq!(b.check(Duration::ZERO, t0), Ok(2_000 * MS));
+        assert_eq!(b.check(500 * MS, t0 + 600 * MS), Ok(1_500 * MS));
+        // Mostly blocked: the wall deadline is nearer.
+        assert_eq!(b.check(100 * MS, t0 + 29_000 * MS), Ok(1_000 * MS));
+        assert_eq!(b.wall_left(t0 + 29_000 * MS), Some(1_000 * MS));
+    }
+
+    #[test]
+    fn a_spent_budget_or_a_passed_deadline_stops_the_call() {
+        let t0 = Instant::now();
+        let b = Bounds::new(&limits(2_000, 30_000), t0);
+        assert_eq!(
+            b.check(2_000 * MS, t0 + 2_000 * MS),
+            Err(CallError::Timeout(2_000))
+        );
+        assert_eq!(
+            b.check(100 * MS, t0 + 30_000 * MS),
+            Err(CallError::WallTimeout(30_000))
+        );
+        assert_eq!(b.wall_left(t0 + 31_000 * MS), Some(Duration::ZERO));
+        // Both: the guest was busy, say so.
+        assert_eq!(
+            b.check(2_500 * MS, t0 + 31_000 * MS),
+            Err(CallError::Timeout(2_000))
+        );
+        // A wall limit below the guest budget wins.
+        let tight = Bounds::new(&limits(2_000, 500), t0);
+        assert_eq!(tight.check(Duration::ZERO, t0), Ok(500 * MS));
+        assert_eq!(
+            tight.check(10 * MS, t0 + 500 * MS),
+            Err(CallError::WallTimeout(500))
+        );
+    }
+
+    #[test]
+    fn an_enormous_limit_does_not_overflow() {
+        let t0 = Instant::now();
+        let b = Bounds::new(&limits(2_000, u64::MAX), t0);
+        // Far away, or (where an `Instant` cannot hold it) none at all.
+        let year = Duration::from_secs(365 * 86_400);
+        assert!(b.wall_left(t0).is_none_or(|left| left > year));
+        assert_eq!(b.check(Duration::ZERO, t0), Ok(2_000 * MS));
+    }
+
+    #[test]
+    fn epoch_ticks_round_down_but_never_to_zero() {
+        assert_eq!(ticks(Duration::ZERO), 1);
+        assert_eq!(ticks(5 * MS), 1);
+        assert_eq!(ticks(2_000 * MS), 200);
+    }
+
+    #[test]
+    fn wall_timeouts_say_so_and_name_the_limit() {
+        let m = CallError::WallTimeout(2_000).to_string();
+        assert!(
+            m.starts_with("wall-clock limit exceeded") && m.contains("2000 ms"),
+            "{m}"
+        );
+        assert!(m.contains("call_wall_timeout_ms"), "{m}");
+    }
+
+    #[test]
+    fn long_lines_are_clipped_on_a_char_boundary() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdef", 4), "abcd...");
+        // 'é' is two bytes: a cut inside it moves back.
+        assert_eq!(clip("aé", 2), "a...");
+    }
 
     #[test]
     fn panic_messages_are_extracted() {

@@ -5,7 +5,9 @@
 //! is refused unless the instance sets `allow_private` (IP addresses listed
 //! literally are the operator's explicit choice); the request goes to the
 //! address that was checked, so DNS cannot be switched under it.
-//! Refusals are error messages returned to the guest, never traps.
+//! Refusals are error messages returned to the guest, never traps; only
+//! the call's wall-clock deadline stops it ([`HttpError::Deadline`]): each
+//! request waits at most `http_timeout_ms` and never past that deadline.
 
 use crate::config::Limits;
 use http_body_util::{BodyExt, Empty};
@@ -35,10 +37,60 @@ pub struct HttpGate {
     max_body: usize,
     timeout: Duration,
     max_redirects: u32,
+    /// The call's wall-clock deadline (`None`: too far to represent).
+    deadline: Option<Instant>,
     /// Requests made so far in this call.
     pub requests: u32,
     /// Time spent waiting on the network (not counted as guest time).
     pub waited: Duration,
+}
+
+/// Why `http-get` gave no response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpError {
+    /// Refused or failed: the message goes back to the guest.
+    Failed(String),
+    /// The call's wall-clock deadline came first (before or during the
+    /// request): the call must stop.
+    Deadline,
+}
+
+impl HttpError {
+    /// The message for the guest, if the call may go on.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            HttpError::Failed(m) => Some(m),
+            HttpError::Deadline => None,
+        }
+    }
+}
+
+impl From<String> for HttpError {
+    fn from(m: String) -> Self {
+        HttpError::Failed(m)
+    }
+}
+
+/// How long one request may wait: its own timeout, or less if the call's
+/// wall-clock deadline comes first (`None`: the deadline has passed).
+pub fn request_budget(
+    timeout: Duration,
+    deadline: Option<Instant>,
+    now: Instant,
+) -> Option<(Duration, bool)> {
+    match deadline {
+        None => Some((timeout, false)),
+        Some(d) => {
+            let left = d.saturating_duration_since(now);
+            if left.is_zero() {
+                None
+            } else if left < timeout {
+                Some((left, true))
+            } else {
+                Some((timeout, false))
+            }
+        }
+    }
 }
 
 /// A successful fetch.
@@ -69,9 +121,15 @@ impl HttpGate {
             max_body: limits.http_max_body,
             timeout: Duration::from_millis(limits.http_timeout_ms),
             max_redirects: limits.http_max_redirects,
+            deadline: None,
             requests: 0,
             waited: Duration::ZERO,
         }
+    }
+
+    /// Bounds every request of this grant by the call's wall-clock deadline.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     /// Checks `url` against the grant; returns the parsed URL.
@@ -138,22 +196,29 @@ impl HttpGate {
         Ok(first)
     }
 
-    /// Performs the GET, blocking the calling (non-async) thread.
-    pub fn get(&mut self, url: &str) -> Result<Fetched, String> {
+    /// Performs the GET, blocking the calling (non-async) thread for at
+    /// most `http_timeout_ms`, and never past the call's deadline.
+    pub fn get(&mut self, url: &str) -> Result<Fetched, HttpError> {
+        let started = Instant::now();
+        let Some((timeout, cut_by_deadline)) = request_budget(self.timeout, self.deadline, started)
+        else {
+            return Err(HttpError::Deadline);
+        };
         if self.requests >= self.max_requests {
-            return Err(format!(
+            return Err(HttpError::Failed(format!(
                 "request limit reached: at most {} http-get calls per provider call",
                 self.max_requests
-            ));
+            )));
         }
         self.requests += 1;
         let mut current = self.check(url)?;
         let Some(runtime) = self.runtime.clone() else {
-            return Err("http-get is unavailable outside the host runtime".into());
+            return Err(HttpError::Failed(
+                "http-get is unavailable outside the host runtime".into(),
+            ));
         };
-        let started = Instant::now();
         let result = runtime.block_on(async {
-            tokio::time::timeout(self.timeout, async {
+            tokio::time::timeout(timeout, async {
                 let mut redirects = 0;
                 loop {
                     let addr = self.resolve(&current).await?;
@@ -229,11 +294,16 @@ impl HttpGate {
                 }
             })
             .await
+            .map(|r| r.map_err(HttpError::Failed))
             .unwrap_or_else(|_| {
-                Err(format!(
-                    "GET {url}: timed out after {} ms",
-                    self.timeout.as_millis()
-                ))
+                Err(if cut_by_deadline {
+                    HttpError::Deadline
+                } else {
+                    HttpError::Failed(format!(
+                        "GET {url}: timed out after {} ms",
+                        timeout.as_millis()
+                    ))
+                })
             })
         });
         self.waited += started.elapsed();
@@ -351,14 +421,42 @@ mod tests {
         assert!(g.resolve(&literal).await.is_ok());
     }
 
+    fn failure(r: Result<Fetched, HttpError>) -> String {
+        r.unwrap_err().message().expect("a message").to_string()
+    }
+
     #[test]
     fn request_count_is_bounded() {
         let mut g = gate(&[]);
         g.max_requests = 1;
-        assert!(g
-            .get("http://a.example/")
-            .unwrap_err()
-            .contains("allow_hosts"));
-        assert!(g.get("http://a.example/").unwrap_err().contains("limit"));
+        assert!(failure(g.get("http://a.example/")).contains("allow_hosts"));
+        assert!(failure(g.get("http://a.example/")).contains("limit"));
+    }
+
+    #[test]
+    fn requests_never_wait_past_the_call_deadline() {
+        let t = Duration::from_secs(10);
+        let now = Instant::now();
+        assert_eq!(request_budget(t, None, now), Some((t, false)));
+        let far = now + Duration::from_secs(60);
+        assert_eq!(request_budget(t, Some(far), now), Some((t, false)));
+        let near = now + Duration::from_secs(3);
+        assert_eq!(
+            request_budget(t, Some(near), now),
+            Some((Duration::from_secs(3), true))
+        );
+        assert_eq!(request_budget(t, Some(now), now), None);
+        assert_eq!(
+            request_budget(t, Some(now), now + Duration::from_secs(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_the_call_before_any_request() {
+        let mut g = gate(&["a.example"]);
+        g.set_deadline(Some(Instant::now()));
+        assert_eq!(g.get("http://a.example/").unwrap_err(), HttpError::Deadline);
+        assert_eq!(g.requests, 0);
     }
 }

@@ -6,9 +6,12 @@
 //!   kept as an `InstancePre` with its imports already resolved.
 //! - Every call gets a fresh `Store` and instance: nothing is shared between
 //!   calls or between providers. A store has a guest-time budget (epoch
-//!   deadline that excludes time waiting on `http-get`), a memory cap and a
-//!   WASI context with nothing in it (no files, sockets, environment or
-//!   arguments); stderr is captured and logged under the provider's name.
+//!   deadline that excludes time waiting on `http-get` or blocked in a WASI
+//!   wait), a wall-clock deadline that bounds the whole call, waits
+//!   included ([`wait`] lists every way a guest can wait and what bounds
+//!   it), a memory cap and a WASI context with nothing in it (no files,
+//!   sockets, environment or arguments); the end of its stderr is kept
+//!   ([`stderr`]) and logged under the provider's name.
 //! - The host grants `log`, `http-get` (allow-listed, [`http`]) and a clock.
 
 pub mod bindings;
@@ -16,6 +19,8 @@ pub mod cache;
 pub mod call;
 pub mod http;
 pub mod module;
+pub mod stderr;
+pub mod wait;
 
 pub use call::{CallError, CallReport};
 pub use module::{LoadError, ProviderModule};
@@ -80,6 +85,8 @@ impl PluginEngine {
         // A wasip2 std guest imports WASI even when it uses none of it; the
         // context behind these imports is empty (see `call`).
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // ... except that its waits are bounded by the call's deadline.
+        wait::add_to_linker(&mut linker)?;
         bindings::DssProvider::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
