@@ -581,15 +581,23 @@ impl Actor {
             self.set_state(State::Idle);
             return;
         };
-        if let Err(e) = ffmpeg::check_stream(&entry) {
-            self.fail(e.to_string());
-            return;
-        }
+        let plan = match ffmpeg::prepare(&entry).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.fail(e.to_string());
+                return;
+            }
+        };
         let token = token();
         let output = format!("{}?token={token}", self.sup.config.rtmp_url(&self.id));
-        let argv = ffmpeg::argv(&entry, &output);
+        let argv = plan.argv(&output);
         let cfg = &self.sup.config.ffmpeg;
-        match ffmpeg::spawn(&cfg.binary, &argv, cfg.log_lines) {
+        match ffmpeg::spawn(
+            &cfg.binary,
+            &argv,
+            cfg.log_lines,
+            &self.sup.config.ffmpeg_cwd(),
+        ) {
             Ok(p) => {
                 tracing::info!(stream = %self.id, pid = p.pid, "ffmpeg started");
                 if self.status.failures > 0 {
