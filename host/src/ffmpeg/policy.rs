@@ -173,140 +173,56 @@ pub const DEMUXERS: &[&str] = &[
 ];
 
 /// Codecs (`-c`, `-codec`): stream copy and the encoders FLV/RTMP carries.
+#[rustfmt::skip]
 const CODECS: &[&str] = &[
-    "copy",
-    "h264",
-    "libx264",
-    "libx264rgb",
-    "libopenh264",
-    "h264_nvenc",
-    "h264_qsv",
-    "hevc",
-    "libx265",
-    "hevc_nvenc",
-    "flv1",
-    "aac",
-    "libfdk_aac",
-    "mp3",
-    "libmp3lame",
-    "libspeex",
-    "nellymoser",
-    "pcm_s16le",
-    "pcm_alaw",
-    "pcm_mulaw",
-    "opus",
-    "libopus",
+    "copy", "h264", "libx264", "libx264rgb", "libopenh264", "h264_nvenc", "h264_qsv", "hevc",
+    "libx265", "hevc_nvenc", "flv1", "aac", "libfdk_aac", "mp3", "libmp3lame", "libspeex",
+    "nellymoser", "pcm_s16le", "pcm_alaw", "pcm_mulaw", "opus", "libopus",
 ];
 
+#[rustfmt::skip]
 const PIX_FMTS: &[&str] = &[
-    "yuv420p",
-    "yuvj420p",
-    "yuv422p",
-    "yuv444p",
-    "nv12",
-    "nv21",
-    "yuv420p10le",
-    "p010le",
-    "gray",
-    "rgb24",
-    "bgr24",
+    "yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12", "nv21", "yuv420p10le", "p010le", "gray",
+    "rgb24", "bgr24",
 ];
 
+#[rustfmt::skip]
 const PRESETS: &[&str] = &[
     // x264/x265.
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
     "placebo",
     // NVENC.
-    "default",
-    "hp",
-    "hq",
-    "ll",
-    "llhq",
-    "llhp",
-    "lossless",
-    "p1",
-    "p2",
-    "p3",
-    "p4",
-    "p5",
-    "p6",
+    "default", "hp", "hq", "ll", "llhq", "llhp", "lossless", "p1", "p2", "p3", "p4", "p5", "p6",
     "p7",
 ];
 
+#[rustfmt::skip]
 const TUNES: &[&str] = &[
-    "film",
-    "animation",
-    "grain",
-    "stillimage",
-    "psnr",
-    "ssim",
-    "fastdecode",
-    "zerolatency",
-    "hq",
-    "ll",
-    "ull",
-    "lossless",
+    "film", "animation", "grain", "stillimage", "psnr", "ssim", "fastdecode", "zerolatency", "hq",
+    "ll", "ull", "lossless",
 ];
 
+#[rustfmt::skip]
 const PROFILES: &[&str] = &[
-    "baseline",
-    "constrained_baseline",
-    "main",
-    "high",
-    "high10",
-    "high422",
-    "high444",
-    "high444p",
-    "main10",
-    "main-intra",
-    "aac_low",
-    "aac_he",
-    "aac_he_v2",
-    "aac_ld",
-    "aac_eld",
+    "baseline", "constrained_baseline", "main", "high", "high10", "high422", "high444", "high444p",
+    "main10", "main-intra", "aac_low", "aac_he", "aac_he_v2", "aac_ld", "aac_eld",
 ];
 
+#[rustfmt::skip]
 const FORMAT_FLAGS: &[&str] = &[
-    "genpts",
-    "nobuffer",
-    "discardcorrupt",
-    "igndts",
-    "ignidx",
-    "nofillin",
-    "noparse",
-    "sortdts",
-    "fastseek",
-    "flush_packets",
-    "bitexact",
-    "autobsf",
+    "genpts", "nobuffer", "discardcorrupt", "igndts", "ignidx", "nofillin", "noparse", "sortdts",
+    "fastseek", "flush_packets", "bitexact", "autobsf",
 ];
 
+#[rustfmt::skip]
 const CODEC_FLAGS: &[&str] = &[
-    "low_delay",
-    "global_header",
-    "cgop",
-    "output_corrupt",
-    "bitexact",
-    "gray",
-    "ildct",
-    "ilme",
-    "qscale",
-    "loop",
+    "low_delay", "global_header", "cgop", "output_corrupt", "bitexact", "gray", "ildct", "ilme",
+    "qscale", "loop",
 ];
 
+#[rustfmt::skip]
 const FLV_FLAGS: &[&str] = &[
-    "aac_seq_header_detect",
-    "no_sequence_end",
-    "no_metadata",
-    "no_duration_filesize",
+    "aac_seq_header_detect", "no_sequence_end", "no_metadata", "no_duration_filesize",
     "add_keyframe_index",
 ];
 
@@ -323,147 +239,51 @@ const BOOL: &[&str] = &["0", "1", "true", "false"];
 
 const FPS_MODES: &[&str] = &["passthrough", "cfr", "vfr", "drop", "auto"];
 
+#[rustfmt::skip]
 const VSYNC: &[&str] = &[
-    "passthrough",
-    "cfr",
-    "vfr",
-    "drop",
-    "auto",
-    "-1",
-    "0",
-    "1",
-    "2",
+    "passthrough", "cfr", "vfr", "drop", "auto", "-1", "0", "1", "2",
 ];
 
+#[rustfmt::skip]
 const STRICT: &[&str] = &[
-    "very",
-    "strict",
-    "normal",
-    "unofficial",
-    "experimental",
-    "-2",
-    "-1",
-    "0",
-    "1",
-    "2",
+    "very", "strict", "normal", "unofficial", "experimental", "-2", "-1", "0", "1", "2",
 ];
 
 const RTMP_LIVE: &[&str] = &["any", "live", "recorded"];
 
 /// Bitstream filters (names only): packaging changes, nothing that reads
 /// or writes files.
+#[rustfmt::skip]
 const BSFS: &[&str] = &[
-    "h264_mp4toannexb",
-    "hevc_mp4toannexb",
-    "aac_adtstoasc",
-    "extract_extradata",
-    "dump_extra",
-    "remove_extra",
-    "h264_redundant_pps",
-    "null",
+    "h264_mp4toannexb", "hevc_mp4toannexb", "aac_adtstoasc", "extract_extradata", "dump_extra",
+    "remove_extra", "h264_redundant_pps", "null",
 ];
 
 /// `-x264-params`/`-x264opts` keys: rate control, GOP and analysis
 /// settings. Never `stats`/`pass` (2-pass log files), `dump-yuv`,
 /// `qpfile`, `cqmfile`, `tcfile-in`/`tcfile-out` or other file keys.
+#[rustfmt::skip]
 const X264_KEYS: &[&str] = &[
-    "keyint",
-    "min-keyint",
-    "keyint-min",
-    "scenecut",
-    "no-scenecut",
-    "bframes",
-    "b-adapt",
-    "b-pyramid",
-    "ref",
-    "rc-lookahead",
-    "sync-lookahead",
-    "sliced-threads",
-    "threads",
-    "lookahead-threads",
-    "nal-hrd",
-    "force-cfr",
-    "vbv-maxrate",
-    "vbv-bufsize",
-    "vbv-init",
-    "crf",
-    "crf-max",
-    "bitrate",
-    "qp",
-    "qpmin",
-    "qpmax",
-    "qpstep",
-    "ratetol",
-    "ipratio",
-    "pbratio",
-    "intra-refresh",
-    "aud",
-    "repeat-headers",
-    "annexb",
-    "open-gop",
-    "cabac",
-    "no-cabac",
-    "8x8dct",
-    "no-8x8dct",
-    "weightp",
-    "weightb",
-    "no-weightb",
-    "subme",
-    "me",
-    "merange",
-    "trellis",
-    "deblock",
-    "no-deblock",
-    "partitions",
-    "mbtree",
-    "no-mbtree",
-    "psy",
-    "no-psy",
-    "psy-rd",
-    "aq-mode",
-    "aq-strength",
-    "qcomp",
-    "mixed-refs",
-    "no-mixed-refs",
-    "fast-pskip",
-    "no-fast-pskip",
-    "slices",
-    "slice-max-size",
-    "chroma-qp-offset",
-    "nr",
-    "filler",
-    "level",
-    "colorprim",
-    "transfer",
-    "colormatrix",
-    "fullrange",
+    "keyint", "min-keyint", "keyint-min", "scenecut", "no-scenecut", "bframes", "b-adapt",
+    "b-pyramid", "ref", "rc-lookahead", "sync-lookahead", "sliced-threads", "threads",
+    "lookahead-threads", "nal-hrd", "force-cfr", "vbv-maxrate", "vbv-bufsize", "vbv-init", "crf",
+    "crf-max", "bitrate", "qp", "qpmin", "qpmax", "qpstep", "ratetol", "ipratio", "pbratio",
+    "intra-refresh", "aud", "repeat-headers", "annexb", "open-gop", "cabac", "no-cabac", "8x8dct",
+    "no-8x8dct", "weightp", "weightb", "no-weightb", "subme", "me", "merange", "trellis", "deblock",
+    "no-deblock", "partitions", "mbtree", "no-mbtree", "psy", "no-psy", "psy-rd", "aq-mode",
+    "aq-strength", "qcomp", "mixed-refs", "no-mixed-refs", "fast-pskip", "no-fast-pskip", "slices",
+    "slice-max-size", "chroma-qp-offset", "nr", "filler", "level", "colorprim", "transfer",
+    "colormatrix", "fullrange",
 ];
 
 /// `-x265-params` keys. Never `csv`, `analysis-save`/`analysis-load`,
 /// `stats`/`pass`, `qpfile`, `recon`, `zonefile`, `scaling-list`,
 /// `lambda-file` or `dolby-vision-rpu` (files).
+#[rustfmt::skip]
 const X265_KEYS: &[&str] = &[
-    "keyint",
-    "min-keyint",
-    "scenecut",
-    "no-scenecut",
-    "bframes",
-    "b-adapt",
-    "ref",
-    "rc-lookahead",
-    "repeat-headers",
-    "annexb",
-    "aud",
-    "open-gop",
-    "no-open-gop",
-    "crf",
-    "bitrate",
-    "vbv-maxrate",
-    "vbv-bufsize",
-    "pools",
-    "frame-threads",
-    "log-level",
-    "level-idc",
+    "keyint", "min-keyint", "scenecut", "no-scenecut", "bframes", "b-adapt", "ref", "rc-lookahead",
+    "repeat-headers", "annexb", "aud", "open-gop", "no-open-gop", "crf", "bitrate", "vbv-maxrate",
+    "vbv-bufsize", "pools", "frame-threads", "log-level", "level-idc",
 ];
 
 /// Options allowed before `-i`: what real cameras and test patterns need.
@@ -1355,8 +1175,17 @@ impl SourceGrant {
                 url.host
             )));
         }
-        if let Host::Ip(ip) = url.host {
-            self.check_address(&url.host, ip)?;
+        match &url.host {
+            Host::Ip(ip) => self.check_address(&url.host, *ip)?,
+            // Known before any lookup: the resolver answers loopback.
+            Host::Name(n)
+                if !self.allow_private && (n == "localhost" || n.ends_with(".localhost")) =>
+            {
+                return Err(Refusal::new(format!(
+                    "source host {n} is a loopback name (set allow_private = true to allow)"
+                )))
+            }
+            Host::Name(_) => {}
         }
         Ok(())
     }
@@ -1969,6 +1798,11 @@ mod tests {
             ("http://cam.example:0/", "not a port number"),
             ("tcp://cam.example", "needs a port"),
             ("rtsp:///x", "no host"),
+            (
+                "http://localhost:8000/control/x/start",
+                "localhost is a loopback name",
+            ),
+            ("rtsp://cam.localhost/1", "loopback name"),
             ("gopher://cam.example/", "is not a URL"),
             ("RTSP://cam.example/", "is not a URL"),
             ("rtsp+file://cam.example/", "is not a URL"),
@@ -2099,8 +1933,20 @@ mod tests {
     #[tokio::test]
     async fn addresses_are_checked_at_spawn_time() {
         let g = Arc::new(SourceGrant::any_host(false));
-        let p = Plan::check("http://localhost:9/x", &[], &[], &g).unwrap();
-        match p.check_addresses().await {
+        // A name the static check cannot know resolves to loopback (built
+        // directly: "localhost" itself is refused when listed).
+        let named = |grant: &Arc<SourceGrant>| Plan {
+            input_options: vec![],
+            input: Input::Url {
+                url: "http://localhost:9/x".into(),
+                host: Host::Name("localhost".into()),
+                port: 9,
+                whitelist: "http".into(),
+                grant: grant.clone(),
+            },
+            output_options: vec![],
+        };
+        match named(&g).check_addresses().await {
             Err(SpawnError::Refused(e)) => {
                 assert!(
                     e.contains("localhost resolves to") && e.contains("loopback"),
@@ -2110,7 +1956,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let open = Arc::new(SourceGrant::any_host(true));
+        assert!(named(&open).check_addresses().await.is_ok());
         let p = Plan::check("http://localhost:9/x", &[], &[], &open).unwrap();
+        assert!(p.check_addresses().await.is_ok());
+        let p = Plan::check("http://[::1]:9/x", &[], &[], &open).unwrap();
         assert!(p.check_addresses().await.is_ok());
         let p = Plan::check("http://no-such-host.invalid/x", &[], &[], &g).unwrap();
         assert!(matches!(

@@ -166,11 +166,15 @@ pub fn spawn(
     })
 }
 
-/// `binary` itself when it names a path, else the first executable file of
-/// that name in the host's `PATH`.
+/// `binary` made absolute (against the host's working directory, not the
+/// child's) when it names a path, else the first executable file of that
+/// name in the host's `PATH`.
 fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
-    if binary.components().count() != 1 || binary.to_string_lossy().contains('/') {
-        return Ok(binary.to_path_buf());
+    if binary.as_os_str().is_empty() {
+        return Err("empty binary path".into());
+    }
+    if binary.to_string_lossy().contains('/') {
+        return std::path::absolute(binary).map_err(|e| e.to_string());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -363,6 +367,13 @@ printf 'no newline at the end' >&2"#;
         .unwrap();
         let p = finish(p, 1).await;
         assert_eq!(p.log_tail(5), ["found"]);
+        // A relative path is the host's, not the child's (whose working
+        // directory is `dir`).
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            resolve_binary(Path::new("tools/ffmpeg")).unwrap(),
+            here.join("tools/ffmpeg")
+        );
         let e = spawn(Path::new("no-such-binary-dss"), &[], 5, &dir)
             .err()
             .unwrap();
