@@ -21,7 +21,8 @@
 //! Only filters that neither read nor write files, load code, or listen for
 //! commands are allowed, and option keys that name files are refused
 //! whatever the filter, in case a future FFmpeg adds one to an allowed
-//! filter.
+//! filter; so are `/key=PATH` options (FFmpeg 6.1+ reads the value from
+//! PATH).
 
 /// Longest graph accepted, in bytes: the demo graphs are ~30 bytes and a
 /// real `-vf` chain a few hundred.
@@ -171,6 +172,14 @@ pub fn check(graph: &str, usage: GraphUse) -> Result<(), String> {
         }
         for (key, _) in &f.args {
             if let Some(k) = key {
+                if k.contains('/') {
+                    // FFmpeg 6.1+ reads `/key=PATH` as "key = contents of PATH".
+                    return Err(format!(
+                        "filter {:?}: option {} loads its value from a file, which is refused",
+                        f.name,
+                        show(k)
+                    ));
+                }
                 if names_a_file(k) {
                     return Err(format!(
                         "filter {:?}: option {} names a file, which is refused",
@@ -446,6 +455,11 @@ mod tests {
             ("testsrc,scale=w='a,b',movie=x", "\"movie\" is not allowed"),
             ("testsrc[a];[a]movie=x", "\"movie\" is not allowed"),
             ("testsrc,scale=filename=/etc/passwd", "names a file"),
+            (
+                "testsrc,scale=/w=/etc/passwd",
+                "loads its value from a file",
+            ),
+            ("testsrc=/size=/etc/passwd", "loads its value from a file"),
             ("testsrc,scale=w=1:fontfile=/x", "names a file"),
             ("sws_flags=bicubic;testsrc", "sws_flags"),
             ("testsrc,", "empty filter name"),
