@@ -388,6 +388,7 @@ fn split_args(args: &str) -> Result<Vec<(Option<String>, String)>, String> {
             // The ':' separator.
             i += 1;
         }
+        // 256 options: more than any filter has.
         if out.len() > MAX_FILTERS * 4 {
             return Err("filter has too many options".into());
         }

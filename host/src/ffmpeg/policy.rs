@@ -330,6 +330,8 @@ const INPUT_OPTIONS: &[Opt] = &[
     opt("reorder_queue_size", Kind::Int(-1, 100_000)),
     // Socket buffer bytes: 64 MiB.
     opt("buffer_size", Kind::Int(-1, 64 * 1024 * 1024)),
+    // HLS segment to start from (negative: from the end); a million
+    // segments is hours of any live playlist.
     opt("live_start_index", Kind::Int(-1_000_000, 1_000_000)),
     opt("rtmp_live", Kind::OneOf(RTMP_LIVE)),
     // Milliseconds of RTMP client buffer.
@@ -506,6 +508,7 @@ fn check_options(tokens: &[String], side: Side) -> Result<InputFacts, Refusal> {
 
 /// A stream specifier: `v`, `a`, `s`, `d`, `V`, optionally `:N`, or `N`.
 fn check_specifier(s: &str) -> Result<(), String> {
+    // Stream indexes up to 999: no camera or file has more streams.
     let index = |n: &str| !n.is_empty() && n.len() <= 3 && n.bytes().all(|c| c.is_ascii_digit());
     let (kind, rest) = match s.split_once(':') {
         Some((k, r)) => (k, Some(r)),
@@ -621,6 +624,7 @@ fn check_value(kind: Kind, v: &str) -> Result<(), String> {
                 .find_map(|s| body.strip_suffix(s))
                 .unwrap_or(body);
             let parts: Vec<&str> = body.split(':').collect();
+            // HH:MM:SS.micro is 15 characters; 20 leaves room for long hours.
             let ok = parts.len() <= 3
                 && body.len() <= 20
                 && parts[..parts.len() - 1].iter().all(|p| digits(p))
@@ -634,7 +638,8 @@ fn check_value(kind: Kind, v: &str) -> Result<(), String> {
                 if !keys.contains(&k) {
                     return Err(format!("key {} is not allowed", show(k)));
                 }
-                // Values are numbers, names and comma lists like 1,1.
+                // Values are numbers, names and comma lists like 1,1; the
+                // longest real one (a partitions list) is ~25 characters.
                 if val.len() > 32
                     || !val
                         .bytes()
@@ -664,6 +669,7 @@ fn check_value(kind: Kind, v: &str) -> Result<(), String> {
             }
         }
         Kind::HttpCodes => {
+            // 64 characters: every 1xx-5xx class and a dozen codes.
             let ok = v.len() <= 64
                 && v.split(',')
                     .all(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit() || b == b'x'));
@@ -883,6 +889,7 @@ fn parse_host(h: &str) -> Result<Host, Refusal> {
     if h.is_empty() {
         return Err(Refusal::new("source URL has no host"));
     }
+    // DNS limits: 253 bytes a name, 63 a label.
     if h.len() > 253 {
         return Err(Refusal::new("source host is longer than 253 bytes"));
     }
