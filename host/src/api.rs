@@ -8,7 +8,7 @@ use crate::access::Caller;
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
 use crate::config::Config;
 use crate::ids;
-use crate::supervisor::{Refusal, Supervisor};
+use crate::supervisor::{Refusal, State, Supervisor};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -233,19 +233,29 @@ async fn streams(
         .filter(|s| f.online.is_none_or(|o| s.online == o))
         .filter(|s| {
             f.state.as_ref().is_none_or(|want| {
-                let state = statuses.get(&s.id).map(|x| x.state).unwrap_or_default();
-                json!(state) == json!(want)
+                let status = statuses.get(&s.id).cloned().unwrap_or_default();
+                json!(effective_state(s, &status)) == json!(want)
             })
         })
         .map(|s| {
             let mut v = json!(s);
             let status = statuses.get(&s.id).cloned().unwrap_or_default();
-            v["state"] = json!(status.state);
+            v["state"] = json!(effective_state(s, &status));
             v["viewers"] = json!(status.viewers_rtmp + status.viewers_http);
             v
         })
         .collect();
     Ok(Json(list))
+}
+
+/// A stream's state: `refused` as soon as the listing's FFmpeg policy
+/// check refuses it, before anyone tries to play it.
+fn effective_state(s: &StreamEntry, status: &crate::supervisor::Status) -> State {
+    if s.refusal().is_some() && status.pid.is_none() {
+        State::Refused
+    } else {
+        status.state
+    }
 }
 
 fn lookup(catalog: &Catalog, id: &str) -> Result<Arc<StreamEntry>, ApiError> {
@@ -272,7 +282,7 @@ async fn stream(
         st.supervisor.status_brief(&id)
     };
     let mut v = json!(s);
-    v["state"] = json!(status.state);
+    v["state"] = json!(effective_state(&s, &status));
     v["viewers"] = json!({ "rtmp": status.viewers_rtmp, "http": status.viewers_http });
     v["pinned"] = json!(status.pinned);
     v["pid"] = json!(status.pid);
@@ -283,7 +293,8 @@ async fn stream(
     v["frames"] = json!(status.frames);
     if private {
         // FFmpeg's lines and errors can quote sources with credentials.
-        v["last_error"] = json!(status.last_error);
+        let refused = s.refusal().map(|r| format!("refused: {r}"));
+        v["last_error"] = json!(refused.or(status.last_error));
         v["log"] = json!(status.log);
     } else {
         v["has_error"] = json!(status.last_error.is_some());

@@ -3,9 +3,12 @@
 //! Readers take an immutable [`Snapshot`] (an `Arc`, so a request never
 //! waits on a provider refresh); writers build the next snapshot and swap
 //! it in. Streams enter the catalog only through [`StreamEntry::from_source`],
-//! which checks keys and bounds against the host's rules.
+//! which checks keys and bounds against the host's rules and runs the
+//! FFmpeg policy ([`crate::ffmpeg::policy`]): a stream the policy refuses is
+//! still listed, with the reason, so it is known before anyone plays it.
 
 use crate::config::Limits;
+use crate::ffmpeg::{Plan, SourceGrant};
 use crate::ids;
 use crate::plugin::bindings::StreamSource;
 use crate::plugin::module::ModuleInfo;
@@ -97,6 +100,11 @@ pub struct StreamEntry {
     pub output_options: Vec<String>,
     /// Free-form metadata.
     pub tags: BTreeMap<String, String>,
+    /// What the FFmpeg policy made of `source` and the options when the
+    /// stream was listed: the plan to run (its source's addresses are
+    /// checked again at each start), or why the stream is refused.
+    #[serde(skip)]
+    pub plan: Result<Arc<Plan>, String>,
 }
 
 /// A position.
@@ -108,13 +116,17 @@ pub struct Geo {
     pub lon: f64,
 }
 
-/// The FFmpeg options that apply to a provider's streams.
+/// The FFmpeg options that apply to a provider's streams, and what their
+/// sources may reach.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Before `-i`.
     pub input: Vec<String>,
     /// After `-i`.
     pub output: Vec<String>,
+    /// The instance's `allow_sources`/`allow_hosts` and `allow_private`
+    /// (the default allows no host: test graphs only).
+    pub grant: Arc<SourceGrant>,
 }
 
 impl StreamEntry {
@@ -170,6 +182,10 @@ impl StreamEntry {
         if input_options.iter().any(|o| o.len() > max) || input_options.len() > 64 {
             return Err(format!("stream {:?}: input options too long", s.key));
         }
+        let output_options = options.output.clone();
+        let plan = Plan::check(&s.source, &input_options, &output_options, &options.grant)
+            .map(Arc::new)
+            .map_err(String::from);
         Ok(StreamEntry {
             id: ids::stream_id(provider, &s.key),
             provider: provider.to_string(),
@@ -179,9 +195,15 @@ impl StreamEntry {
             online: s.online,
             source: s.source,
             input_options,
-            output_options: options.output.clone(),
+            output_options,
             tags,
+            plan,
         })
+    }
+
+    /// Why the FFmpeg policy refuses this stream, if it does.
+    pub fn refusal(&self) -> Option<&str> {
+        self.plan.as_ref().err().map(String::as_str)
     }
 }
 
@@ -305,12 +327,14 @@ mod tests {
         let opts = Options {
             input: vec!["-re".into()],
             output: vec!["-c".into(), "copy".into()],
+            grant: Arc::new(SourceGrant::new(Some(&["x".to_string()]), &[], false).unwrap()),
         };
         let l = Limits::default();
         let e = StreamEntry::from_source("demo", source("cam1"), &opts, &l).unwrap();
         assert_eq!(e.id, "demo-cam1");
         assert_eq!(e.input_options, ["-re"]);
         assert_eq!(e.tags["a"], "b");
+        assert_eq!(e.refusal(), None);
         assert!(StreamEntry::from_source("demo", source("../x"), &opts, &l).is_err());
         let mut far = source("k");
         far.geo = Some(WGeo {
@@ -323,6 +347,27 @@ mod tests {
         let mut long = source("k");
         long.name = "x".repeat(l.max_string_len + 1);
         assert!(StreamEntry::from_source("demo", long, &opts, &l).is_err());
+    }
+
+    #[test]
+    fn refused_streams_stay_listed_with_their_reason() {
+        let opts = Options {
+            input: vec![],
+            output: vec!["-c".into(), "copy".into(), "/tmp/x.mp4".into()],
+            grant: Arc::new(SourceGrant::any_host(false)),
+        };
+        let l = Limits::default();
+        let e = StreamEntry::from_source("demo", source("cam1"), &opts, &l).unwrap();
+        assert!(e.refusal().unwrap().contains("positional"), "{e:?}");
+        let mut local = source("cam2");
+        local.source = "http://127.0.0.1:8000/control/x/start".into();
+        let e = StreamEntry::from_source("demo", local, &Options::default(), &l).unwrap();
+        assert!(e.refusal().unwrap().contains("not allowed"), "{e:?}");
+        // The API never shows sources, options or plans.
+        let json = serde_json::to_value(&e).unwrap();
+        for hidden in ["source", "input_options", "output_options", "plan"] {
+            assert!(json.get(hidden).is_none(), "{hidden}: {json}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `dss` command line: `serve`, `config`, `providers list|check`.
 
 use crate::config::{Config, InstanceConfig};
+use crate::ffmpeg::SourceGrant;
 use crate::plugin::module::Grant;
 use crate::plugin::{CallError, CallReport, PluginEngine, ProviderModule};
 use anyhow::{bail, Context};
@@ -48,11 +49,15 @@ pub enum Command {
 pub enum ProvidersCommand {
     /// Lists the modules and instances the configuration points at.
     List,
-    /// Loads a module, checks its interface, runs init and list-streams.
+    /// Loads a module, checks its interface, runs init and list-streams,
+    /// and runs the FFmpeg policy on every listed stream. Exits non-zero
+    /// when the policy refuses a stream (each printed as a REFUSED line
+    /// with its reason).
     Check {
         /// The `.wasm` component.
         file: PathBuf,
-        /// An instance file whose `[config]`, `allow_hosts` and limits to use.
+        /// An instance file whose `[config]`, `allow_hosts`, `allow_sources`,
+        /// `allow_private`, FFmpeg option overrides and limits to use.
         #[arg(long = "instance", short = 'i', alias = "config-file")]
         instance: Option<PathBuf>,
     },
@@ -195,7 +200,7 @@ fn print_report(what: &str, r: &CallReport) {
 
 async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow::Result<()> {
     let engine = engine(config)?;
-    let (id, config_json, limits, allow_hosts, allow_private) = match instance {
+    let (id, config_json, limits, allow_hosts, allow_private, inst) = match instance {
         Some(p) => {
             let (id, inst) = InstanceConfig::load(p)?;
             let limits = inst
@@ -207,6 +212,7 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
                 limits,
                 inst.allow_hosts.clone(),
                 inst.allow_private,
+                Some(inst),
             )
         }
         None => (
@@ -215,7 +221,16 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
             config.providers.limits.clone(),
             Vec::new(),
             false,
+            None,
         ),
+    };
+    let source_grant = match &inst {
+        Some(i) => i.source_grant().map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => SourceGrant::default(),
+    };
+    let (input_override, output_override) = match inst {
+        Some(i) => (i.input_options, i.output_options),
+        None => (None, None),
     };
     let grant = Grant {
         provider: Arc::from(id.as_str()),
@@ -265,8 +280,9 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
             .map_err(|e| anyhow::anyhow!("list-streams failed: {e}"))?;
         print_report("list-streams", &r);
         let options = crate::catalog::Options {
-            input: info.input_options.clone(),
-            output: info.output_options.clone(),
+            input: input_override.unwrap_or_else(|| info.input_options.clone()),
+            output: output_override.unwrap_or_else(|| info.output_options.clone()),
+            grant: Arc::new(source_grant),
         };
         let (entries, warnings) =
             crate::providers::check_streams(&id, streams, &options, &grant.limits);
@@ -291,6 +307,23 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
         }
         for w in warnings {
             println!("  warning: {w}");
+        }
+        let refused: Vec<_> = entries
+            .iter()
+            .filter_map(|e| Some((&e.id, e.refusal()?)))
+            .collect();
+        for (id, why) in refused.iter().take(50) {
+            println!("  REFUSED {id}: {why}");
+        }
+        if refused.len() > 50 {
+            println!("  ... {} more refused", refused.len() - 50);
+        }
+        if !refused.is_empty() {
+            bail!(
+                "the FFmpeg policy refuses {} of {} streams (see the REFUSED lines)",
+                refused.len(),
+                entries.len()
+            );
         }
         Ok(())
     })

@@ -423,6 +423,11 @@ impl Config {
         self.state_dir.join("log")
     }
 
+    /// FFmpeg's working directory: empty, the host's own (0700).
+    pub fn ffmpeg_cwd(&self) -> PathBuf {
+        self.run_dir().join("ffmpeg-cwd")
+    }
+
     /// Recordings.
     pub fn record_dir(&self) -> PathBuf {
         self.state_dir.join("rec")
@@ -574,9 +579,15 @@ pub struct InstanceConfig {
     pub allow_hosts: Vec<String>,
     /// Lets host names in `allow_hosts` resolve to private, loopback or
     /// link-local addresses (IP addresses listed literally are always
-    /// allowed: the operator named them).
+    /// allowed: the operator named them), and lets stream sources use any
+    /// non-public address (literal or resolved).
     #[serde(default)]
     pub allow_private: bool,
+    /// Hosts stream sources may name: `host`, `host:port`, `*.domain`
+    /// (subdomains), `*` (any host), an address or a network (`10.0.0.0/8`).
+    /// Unset: the entries of `allow_hosts`.
+    #[serde(default)]
+    pub allow_sources: Option<Vec<String>>,
     /// Seconds between listings, overriding the provider's default.
     #[serde(default)]
     pub refresh_seconds: Option<u32>,
@@ -632,7 +643,19 @@ impl InstanceConfig {
         let inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
+        inst.source_grant().map_err(invalid)?;
         Ok((id, inst))
+    }
+
+    /// What this instance's stream sources may reach (`allow_sources`,
+    /// else `allow_hosts`, and `allow_private`); a bad `allow_sources`
+    /// entry is an error.
+    pub fn source_grant(&self) -> Result<crate::ffmpeg::SourceGrant, String> {
+        crate::ffmpeg::SourceGrant::new(
+            self.allow_sources.as_deref(),
+            &self.allow_hosts,
+            self.allow_private,
+        )
     }
 
     /// The limits in force: `defaults` with this instance's overrides.
@@ -731,6 +754,27 @@ mod tests {
     }
 
     #[test]
+    fn bad_allow_sources_entries_reject_the_instance_file() {
+        let dir = std::env::temp_dir().join(format!("dss-config-src-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cams.toml");
+        std::fs::write(
+            &file,
+            "module = \"x\"\nallow_sources = [\"cams.example\", \"10.0.0.0/40\"]\n",
+        )
+        .unwrap();
+        let e = InstanceConfig::load(&file).unwrap_err().to_string();
+        assert!(e.contains("cams.toml") && e.contains("10.0.0.0/40"), "{e}");
+        std::fs::write(
+            &file,
+            "module = \"x\"\nallow_sources = [\"*.cams.example\", \"10.0.0.0/8\", \"cam:554\"]\n",
+        )
+        .unwrap();
+        let (_, inst) = InstanceConfig::load(&file).unwrap();
+        assert_eq!(inst.allow_sources.as_ref().map(Vec::len), Some(3));
+    }
+
+    #[test]
     fn instance_limits_override_defaults() {
         let inst: InstanceConfig =
             toml::from_str("module = \"x\"\n[limits]\nmemory_mib = 8\n[config]\na = 1\n").unwrap();
@@ -739,6 +783,7 @@ mod tests {
         assert_eq!(l.call_timeout_ms, Limits::default().call_timeout_ms);
         assert_eq!(inst.config_json(), r#"{"a":1}"#);
         let bad: InstanceConfig = toml::from_str("module = \"x\"\n[limits]\nmemory = 8\n").unwrap();
+        assert!(bad.source_grant().is_ok());
         assert!(bad
             .limits(&Limits::default())
             .unwrap_err()

@@ -17,6 +17,7 @@
 
 use crate::catalog::{unix_ms, Catalog, Options, ProviderState, ProviderStatus, StreamEntry};
 use crate::config::{Config, InstanceConfig, Limits};
+use crate::ffmpeg::SourceGrant;
 use crate::plugin::module::{Grant, ModuleInfo};
 use crate::plugin::{CallError, PluginEngine, ProviderModule};
 use dss_store::{ListedStream, Listing, Store};
@@ -116,6 +117,8 @@ struct Instance {
     text: String,
     config: InstanceConfig,
     limits: Limits,
+    /// What its stream sources may reach.
+    grant: Arc<SourceGrant>,
 }
 
 impl Providers {
@@ -247,22 +250,25 @@ impl Providers {
         for (stem, (file, _)) in list_dir(dir, "toml") {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             let loaded = InstanceConfig::load(&file).and_then(|(id, config)| {
+                let invalid = |message| crate::config::ConfigError::Invalid {
+                    path: file.clone(),
+                    message,
+                };
                 let limits = config
                     .limits(&self.config.providers.limits)
-                    .map_err(|message| crate::config::ConfigError::Invalid {
-                        path: file.clone(),
-                        message,
-                    })?;
-                Ok((id, config, limits))
+                    .map_err(invalid)?;
+                let grant = Arc::new(config.source_grant().map_err(invalid)?);
+                Ok((id, config, limits, grant))
             });
             match loaded {
-                Ok((id, config, limits)) => {
+                Ok((id, config, limits, grant)) => {
                     let mut inst = Instance {
                         id,
                         file,
                         text,
                         config,
                         limits,
+                        grant,
                     };
                     let Some(other) = good.iter_mut().find(|i| i.id == inst.id) else {
                         good.push(inst);
@@ -500,7 +506,7 @@ impl Providers {
             };
             let wait = match attempt {
                 Ok(Ok((i, sources))) => {
-                    let options = options_for(&i, &inst.config);
+                    let options = options_for(&i, &inst.config, &inst.grant);
                     let (entries, warnings) = check_streams(&id, sources, &options, &inst.limits);
                     for w in warnings.iter().take(5) {
                         tracing::warn!(provider = %id, "{w}");
@@ -596,7 +602,7 @@ impl Providers {
                 return None;
             }
         };
-        let entries = listed_to_entries(&inst.id, listing.streams, &inst.limits);
+        let entries = listed_to_entries(&inst.id, listing.streams, &inst.limits, &inst.grant);
         tracing::info!(provider = %inst.id, streams = entries.len(), fetched_at_ms = listing.fetched_at_ms, "serving the persisted listing");
         self.catalog.replace_streams(&inst.id, entries);
         status.state = ProviderState::Ready;
@@ -618,7 +624,7 @@ impl Providers {
             .and_then(|t| serde_json::from_str::<Vec<ListedStream>>(&t).map_err(|e| e.to_string()));
         match parsed {
             Ok(streams) => {
-                let entries = listed_to_entries(&inst.id, streams, &inst.limits);
+                let entries = listed_to_entries(&inst.id, streams, &inst.limits, &inst.grant);
                 tracing::warn!(provider = %inst.id, streams = entries.len(), file = %path.display(), "serving the fallback listing");
                 self.catalog.replace_streams(&inst.id, entries);
                 status.listing_source = Some("fallback");
@@ -697,17 +703,20 @@ fn entry_to_listed(e: &StreamEntry) -> ListedStream {
     }
 }
 
-/// Checks persisted or fallback streams with the same rules as fresh ones.
+/// Checks persisted or fallback streams with the same rules as fresh ones
+/// (the FFmpeg policy included, under the instance's current grant).
 fn listed_to_entries(
     provider: &str,
     streams: Vec<ListedStream>,
     limits: &Limits,
+    grant: &Arc<SourceGrant>,
 ) -> Vec<StreamEntry> {
     let mut out = Vec::with_capacity(streams.len());
     for l in streams.into_iter().take(limits.max_streams) {
         let options = Options {
             input: l.input_options.clone(),
             output: l.output_options.clone(),
+            grant: grant.clone(),
         };
         let source = crate::plugin::bindings::StreamSource {
             key: l.key,
@@ -740,8 +749,9 @@ fn listed_to_entries(
     out
 }
 
-/// The FFmpeg options of an instance: its overrides, else the provider's.
-fn options_for(info: &ModuleInfo, inst: &InstanceConfig) -> Options {
+/// The FFmpeg options of an instance: its overrides, else the provider's;
+/// with the instance's source grant.
+fn options_for(info: &ModuleInfo, inst: &InstanceConfig, grant: &Arc<SourceGrant>) -> Options {
     Options {
         input: inst
             .input_options
@@ -751,11 +761,13 @@ fn options_for(info: &ModuleInfo, inst: &InstanceConfig) -> Options {
             .output_options
             .clone()
             .unwrap_or_else(|| info.output_options.clone()),
+        grant: grant.clone(),
     }
 }
 
-/// Checks a listing: invalid streams are skipped with a warning; a listing
-/// over the stream limit is refused whole.
+/// Checks a listing: invalid streams are skipped with a warning; streams the
+/// FFmpeg policy refuses are kept (with their reason) and counted in a
+/// warning; a listing over the stream limit is refused whole.
 pub fn check_streams(
     provider: &str,
     sources: Vec<crate::plugin::bindings::StreamSource>,
@@ -795,6 +807,18 @@ pub fn check_streams(
     }
     if skipped > warnings.len() {
         warnings.push(format!("{skipped} streams skipped in all"));
+    }
+    let mut refused = out.iter().filter_map(|e| Some((&e.key, e.refusal()?)));
+    if let Some((key, why)) = refused.next() {
+        let more = refused.count();
+        warnings.push(format!(
+            "{} refused by the FFmpeg policy (they stay listed but cannot play); stream {key:?}: {why}",
+            if more == 0 {
+                "1 stream is".to_string()
+            } else {
+                format!("{} streams are", more + 1)
+            }
+        ));
     }
     (Ok(out), warnings)
 }

@@ -40,4 +40,9 @@ fn main() {
         "| {} malformed callback bodies | {} answered 4xx, {} otherwise, host alive: {}, panic: {} |",
         f.sent, f.client_errors, f.other, f.alive, f.panicked
     );
+    let f = faults::exploits();
+    println!(
+        "| {} exploit strings (sources, input and output options) | {} refused with a reason, {} with viewers refused at once, {} spawns, {} files touched |",
+        f.streams, f.refused, f.viewers_refused, f.spawns, f.files_touched
+    );
 }

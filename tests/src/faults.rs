@@ -491,3 +491,162 @@ pub fn malformed_callbacks(n: usize) -> MalformedFigures {
     figures.panicked = host.log_text().contains("panicked");
     figures
 }
+
+/// What the exploit run measured.
+#[derive(Debug, Clone, Default)]
+pub struct ExploitFigures {
+    /// Exploit streams listed.
+    pub streams: usize,
+    /// Shown `refused` with a reason by the API.
+    pub refused: usize,
+    /// Whose `on_play` and `watch` were refused (404).
+    pub viewers_refused: usize,
+    /// FFmpeg spawned (should be 0).
+    pub spawns: u64,
+    /// Files the exploits name that exist afterwards (should be 0).
+    pub files_touched: usize,
+    /// Stream id → refusal reason, for the record.
+    pub reasons: Vec<(String, String)>,
+}
+
+/// The exploit strings of the hardening issue, as provider listings
+/// (sources, input options) and operator overrides (output options): each
+/// is refused with a reason, no viewer can start it, nothing is spawned and
+/// no file is written.
+pub fn exploits() -> ExploitFigures {
+    let mut s = Setup::new();
+    s.with_nginx(2);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let out = |name: &str| scratch.path().join(name).display().to_string();
+    let lavfi = r#"["-f", "lavfi"]"#;
+    let sources: Vec<(&str, String, &str)> = vec![
+        ("file", "file:///etc/passwd".into(), "[]"),
+        ("path", "/etc/passwd".into(), "[]"),
+        ("concatproto", "concat:/etc/passwd|/etc/hosts".into(), "[]"),
+        (
+            "subfile",
+            "subfile,,start,0,end,0,,:/etc/passwd".into(),
+            "[]",
+        ),
+        ("pipe", "pipe:0".into(), "[]"),
+        ("listen", "tcp://0.0.0.0:9000?listen".into(), "[]"),
+        (
+            "selfcontrol",
+            format!("http://127.0.0.1:{}/control/cam-a/start", s.port),
+            "[]",
+        ),
+        (
+            "nginxrtmp",
+            format!("rtmp://127.0.0.1:{}/dss/cam-a", s.nginx_rtmp),
+            "[]",
+        ),
+        ("private", "rtsp://10.0.0.1/cam".into(), "[]"),
+        ("metadata", "http://169.254.169.254/latest".into(), "[]"),
+        ("v6local", "http://[::1]/".into(), "[]"),
+        ("movie", "movie=/etc/passwd".into(), lavfi),
+        (
+            "drawtext",
+            "testsrc,drawtext=textfile=/etc/passwd".into(),
+            lavfi,
+        ),
+        ("life", "life=filename=/etc/passwd".into(), lavfi),
+        (
+            "concatdemux",
+            "/etc/passwd".into(),
+            r#"["-f", "concat", "-safe", "0"]"#,
+        ),
+        ("data", "rtsp://cam.example/1".into(), r#"["-f", "data"]"#),
+        (
+            "image2",
+            "rtsp://cam.example/1".into(),
+            r#"["-f", "image2"]"#,
+        ),
+        (
+            "graphfile",
+            "testsrc".into(),
+            r#"["-graph_file", "/etc/passwd", "-f", "lavfi"]"#,
+        ),
+        ("attach", "rtsp://cam.example/1".into(), "[]"),
+    ];
+    let attach = format!(r#"["-dump_attachment:t", "{}"]"#, out("attachment"));
+    let streams: Vec<String> = sources
+        .iter()
+        .map(|(k, src, opts)| {
+            let opts = if *k == "attach" {
+                attach.as_str()
+            } else {
+                opts
+            };
+            format!("{{ key = \"{k}\", source = {src:?}, input_options = {opts} }}")
+        })
+        .collect();
+    s.instance(
+        "x",
+        &format!(
+            "module = \"static-list\"\nallow_sources = [\"cam.example\"]\n[config]\nstreams = [{}]\n",
+            streams.join(", ")
+        ),
+    );
+    // Operator-level output options go through the same policy.
+    let outputs = [
+        (
+            "positional",
+            format!(r#"["-c", "copy", "{}"]"#, out("positional.mp4")),
+        ),
+        ("overwrite", format!(r#"["-y", "{}"]"#, out("y.mp4"))),
+        (
+            "vfdrawtext",
+            r#"["-vf", "drawtext=textfile=/etc/passwd"]"#.to_string(),
+        ),
+        (
+            "script",
+            r#"["-filter_complex_script", "/etc/passwd"]"#.to_string(),
+        ),
+        ("extrainput", r#"["-i", "/etc/passwd"]"#.to_string()),
+    ];
+    for (name, o) in &outputs {
+        s.instance(
+            name,
+            &format!(
+                "module = \"static-list\"\ninput_options = [\"-re\", \"-f\", \"lavfi\"]\noutput_options = {o}\n[config]\nstreams = [{{ key = \"a\", source = \"testsrc=size=320x240:rate=15\" }}]\n"
+            ),
+        );
+    }
+    let host = s.start();
+    for p in std::iter::once("x").chain(outputs.iter().map(|(n, _)| *n)) {
+        host.provider_settled(p);
+    }
+    let ids: Vec<String> = sources
+        .iter()
+        .map(|(k, _, _)| format!("x-{k}"))
+        .chain(outputs.iter().map(|(n, _)| format!("{n}-a")))
+        .collect();
+    let mut f = ExploitFigures {
+        streams: ids.len(),
+        ..Default::default()
+    };
+    for id in &ids {
+        let v = host.stream(id);
+        let reason = v["last_error"].as_str().unwrap_or_default().to_string();
+        if v["state"] == "refused" && reason.starts_with("refused") {
+            f.refused += 1;
+        }
+        f.reasons.push((id.clone(), reason));
+        let play = host.hook(
+            &s,
+            "on_play",
+            &[("app", "dss"), ("name", id), ("clientid", "1")],
+        );
+        let watch = host.post(&format!("/api/streams/{id}/watch"));
+        if play.status == 404 && watch.status == 404 {
+            f.viewers_refused += 1;
+        }
+    }
+    // Give anything that would have started a moment to show itself.
+    std::thread::sleep(Duration::from_millis(500));
+    f.spawns = host.spawns();
+    f.files_touched = std::fs::read_dir(scratch.path())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    f
+}

@@ -57,6 +57,44 @@ fn check_with_an_instance_lists_its_streams() {
 }
 
 #[test]
+fn check_reports_streams_the_ffmpeg_policy_refuses() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let instance = scratch.path().join("cams.toml");
+    std::fs::write(
+        &instance,
+        "module = \"static-list\"\nallow_sources = [\"cam.example\"]\n\
+         output_options = [\"-c\", \"copy\"]\n\
+         [config]\nstreams = [\
+         { key = \"good\", source = \"rtsp://cam.example/1\" },\
+         { key = \"loop\", source = \"http://127.0.0.1:8000/control/x/start\" },\
+         { key = \"file\", source = \"file:///etc/passwd\" }]\n",
+    )
+    .unwrap();
+    let (ok, out, err) = dss(
+        &[
+            "providers",
+            "check",
+            module("static-list").to_str().unwrap(),
+            "--instance",
+            instance.to_str().unwrap(),
+        ],
+        scratch.path(),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("3 streams"), "{out}");
+    assert!(
+        out.contains("REFUSED cams-loop: source host 127.0.0.1 is not allowed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("REFUSED cams-file: source \"file:///etc/passwd\" is not a URL"),
+        "{out}"
+    );
+    assert!(!out.contains("REFUSED cams-good"), "{out}");
+    assert!(err.contains("refuses 2 of 3 streams"), "{err}");
+}
+
+#[test]
 fn check_fails_clearly_on_files_that_are_not_components() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let cases: [(&str, &[u8], &str); 4] = [

@@ -67,3 +67,16 @@ fn ten_thousand_malformed_callbacks_get_4xx_and_no_panic() {
     assert_eq!(f.client_errors, 10_000, "{f:?}");
     assert!(f.alive && !f.panicked, "{f:?}");
 }
+
+#[test]
+fn the_exploit_strings_are_refused_with_a_reason_and_touch_nothing() {
+    let _g = serial();
+    let f = faults::exploits();
+    for (id, reason) in &f.reasons {
+        eprintln!("{id}: {reason}");
+    }
+    assert_eq!(f.refused, f.streams, "{f:?}");
+    assert_eq!(f.viewers_refused, f.streams, "{f:?}");
+    assert_eq!(f.spawns, 0, "{f:?}");
+    assert_eq!(f.files_touched, 0, "{f:?}");
+}

@@ -128,7 +128,8 @@ fn a_source_that_never_publishes_times_out_and_backs_off() {
     s.set("ffmpeg", "backoff_initial_ms = 500");
     s.instance(
         "cam",
-        &format!("module = \"static-list\"\n[config]\nstreams = [{{ key = \"dead\", source = \"http://{addr}/stream\" }}]\n"),
+        // A local source: allowed by address, and private addresses allowed.
+        &format!("module = \"static-list\"\nallow_sources = [\"{addr}\"]\nallow_private = true\n[config]\nstreams = [{{ key = \"dead\", source = \"http://{addr}/stream\" }}]\n"),
     );
     let host = s.start();
     ready(&host);
@@ -513,7 +514,7 @@ fn a_stalled_source_is_detected_from_ffmpeg_progress_and_restarted() {
     s.instance(
         "cam",
         &format!(
-            "module = \"static-list\"\ninput_options = [\"-analyzeduration\", \"1000000\", \"-re\"]\noutput_options = [\"-c:v\", \"libx264\", \"-preset\", \"ultrafast\", \"-g\", \"15\"]\n[config]\nstreams = [{{ key = \"stall\", source = \"http://{addr}/live.ts\" }}]\n"
+            "module = \"static-list\"\nallow_sources = [\"{addr}\"]\nallow_private = true\ninput_options = [\"-analyzeduration\", \"1000000\", \"-re\"]\noutput_options = [\"-c:v\", \"libx264\", \"-preset\", \"ultrafast\", \"-g\", \"15\"]\n[config]\nstreams = [{{ key = \"stall\", source = \"http://{addr}/live.ts\" }}]\n"
         ),
     );
     let host = s.start();

@@ -269,7 +269,7 @@ impl Supervisor {
             return Err(Refusal::ShuttingDown);
         }
         let entry = self.entry(id)?;
-        if let Err(reason) = crate::ffmpeg::check_stream(&entry) {
+        if let Some(reason) = entry.refusal() {
             return Err(Refusal::Refused(id.to_string(), reason.to_string()));
         }
         let slot = self.slot(id);

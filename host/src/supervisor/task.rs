@@ -317,10 +317,19 @@ impl Task {
             }
             return Some(at);
         }
-        if let Err(e) = ffmpeg::check_stream(&entry) {
-            self.refuse(entry, e.to_string());
-            return None;
-        }
+        // The listing-time check, then the source's addresses (resolved now:
+        // a name may point elsewhere than when it was listed).
+        let plan = match ffmpeg::prepare(&entry).await {
+            Ok(plan) => plan,
+            Err(ffmpeg::SpawnError::Refused(reason)) => {
+                self.refuse(entry, reason);
+                return None;
+            }
+            Err(e) => {
+                self.fail(e.to_string(), now, None);
+                return self.backoff.next_allowed();
+            }
+        };
         let Ok(permit) = self.sup.capacity.clone().try_acquire_owned() else {
             self.capacity_wait = true;
             let msg = format!(
@@ -335,7 +344,7 @@ impl Task {
             self.set_state(State::Backoff);
             return None;
         };
-        self.spawn(entry, permit, stop_generation, now).await;
+        self.spawn(&plan, permit, stop_generation, now).await;
         self.backoff.next_allowed()
     }
 
@@ -349,14 +358,14 @@ impl Task {
 
     async fn spawn(
         &mut self,
-        entry: Arc<StreamEntry>,
+        plan: &ffmpeg::Plan,
         permit: OwnedSemaphorePermit,
         stop_generation: u64,
         now: Instant,
     ) {
         let token = token();
         let output = format!("{}?token={token}", self.sup.config.rtmp_url(&self.slot.id));
-        let argv = ffmpeg::argv(&entry, &output);
+        let argv = plan.argv(&output);
         let cfg = &self.sup.config.ffmpeg;
         self.backoff.spawned(now);
         {
@@ -364,7 +373,12 @@ impl Task {
             inner.token = Some(token);
             inner.published = false;
         }
-        match ffmpeg::spawn(&cfg.binary, &argv, cfg.log_lines) {
+        match ffmpeg::spawn(
+            &cfg.binary,
+            &argv,
+            cfg.log_lines,
+            &self.sup.config.ffmpeg_cwd(),
+        ) {
             Ok(p) => {
                 tracing::info!(stream = %self.slot.id, pid = p.pid, "ffmpeg started");
                 self.sup.spawns.fetch_add(1, Ordering::Relaxed);
