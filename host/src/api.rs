@@ -8,7 +8,7 @@ use crate::access::Caller;
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
 use crate::config::Config;
 use crate::ids;
-use crate::supervisor::{Refusal, State, Supervisor};
+use crate::supervisor::{Refusal, State as StreamState, Supervisor};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -250,9 +250,9 @@ async fn streams(
 
 /// A stream's state: `refused` as soon as the listing's FFmpeg policy
 /// check refuses it, before anyone tries to play it.
-fn effective_state(s: &StreamEntry, status: &crate::supervisor::Status) -> State {
+fn effective_state(s: &StreamEntry, status: &crate::supervisor::Status) -> StreamState {
     if s.refusal().is_some() && status.pid.is_none() {
-        State::Refused
+        StreamState::Refused
     } else {
         status.state
     }

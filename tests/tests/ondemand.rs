@@ -564,6 +564,16 @@ fn a_stale_playlist_from_an_earlier_run_is_not_served_to_the_first_viewer() {
         "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#STALE\n#EXTINF:1.0,\nold-1.ts\n",
     )
     .unwrap();
+    // nginx's workers (not root) made the directory the first time.
+    use std::os::unix::fs::PermissionsExt;
+    for d in [dir.parent().unwrap(), dir.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(
+        dir.join("index.m3u8"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
     let host = s.start();
     ready(&host);
     let r = get(&format!("{}/hls/cam-b/index.m3u8", s.nginx_base()));
