@@ -7,6 +7,7 @@
 use dss_e2e::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,6 +46,7 @@ impl PlainNginx {
             .arg(dir.path().join("nginx.conf"))
             .arg("-e")
             .arg(dir.path().join("error.log"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -62,7 +64,11 @@ impl PlainNginx {
 
 impl Drop for PlainNginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: a master killed alone leaves its worker
+        // holding the port.
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
     }
 }

@@ -11,6 +11,7 @@
 //! `scripts/build-providers.sh` and `cargo build --release -p dss-host`).
 
 use dss_e2e::*;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -135,6 +136,7 @@ impl PlainNginx {
             .arg(dir.path().join("nginx.conf"))
             .arg("-e")
             .arg(dir.path().join("error.log"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -154,7 +156,11 @@ impl PlainNginx {
 
 impl Drop for PlainNginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: a master killed alone leaves its worker
+        // holding the port.
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
     }
 }
