@@ -52,12 +52,7 @@ impl ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        let status = match r {
-            Refusal::Capacity(..) | Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Refusal::TooManyLeases(_) | Refusal::TooManyViewers(_) => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::NOT_FOUND,
-        };
-        ApiError(status, r.to_string())
+        ApiError(r.status(), r.to_string())
     }
 }
 

@@ -66,12 +66,7 @@ fn not_found(msg: String) -> Refused {
 }
 
 fn refusal(r: Refusal) -> Refused {
-    let status = match r {
-        Refusal::Capacity(..) | Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        Refusal::TooManyLeases(_) | Refusal::TooManyViewers(_) => StatusCode::TOO_MANY_REQUESTS,
-        _ => StatusCode::NOT_FOUND,
-    };
-    Refused(status, r.to_string())
+    Refused(r.status(), r.to_string())
 }
 
 /// Checks who sends a callback: straight from an allowed address, with

@@ -7,8 +7,6 @@
 use dss_e2e::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,58 +18,6 @@ const CLIENTS: usize = 4;
 const SECONDS: u64 = 5;
 /// Rounds per server, alternated; the best round of each is reported.
 const ROUNDS: usize = 2;
-
-struct PlainNginx {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl PlainNginx {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let p = dir.path().display();
-        std::fs::create_dir_all(dir.path().join("tmp")).expect("mkdir");
-        let conf = format!(
-            "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
-             http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
-             server {{ listen 127.0.0.1:{port}; location / {{ return 200; }} }} }}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx");
-        wait_for("plain nginx", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-        });
-        PlainNginx {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for PlainNginx {
-    fn drop(&mut self) {
-        // The whole group: a master killed alone leaves its worker
-        // holding the port.
-        let _ = Command::new("kill")
-            .args(["-9", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 struct Figures {
     rps: f64,
@@ -178,7 +124,7 @@ fn main() {
     let secret = s.callback_secret();
     let dss_addr = host.base.trim_start_matches("http://").to_string();
     let nginx = PlainNginx::start();
-    let nginx_addr = format!("127.0.0.1:{}", nginx.port);
+    let nginx_addr = format!("127.0.0.1:{}", nginx.http);
 
     let mut best_dss: Option<Figures> = None;
     let mut best_nginx: Option<Figures> = None;

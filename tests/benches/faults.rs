@@ -14,7 +14,7 @@ fn main() {
     );
     let f = faults::kill_nginx(10);
     println!(
-        "| nginx SIGKILLed {} times | {} recoveries with counts rebuilt, {} orphans, a new viewer's frames {} ms mean / {} ms max after the kill |",
+        "| nginx SIGKILLed {} times | {} recoveries with counts rebuilt, {} orphans, a new viewer's frames {} ms mean / {} ms max after the kill (the dead viewer's count dropped by /stat after the 10 s resync grace) |",
         f.kills, f.recovered, f.orphans, f.mean_recovery_ms, f.max_recovery_ms
     );
     let f = faults::kill_host(10);

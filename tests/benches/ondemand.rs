@@ -11,7 +11,6 @@
 //! `scripts/build-providers.sh` and `cargo build --release -p dss-host`).
 
 use dss_e2e::*;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -107,62 +106,6 @@ fn callbacks(setup: &Setup, host: &Host) {
         ms(percentile(&all, 0.5)),
         ms(percentile(&all, 0.99)),
     );
-}
-
-/// A plain nginx-rtmp (no callbacks) for the baseline.
-struct PlainNginx {
-    child: std::process::Child,
-    rtmp: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl PlainNginx {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rtmp = free_port();
-        let http = free_port();
-        let p = dir.path().display();
-        std::fs::create_dir_all(dir.path().join("tmp")).expect("mkdir");
-        let conf = format!(
-            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\nworker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 256; }}\n\
-             rtmp {{ access_log {p}/rtmp.log; server {{ listen 127.0.0.1:{rtmp}; application live {{ live on; }} }} }}\n\
-             http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp; server {{ listen 127.0.0.1:{http}; }} }}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx");
-        wait_for("plain nginx", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", rtmp))
-                .ok()
-                .map(|_| ())
-        });
-        PlainNginx {
-            child,
-            rtmp,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for PlainNginx {
-    fn drop(&mut self) {
-        // The whole group: a master killed alone leaves its worker
-        // holding the port.
-        let _ = Command::new("kill")
-            .args(["-9", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-    }
 }
 
 fn by_hand(nginx: &PlainNginx, run: usize) -> Duration {
