@@ -497,18 +497,10 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        let mut bytes = [0u8; 16];
-        {
-            use std::io::Read;
-            std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-        }
+        let secret = ids::random_hex(16)?;
         // Two hosts starting at once on one state directory: the first
         // file made wins and both read it back.
-        state.write_new(
-            name,
-            hex::encode(bytes).as_bytes(),
-            Some(crate::files::PRIVATE_FILE),
-        )?;
+        state.write_new(name, secret.as_bytes(), Some(crate::files::PRIVATE_FILE))?;
         let s = state.read_to_string(name)?;
         Ok(s.trim().to_string())
     }

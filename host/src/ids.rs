@@ -73,6 +73,15 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// `bytes` random bytes from the kernel, as hex: unguessable tokens and
+/// secrets (publish tokens, the callback secret).
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut b = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(hex::encode(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod addr;
 pub mod api;
 pub mod catalog;
 pub mod cli;

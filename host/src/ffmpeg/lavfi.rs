@@ -24,15 +24,14 @@
 //! filter; so are `/key=PATH` options (FFmpeg 6.1+ reads the value from
 //! PATH).
 
+use super::policy::show;
+
 /// Longest graph accepted, in bytes: the demo graphs are ~30 bytes and a
 /// real `-vf` chain a few hundred.
 pub const MAX_GRAPH_LEN: usize = 4_096;
 
 /// Most filters in one graph: a deinterlace-scale-fps-format chain is 4.
 const MAX_FILTERS: usize = 64;
-
-/// Longest piece of a graph quoted back in a refusal.
-const SHOW_MAX: usize = 40;
 
 /// FFmpeg's `WHITESPACES`.
 const BLANKS: &[u8] = b" \n\t\r";
@@ -202,16 +201,6 @@ fn names_a_file(key: &str) -> bool {
         .iter()
         .any(|s| k.ends_with(s))
         || ["model", "commands", "sofa", "shader", "lut"].contains(&k.as_str())
-}
-
-/// `s` quoted and cut to [`SHOW_MAX`] characters for a message.
-fn show(s: &str) -> String {
-    let cut: String = s.chars().take(SHOW_MAX).collect();
-    if cut.len() < s.len() {
-        format!("{cut:?}…")
-    } else {
-        format!("{cut:?}")
-    }
 }
 
 struct Cursor<'a> {

@@ -13,5 +13,5 @@ pub mod lavfi;
 pub mod policy;
 pub mod process;
 
-pub use policy::{address_kind, argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
+pub use policy::{argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
 pub use process::{signal_group, spawn, Monitor, Process, SpawnError, STOP_TIMEOUT};

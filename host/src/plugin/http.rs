@@ -9,6 +9,7 @@
 //! the call's wall-clock deadline stops it ([`HttpError::Deadline`]): each
 //! request waits at most `http_timeout_ms` and never past that deadline.
 
+use crate::addr::is_public;
 use crate::config::Limits;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -308,35 +309,6 @@ impl HttpGate {
         });
         self.waited += started.elapsed();
         result
-    }
-}
-
-/// Whether `ip` is a public (globally routable) address.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || o[0] == 0
-                // 100.64.0.0/10, carrier-grade NAT.
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    // fc00::/7 unique local, fe80::/10 link-local.
-                    || (s[0] & 0xfe00) == 0xfc00
-                    || (s[0] & 0xffc0) == 0xfe80)
-            }
-        },
     }
 }
 

@@ -20,21 +20,14 @@ const CHECK_RUNNING: Duration = Duration::from_secs(1);
 
 /// An unguessable publish token (128 bits from the OS).
 fn token() -> String {
-    let mut b = [0u8; 16];
-    if getrandom(&mut b).is_err() {
+    crate::ids::random_hex(16).unwrap_or_else(|e| {
         // Fall back on the hasher's per-process random keys and the clock.
+        tracing::warn!("no kernel randomness for a publish token: {e}");
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(unix_ms(SystemTime::now()) as u128);
-        b[..8].copy_from_slice(&h.finish().to_le_bytes());
-    }
-    hex::encode(b)
-}
-
-/// Fills `buf` from the kernel's random source.
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+        format!("{:016x}", h.finish())
+    })
 }
 
 struct Running {
