@@ -6,15 +6,13 @@
 //! which it always sets, so a client cannot remove it) and passes the
 //! client's address (`X-Real-IP`). A relayed request is public whoever
 //! sent it: admin actions, callbacks, `/metrics`, FFmpeg logs and error
-//! details need the host's own address or the token.
+//! details need the host's own address or the token. The HTTP server
+//! ([`crate::http_server`]) classifies every request and hands the
+//! handlers its [`Caller`] as a request extension.
 
 use crate::config::Config;
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::IpAddr;
 
 /// The caller of a request, as the handlers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +21,9 @@ pub enum Caller {
     Private {
         /// The API token was presented (and is configured).
         token: bool,
+        /// Straight from a `callback_allow` address, not relayed by nginx
+        /// (what callbacks need, whatever the token).
+        direct: bool,
     },
     /// Relayed by nginx, or from any other address.
     Public {
@@ -35,6 +36,11 @@ impl Caller {
     /// Whether details (logs, errors, sources) may be shown.
     pub fn is_private(&self) -> bool {
         matches!(self, Caller::Private { .. })
+    }
+
+    /// Whether the request came straight from a `callback_allow` address.
+    pub fn is_direct(&self) -> bool {
+        matches!(self, Caller::Private { direct: true, .. })
     }
 
     /// The public client's address, if public.
@@ -92,28 +98,14 @@ pub fn direct_and_allowed(config: &Config, peer: IpAddr, headers: &HeaderMap) ->
 
 /// Classifies a request.
 pub fn classify(config: &Config, peer: IpAddr, headers: &HeaderMap, query: Option<&str>) -> Caller {
-    if token_ok(config, presented_token(headers, query)) {
-        return Caller::Private { token: true };
-    }
-    if direct_and_allowed(config, peer, headers) {
-        return Caller::Private { token: false };
+    let direct = direct_and_allowed(config, peer, headers);
+    let token = token_ok(config, presented_token(headers, query));
+    if token || direct {
+        return Caller::Private { token, direct };
     }
     Caller::Public {
         ip: client_ip(peer, headers),
     }
-}
-
-/// Middleware: classifies every request and stores the [`Caller`] as a
-/// request extension.
-pub async fn layer(
-    State(config): State<Arc<Config>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let caller = classify(&config, peer.ip(), req.headers(), req.uri().query());
-    req.extensions_mut().insert(caller);
-    next.run(req).await
 }
 
 #[cfg(test)]
@@ -153,7 +145,10 @@ mod tests {
         assert!(!classify(&c, outside, &h, Some("token=wrong")).is_private());
         assert_eq!(
             classify(&c, outside, &h, Some("a=1&token=s3cret")),
-            Caller::Private { token: true }
+            Caller::Private {
+                token: true,
+                direct: false
+            }
         );
         h.insert("authorization", "Bearer s3cret".parse().unwrap());
         assert!(classify(&c, outside, &h, None).is_private());

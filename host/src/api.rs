@@ -62,7 +62,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The routes, with `web_dir` served at `/`.
+/// The routes, with `web_dir` served at `/`. Handlers expect the request
+/// extensions [`crate::http_server`] adds (the peer and its [`Caller`]).
 pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -86,10 +87,6 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/info/stream/{id}", get(legacy_stream).post(legacy_stream))
         .merge(crate::hooks::router())
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
-        .layer(axum::middleware::from_fn_with_state(
-            state.config.clone(),
-            crate::access::layer,
-        ))
         .with_state(state)
 }
 
@@ -347,7 +344,7 @@ async fn watch(
 /// request straight from an address allowed to send callbacks.
 fn authorize(st: &AppState, caller: Caller) -> Result<(), ApiError> {
     match (&st.config.security.api_token, caller) {
-        (Some(_), Caller::Private { token: true }) | (None, Caller::Private { .. }) => Ok(()),
+        (Some(_), Caller::Private { token: true, .. }) | (None, Caller::Private { .. }) => Ok(()),
         (Some(_), _) => Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required".into(),

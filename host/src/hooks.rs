@@ -10,7 +10,7 @@
 //! (bearer or `?token=`). An invalid or unknown stream id is a 404, which
 //! makes nginx refuse the viewer; nothing is spawned for it.
 
-use crate::access;
+use crate::access::{self, Caller};
 use crate::api::AppState;
 use crate::ids;
 use crate::supervisor::{Refusal, State as StreamState};
@@ -18,6 +18,7 @@ use axum::extract::{ConnectInfo, Form, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
+use axum::Extension;
 use axum::Router;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -74,10 +75,10 @@ fn refusal(r: Refusal) -> Refused {
 fn check_callback(
     st: &AppState,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    caller: Caller,
     secret: &str,
 ) -> Result<(), Refused> {
-    if !access::direct_and_allowed(&st.config, peer.ip(), headers) {
+    if !caller.is_direct() {
         tracing::warn!(%peer, "callback from a non-allowed address or relayed by nginx");
         return Err(Refused(
             StatusCode::FORBIDDEN,
@@ -110,11 +111,11 @@ fn stream_id(st: &AppState, cb: &Callback) -> Result<String, Refused> {
 async fn hook(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path((secret, event)): Path<(String, String)>,
     Form(cb): Form<Callback>,
 ) -> Response {
-    if let Err(r) = check_callback(&st, peer, &headers, &secret) {
+    if let Err(r) = check_callback(&st, peer, caller, &secret) {
         return r.into_response();
     }
     let result = match event.as_str() {
@@ -165,10 +166,11 @@ fn on_publish(st: &AppState, cb: &Callback) -> Result<(), Refused> {
 async fn http_view(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(secret): Path<String>,
 ) -> Response {
-    if let Err(r) = check_callback(&st, peer, &headers, &secret) {
+    if let Err(r) = check_callback(&st, peer, caller, &secret) {
         return r.into_response();
     }
     let uri = headers

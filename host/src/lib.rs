@@ -16,6 +16,7 @@ pub mod config;
 pub mod ffmpeg;
 pub mod files;
 pub mod hooks;
+pub mod http_server;
 pub mod ids;
 pub mod metrics;
 pub mod nginx;

@@ -1,6 +1,7 @@
 //! The `dss` binary: parses the command line, sets up logging, runs.
 
 use clap::Parser;
+use std::io::IsTerminal;
 
 #[tokio::main]
 async fn main() {
@@ -10,6 +11,8 @@ async fn main() {
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and journals get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = dss_host::cli::Cli::parse();
     let code = match dss_host::cli::run(cli).await {

@@ -9,7 +9,6 @@ use crate::plugin::PluginEngine;
 use crate::providers::Providers;
 use crate::supervisor::Supervisor;
 use anyhow::Context;
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,21 +84,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let app = api::router(state, &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|stop| *stop).await;
-        })
-        .into_future(),
-    );
+    let mut server = tokio::spawn(crate::http_server::serve(
+        listener,
+        app,
+        config.clone(),
+        stop_rx,
+        SERVER_DRAIN,
+    ));
     tokio::select! {
         _ = shutdown_signal() => {}
         r = &mut server => {
-            r.context("HTTP server task failed")?.context("HTTP server failed")?;
+            r.context("HTTP server task failed")?;
         }
     }
     // Bounded from here on, whatever is pending: requests in flight (a
@@ -108,12 +103,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let deadline = Instant::now() + SHUTDOWN_BUDGET;
     let _ = stop_tx.send(true);
     let drain = async {
-        if tokio::time::timeout(SERVER_DRAIN, &mut server)
-            .await
-            .is_err()
-        {
-            server.abort();
-        }
+        // The server drains for at most SERVER_DRAIN itself.
+        let _ = (&mut server).await;
     };
     tokio::join!(drain, supervisor.shutdown());
     if let Some(nginx) = nginx {

@@ -149,6 +149,9 @@ pub struct Setup {
     pub nginx_rtmp: u16,
     /// Extra `dss.toml` lines by section (`""` for top-level keys).
     pub sections: std::collections::BTreeMap<String, Vec<String>>,
+    /// The host's `RUST_LOG` (tests read debug lines; benches measure at
+    /// the operator's default, `info`).
+    pub log_filter: String,
 }
 
 impl Setup {
@@ -175,6 +178,7 @@ impl Setup {
             nginx_http: free_port(),
             nginx_rtmp: free_port(),
             sections: Default::default(),
+            log_filter: "info,dss_host=debug".into(),
         };
         // No nginx unless a test asks for it.
         s.set("nginx", "managed = false");
@@ -305,7 +309,7 @@ impl Setup {
             .arg("--config")
             .arg(&config)
             .arg("serve")
-            .env("RUST_LOG", "info,dss_host=debug")
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))

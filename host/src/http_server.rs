@@ -1,0 +1,120 @@
+//! The host's HTTP/1.1 server: accepts connections on the API listener,
+//! serves each with hyper (upgrades allowed, for WebSockets), tags every
+//! request with its peer ([`ConnectInfo`]) and its [`Caller`], and drains
+//! within a bound on shutdown.
+//!
+//! It narrows `axum::serve` to what the host needs. Everything that talks
+//! to the host speaks HTTP/1.1 (nginx-rtmp's callbacks, nginx's
+//! `proxy_pass` and `auth_request`, FFmpeg, browsers through nginx), so
+//! there is no protocol sniffing; there is no per-connection make-service,
+//! and the caller is classified once per request without a boxed
+//! middleware. nginx-rtmp opens one connection per callback, so this
+//! per-connection path is what a storm of viewers costs (the `callbacks`
+//! bench compares it with a plain nginx).
+
+use crate::access::{self, Caller};
+use crate::config::Config;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_service::Service;
+
+/// A client must send a request's headers within this time (slow-header
+/// clients would otherwise hold connections forever); nginx sends them
+/// in one write.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After an accept error that is not about one connection (out of file
+/// descriptors), the loop waits this long before accepting again rather
+/// than spinning; connections closing in the meantime free descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `router` on `listener` until `stop` turns true, then lets
+/// requests in flight finish for at most `drain` (idle keep-alive
+/// connections are closed at once) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: Arc<Config>,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    // Each connection holds a receiver; the sender is closed when every
+    // connection is gone.
+    let (alive_tx, alive_rx) = watch::channel(());
+    loop {
+        let (socket, peer) = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+        };
+        let (router, config) = (router.clone(), config.clone());
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
+            let caller: Caller =
+                access::classify(&config, peer.ip(), req.headers(), req.uri().query());
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(caller);
+            router.clone().call(req)
+        });
+        let conn = http
+            .serve_connection(TokioIo::new(socket), service)
+            .with_upgrades();
+        let (mut stop, alive) = (stop.clone(), alive_rx.clone());
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let stopping = tokio::select! {
+                _ = conn.as_mut() => false,
+                _ = stopped(&mut stop) => true,
+            };
+            if stopping {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            drop(alive);
+        });
+    }
+    drop(listener);
+    drop(alive_rx);
+    if tokio::time::timeout(drain, alive_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {drain:?}; dropping them");
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Logs an accept error; waits a little when it is not about a single
+/// connection (no file descriptors left).
+async fn accept_error(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accepting a connection failed: {e}");
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
