@@ -51,6 +51,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    // Streams that failed because nginx died retry as soon as it is back.
+    if let Some(nginx) = &nginx {
+        let (mut restarts, supervisor) = (nginx.restarts(), supervisor.clone());
+        tokio::spawn(async move {
+            while restarts.changed().await.is_ok() {
+                supervisor.nginx_restarted();
+            }
+        });
+    }
+
     // Listings are loaded in the background: the API answers at once and
     // providers that fetch from the host itself can reach it.
     {

@@ -606,7 +606,11 @@ impl Viewer {
         let dir = tempfile::tempdir().expect("tempdir");
         let progress = dir.path().join("progress");
         let child = Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i", url])
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+            // FFmpeg's RTMP input announces audio and video; on a video-only
+            // stream it would wait its whole default analyzeduration (5 s)
+            // for the audio before the first frame. Players start faster.
+            .args(["-analyzeduration", "500000", "-i", url])
             .args(["-f", "null", "-", "-progress"])
             .arg(&progress)
             .args(["-stats_period", "0.2"])

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// How long nginx gets to answer after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,6 +110,7 @@ pub struct ManagedNginx {
     task: tokio::task::JoinHandle<()>,
     /// Whether a running nginx was adopted rather than started.
     pub adopted: bool,
+    restarts: watch::Receiver<u64>,
 }
 
 struct Paths {
@@ -179,12 +180,14 @@ impl ManagedNginx {
             "nginx ready on {}",
             paths.stat_url
         );
+        let (restarts_tx, restarts) = watch::channel(0);
         let task = tokio::spawn(supervise(
             paths,
             child,
             pid.clone(),
             stopping.clone(),
             wake.clone(),
+            restarts_tx,
         ));
         Ok(ManagedNginx {
             pid,
@@ -192,7 +195,14 @@ impl ManagedNginx {
             wake,
             task,
             adopted,
+            restarts,
         })
+    }
+
+    /// Counts the times nginx died and was back ready (changes when it
+    /// is).
+    pub fn restarts(&self) -> watch::Receiver<u64> {
+        self.restarts.clone()
     }
 
     /// The pid of the nginx master.
@@ -276,6 +286,7 @@ async fn supervise(
     pid: Arc<AtomicU32>,
     stopping: Arc<AtomicBool>,
     wake: Arc<Notify>,
+    restarts: watch::Sender<u64>,
 ) {
     let mut delay = RESTART_MIN;
     loop {
@@ -326,6 +337,7 @@ async fn supervise(
                 child = Some(c);
                 if wait_ready(&paths, &pid).await.is_ok() {
                     delay = RESTART_MIN;
+                    restarts.send_modify(|n| *n += 1);
                 }
             }
             Err(e) => {

@@ -61,6 +61,15 @@ impl Backoff {
         self.until = None;
     }
 
+    /// Starts over as after a stable run (what failed was outside the
+    /// stream, and it is back: nginx restarted). The minimum interval
+    /// between spawns still holds.
+    pub fn reset(&mut self) {
+        self.delay = self.policy.initial;
+        self.failures = 0;
+        self.until = None;
+    }
+
     /// Forgets a pending retry (nobody wants the stream any more); the
     /// failure count stays, for the API.
     pub fn cancel(&mut self) {
@@ -112,5 +121,20 @@ mod tests {
         assert_eq!(b.next_allowed(), Some(now + Duration::from_secs(1)));
         b.cancel();
         assert_eq!(b.next_allowed(), Some(now + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn a_reset_forgets_the_failures_but_keeps_the_spacing() {
+        let now = Instant::now();
+        let mut b = Backoff::new(policy());
+        b.spawned(now);
+        for _ in 0..4 {
+            b.fail(None, now);
+        }
+        assert_eq!(b.next_allowed(), Some(now + Duration::from_secs(8)));
+        b.reset();
+        assert_eq!(b.failures, 0);
+        assert_eq!(b.next_allowed(), Some(now + Duration::from_millis(500)));
+        assert_eq!(b.fail(None, now).as_secs(), 1, "doubling starts over");
     }
 }

@@ -183,6 +183,9 @@ pub struct Supervisor {
     clients: Mutex<HashMap<IpAddr, HashMap<String, Instant>>>,
     spawns: AtomicU64,
     capacity_refusals: AtomicU64,
+    /// How many times nginx came back after dying: a task that sees it
+    /// change starts its backoff over (its failures were nginx's).
+    nginx_epoch: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -210,6 +213,7 @@ impl Supervisor {
             clients: Mutex::new(HashMap::new()),
             spawns: AtomicU64::new(0),
             capacity_refusals: AtomicU64::new(0),
+            nginx_epoch: AtomicU64::new(0),
         })
     }
 
@@ -510,6 +514,16 @@ impl Supervisor {
             }
         }
         self.prune();
+    }
+
+    /// nginx died and is back: streams waiting out a backoff caused by its
+    /// death retry now instead of after delays that doubled with each
+    /// crash.
+    pub fn nginx_restarted(&self) {
+        self.nginx_epoch.fetch_add(1, Ordering::SeqCst);
+        for slot in lock(&self.slots).values() {
+            slot.wake.notify_one();
+        }
     }
 
     /// Forgets the state of streams no longer listed whose task ended, and

@@ -47,6 +47,8 @@ struct Task {
     backoff: Backoff,
     /// Waiting for a free FFmpeg slot.
     capacity_wait: bool,
+    /// The supervisor's nginx epoch this task's backoff belongs to.
+    nginx_epoch: u64,
 }
 
 async fn wait_child(run: &mut Option<Running>) -> Option<std::process::ExitStatus> {
@@ -81,6 +83,7 @@ pub(super) async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
         status,
         run: None,
         capacity_wait: false,
+        nginx_epoch: sup.nginx_epoch.load(Ordering::SeqCst),
     };
     t.backoff.failures = t.status.failures;
     let mut shutdown = sup.shutdown_tx.subscribe();
@@ -168,6 +171,14 @@ impl Task {
     /// Brings what runs in line with what is wanted; returns when to look
     /// again (besides commands and FFmpeg exiting).
     async fn reconcile(&mut self, now: Instant) -> Option<Instant> {
+        let epoch = self.sup.nginx_epoch.load(Ordering::SeqCst);
+        if epoch != self.nginx_epoch {
+            self.nginx_epoch = epoch;
+            if self.backoff.failures > 0 {
+                tracing::info!(stream = %self.slot.id, "nginx is back: retrying without backoff");
+                self.backoff.reset();
+            }
+        }
         let entry = self.entry();
         let auto = entry.as_ref().is_some_and(|e| self.sup.auto(e));
         let (wants, next_expiry, stop_generation, published) = {
