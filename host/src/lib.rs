@@ -18,6 +18,7 @@ pub mod files;
 pub mod hooks;
 pub mod ids;
 pub mod metrics;
+pub mod mobile;
 pub mod nginx;
 pub mod plugin;
 pub mod providers;
