@@ -4,3 +4,4 @@
 //! uses the same codec.
 
 pub mod frame;
+pub mod route;
