@@ -1,4 +1,5 @@
-//! The `dss` command line: `serve`, `config`, `providers list|check`.
+//! The `dss` command line: `serve`, `config`, `providers list|check`,
+//! `mobile-send`.
 
 use crate::config::{Config, InstanceConfig};
 use crate::ffmpeg::SourceGrant;
@@ -42,6 +43,73 @@ pub enum Command {
         #[command(subcommand)]
         command: ProvidersCommand,
     },
+    /// Streams a media file, or `test` for a test pattern, to a mobile
+    /// ingest the way a phone does (the reference sender). Prints `id: ID`
+    /// once the session id is known and a `sent ...` summary at the end.
+    MobileSend(MobileSendArgs),
+}
+
+/// `dss mobile-send ...`.
+#[derive(Debug, clap::Args)]
+pub struct MobileSendArgs {
+    /// A media file, or `test` for FFmpeg's test pattern and a tone
+    /// (`./test` for a file of that name).
+    pub file: PathBuf,
+    /// The TCP ingest's HOST:PORT (default 127.0.0.1:9995), or with
+    /// `--http` the host's HTTP address (default 127.0.0.1:8000).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The session id to resume (default: the state file's for this
+    /// server; else the server assigns one, or `--http` makes one).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The publish token.
+    #[arg(long, env = "DSS_MOBILE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Waypoints "LAT,LON;LAT,LON;..." followed at `--speed` and looped
+    /// (one waypoint: a fixed position). Default: a small loop in Rio.
+    #[arg(long, conflicts_with = "gpx")]
+    pub route: Option<String>,
+    /// A GPX file whose trkpt/rtept/wpt points are sent one a second,
+    /// looped.
+    #[arg(long)]
+    pub gpx: Option<PathBuf>,
+    /// Speed along `--route` (and the default loop), in m/s.
+    #[arg(long, default_value_t = 15.0)]
+    pub speed: f64,
+    /// Use the HTTP ingest: one muxed MPEG-TS body to /mobile/ID and
+    /// positions to /mobile/ID/position.
+    #[arg(long)]
+    pub http: bool,
+    /// Stop after this many seconds of streaming.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<std::time::Duration>,
+    /// Send no audio.
+    #[arg(long)]
+    pub video_only: bool,
+    /// Label video as audio and audio as video, as the original reference
+    /// sender did.
+    #[arg(long)]
+    pub swap_types: bool,
+    /// The state file keeping the session id per server (default:
+    /// $XDG_STATE_HOME/dss/mobile-send.json or
+    /// ~/.local/state/dss/mobile-send.json).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Largest frame payload (phones send ~512 bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub chunk: u32,
+}
+
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
 }
 
 /// `dss providers ...`.
@@ -85,9 +153,14 @@ pub fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The sender is a client: it needs no host configuration.
+    let command = match cli.command {
+        Command::MobileSend(args) => return mobile_send(args).await,
+        command => command,
+    };
     let path = config_path(cli.config);
     let mut config = Config::load(path.as_deref())?;
-    match cli.command {
+    match command {
         Command::Serve { listen } => {
             if let Some(l) = listen {
                 config.listen = l;
@@ -103,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::nginx::conf::render(&config, managed)?);
             Ok(())
         }
+        Command::MobileSend(args) => mobile_send(args).await,
         Command::Providers { command } => match command {
             ProvidersCommand::List => list(&config).await,
             ProvidersCommand::Check { file, instance } => {
@@ -125,6 +199,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
     }
+}
+
+async fn mobile_send(args: MobileSendArgs) -> anyhow::Result<()> {
+    use crate::mobile::{route, send};
+    let route = match (&args.route, &args.gpx) {
+        (Some(r), _) => route::Route::follow(route::parse_waypoints(r)?, args.speed)?,
+        (None, Some(gpx)) => route::Route::steps(route::read_gpx(gpx)?)?,
+        (None, None) => route::Route::default_loop(args.speed)?,
+    };
+    let mut opts = send::SendOptions::new(send::Input::from_arg(args.file), route);
+    opts.server = args.server;
+    opts.id = args.id;
+    opts.token = args.token;
+    opts.http = args.http;
+    opts.duration = args.duration;
+    opts.video_only = args.video_only;
+    opts.swap_types = args.swap_types;
+    opts.state = args.state;
+    opts.chunk = args.chunk as usize;
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No SIGINT handler: run until another end.
+            std::future::pending::<()>().await;
+        }
+    };
+    let report = send::run(&opts, &mut std::io::stdout(), ctrl_c).await;
+    report.end.map(|_| ()).map_err(Into::into)
 }
 
 fn engine(config: &Config) -> anyhow::Result<Arc<PluginEngine>> {

@@ -5,6 +5,7 @@
 //! [`providers`]) fill the [`catalog`]; the [`supervisor`] runs FFmpeg
 //! ([`ffmpeg`]) on demand into nginx-rtmp ([`nginx`]) as viewers arrive
 //! through the callbacks ([`hooks`]); the HTTP [`api`] serves it all.
+//! Phones push their streams and positions through the [`mobile`] ingest.
 #![deny(missing_docs)]
 
 pub mod access;
@@ -19,6 +20,7 @@ pub mod hooks;
 pub mod http_server;
 pub mod ids;
 pub mod metrics;
+pub mod mobile;
 pub mod nginx;
 pub mod plugin;
 pub mod providers;
