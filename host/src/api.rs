@@ -34,6 +34,8 @@ pub struct AppState {
     pub store: Arc<dyn dss_store::Store>,
     /// The secret nginx's callbacks carry in their path.
     pub callback_secret: Arc<str>,
+    /// The mobile ingest's phones, when it runs.
+    pub phones: Option<Arc<crate::mobile::session::Phones>>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
@@ -74,6 +76,7 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/api/streams", get(streams))
         .route("/api/streams/{id}", get(stream))
         .route("/api/streams/{id}/watch", post(watch))
+        .route("/api/streams/{id}/track", get(track))
         .route("/api/streams/{id}/start", post(admin_start))
         .route("/api/streams/{id}/stop", post(admin_stop))
         .route(
@@ -86,8 +89,41 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         )
         .route("/info/stream/{id}", get(legacy_stream).post(legacy_stream))
         .merge(crate::hooks::router())
+        .merge(crate::mobile::http::router())
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct TrackQuery {
+    since: Option<u64>,
+}
+
+/// `GET /api/streams/{id}/track[?since=MS]`: a phone's GPS track (all its
+/// sessions), oldest first.
+async fn track(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TrackQuery>,
+) -> Response {
+    if crate::ids::parse_stream_id(&id).is_err() {
+        return ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no stream {:?}", id.chars().take(64).collect::<String>()),
+        )
+        .into_response();
+    }
+    match st.store.track(&id, q.since).await {
+        Ok(points) => Json(json!({ "id": id, "points": points })).into_response(),
+        Err(e) => {
+            tracing::warn!(stream = %id, "cannot read the track: {e}");
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store cannot answer".into(),
+            )
+            .into_response()
+        }
+    }
 }
 
 async fn healthz(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> Json<Value> {
@@ -114,6 +150,11 @@ async fn healthz(State(st): State<AppState>, Extension(caller): Extension<Caller
         "providers_failed": failed,
         "streams": snap.streams.len(),
         "store": { "backend": st.store.describe(), "health": store },
+        "mobile": st.phones.as_ref().map(|p| json!({
+            "connected": p.connected(),
+            "refused": p.refused.load(std::sync::atomic::Ordering::Relaxed),
+            "bad_user_data": p.bad_user_data.load(std::sync::atomic::Ordering::Relaxed),
+        })),
         "ffmpeg": {
             "running": st.supervisor.running(),
             "max_running": st.config.ffmpeg.max_running,

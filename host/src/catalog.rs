@@ -127,6 +127,9 @@ pub struct Options {
     /// The instance's `allow_sources`/`allow_hosts` and `allow_private`
     /// (the default allows no host: test graphs only).
     pub grant: Arc<SourceGrant>,
+    /// The instance is the host's mobile ingest: a `pipe:0` source is a
+    /// phone fed by the host ([`Plan::ingest`]).
+    pub ingest: bool,
 }
 
 impl StreamEntry {
@@ -183,9 +186,12 @@ impl StreamEntry {
             return Err(format!("stream {:?}: input options too long", s.key));
         }
         let output_options = options.output.clone();
-        let plan = Plan::check(&s.source, &input_options, &output_options, &options.grant)
-            .map(Arc::new)
-            .map_err(String::from);
+        let plan = if options.ingest && s.source == "pipe:0" {
+            Plan::ingest(&output_options)
+        } else {
+            Plan::check(&s.source, &input_options, &output_options, &options.grant)
+        };
+        let plan = plan.map(Arc::new).map_err(String::from);
         Ok(StreamEntry {
             id: ids::stream_id(provider, &s.key),
             provider: provider.to_string(),
@@ -199,6 +205,11 @@ impl StreamEntry {
             tags,
             plan,
         })
+    }
+
+    /// Whether this is a phone of the host's mobile ingest.
+    pub fn is_ingest(&self) -> bool {
+        self.plan.as_ref().is_ok_and(|p| p.is_ingest())
     }
 
     /// Why the FFmpeg policy refuses this stream, if it does.
@@ -217,9 +228,23 @@ pub struct Snapshot {
 }
 
 /// The catalog shared by the API and the supervisor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalog {
     current: RwLock<Arc<Snapshot>>,
+    /// Positions reported live (phones): they outlive re-listings.
+    live_geo: std::sync::Mutex<std::collections::HashMap<String, Geo>>,
+    /// Bumped by every change.
+    version: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            current: RwLock::default(),
+            live_geo: Default::default(),
+            version: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl Catalog {
@@ -247,6 +272,29 @@ impl Catalog {
         };
         f(&mut next);
         *guard = Arc::new(next);
+        drop(guard);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Changes whenever the catalog does.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// Sets the live position of stream `id` (a phone's report); it is
+    /// kept over re-listings of its provider.
+    pub fn set_geo(&self, id: &str, geo: Geo) {
+        match self.live_geo.lock() {
+            Ok(mut g) => g.insert(id.to_string(), geo),
+            Err(p) => p.into_inner().insert(id.to_string(), geo),
+        };
+        self.update(|s| {
+            if let Some(e) = s.streams.get_mut(id) {
+                let mut e2 = (**e).clone();
+                e2.geo = Some(geo);
+                *e = Arc::new(e2);
+            }
+        });
     }
 
     /// Sets a provider's status (its streams stay as they are).
@@ -274,6 +322,18 @@ impl Catalog {
 
     /// Replaces all streams of provider `id`.
     pub fn replace_streams(&self, id: &str, streams: Vec<StreamEntry>) {
+        let mut streams = streams;
+        {
+            let live = match self.live_geo.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            for e in streams.iter_mut() {
+                if let Some(g) = live.get(&e.id) {
+                    e.geo = Some(*g);
+                }
+            }
+        }
         self.update(|s| {
             s.streams.retain(|_, e| e.provider != id);
             let count = streams.len();
@@ -328,6 +388,7 @@ mod tests {
             input: vec!["-re".into()],
             output: vec!["-c".into(), "copy".into()],
             grant: Arc::new(SourceGrant::new(Some(&["x".to_string()]), &[], false).unwrap()),
+            ingest: false,
         };
         let l = Limits::default();
         let e = StreamEntry::from_source("demo", source("cam1"), &opts, &l).unwrap();
@@ -355,6 +416,7 @@ mod tests {
             input: vec![],
             output: vec!["-c".into(), "copy".into(), "/tmp/x.mp4".into()],
             grant: Arc::new(SourceGrant::any_host(false)),
+            ingest: false,
         };
         let l = Limits::default();
         let e = StreamEntry::from_source("demo", source("cam1"), &opts, &l).unwrap();

@@ -68,7 +68,7 @@ pub struct MobileSendArgs {
     pub token: Option<String>,
     /// Waypoints "LAT,LON;LAT,LON;..." followed at `--speed` and looped
     /// (one waypoint: a fixed position). Default: a small loop in Rio.
-    #[arg(long, conflicts_with = "gpx")]
+    #[arg(long, conflicts_with = "gpx", allow_hyphen_values = true)]
     pub route: Option<String>,
     /// A GPX file whose trkpt/rtept/wpt points are sent one a second,
     /// looped.
@@ -384,6 +384,8 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
             input: input_override.unwrap_or_else(|| info.input_options.clone()),
             output: output_override.unwrap_or_else(|| info.output_options.clone()),
             grant: Arc::new(source_grant),
+            // Phones (`pipe:0`) are fed by the host's ingest.
+            ingest: info.name == "mobile-ts",
         };
         let (entries, warnings) =
             crate::providers::check_streams(&id, streams, &options, &grant.limits);

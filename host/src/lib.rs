@@ -14,6 +14,7 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod ffmpeg;
 pub mod files;
 pub mod hooks;

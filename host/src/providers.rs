@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 /// How long a first use waits for a lazy provider's first listing.
@@ -108,6 +108,31 @@ pub struct Providers {
     state: tokio::sync::Mutex<State>,
     /// Lazy instances still waiting for their first use.
     lazy: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
+    /// The phones connected to each ingest instance (the mobile ingest
+    /// writes, the instance's task re-lists when it changes).
+    sessions: std::sync::Mutex<HashMap<String, watch::Sender<Vec<IngestSession>>>>,
+    /// What `transform-metadata` needs of each serving instance.
+    serving: std::sync::Mutex<HashMap<String, Serving>>,
+}
+
+/// A phone connected to the mobile ingest, as its instance lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IngestSession {
+    /// The phone's key (its id).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Connected now (else it left).
+    pub online: bool,
+}
+
+/// The module and configuration an instance serves with.
+#[derive(Clone)]
+struct Serving {
+    module: Arc<ProviderModule>,
+    grant: Grant,
+    config_json: String,
+    config: serde_json::Value,
 }
 
 /// One instance file, read and checked.
@@ -136,7 +161,68 @@ impl Providers {
             store,
             state: tokio::sync::Mutex::new(State::default()),
             lazy: std::sync::Mutex::new(HashMap::new()),
+            sessions: std::sync::Mutex::new(HashMap::new()),
+            serving: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Sets the phones connected to ingest instance `instance`; its task
+    /// lists them (online) at once.
+    pub fn set_sessions(&self, instance: &str, sessions: Vec<IngestSession>) {
+        lock(&self.sessions)
+            .entry(instance.to_string())
+            .or_insert_with(|| watch::channel(Vec::new()).0)
+            .send_replace(sessions);
+    }
+
+    fn sessions_of(&self, instance: &str) -> watch::Receiver<Vec<IngestSession>> {
+        lock(&self.sessions)
+            .entry(instance.to_string())
+            .or_insert_with(|| watch::channel(Vec::new()).0)
+            .subscribe()
+    }
+
+    /// The string value of `field` of the entry of `key` in the array
+    /// `list` of instance `instance`'s configuration (a phone's `token`
+    /// in `phones`), if the instance serves.
+    pub fn config_entry_field(
+        &self,
+        instance: &str,
+        list: &str,
+        key: &str,
+        field: &str,
+    ) -> Option<String> {
+        let serving = lock(&self.serving).get(instance).cloned()?;
+        serving.config.get(list)?.as_array()?.iter().find_map(|e| {
+            (e.get("key")?.as_str()? == key)
+                .then(|| e.get(field)?.as_str().map(str::to_string))
+                .flatten()
+        })
+    }
+
+    /// Runs instance `instance`'s `transform-metadata` on `metadata` (a
+    /// JSON text) for stream `key`; the provider's answer (JSON text), or
+    /// why there is none.
+    pub async fn transform_metadata(
+        &self,
+        instance: &str,
+        key: &str,
+        metadata: String,
+    ) -> Result<String, String> {
+        let serving = lock(&self.serving)
+            .get(instance)
+            .cloned()
+            .ok_or_else(|| format!("provider {instance:?} is not serving"))?;
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            serving
+                .module
+                .transform_metadata(&serving.grant, &serving.config_json, &key, &metadata)
+                .map(|(out, _)| out)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("call panicked: {e}"))?
     }
 
     /// Wakes a lazy provider that has not listed yet and waits (bounded)
@@ -359,6 +445,7 @@ impl Providers {
             if !keep {
                 tracing::info!(provider = %id, "provider instance removed");
                 self.catalog.remove_provider(id);
+                lock(&self.serving).remove(id);
             }
             keep
         });
@@ -486,6 +573,8 @@ impl Providers {
             tokio::time::sleep(wait).await;
         }
         let config_json = inst.config.config_json();
+        let ingest = is_ingest(&inst.config);
+        let mut sessions = self.sessions_of(&id);
         let mut info: Option<ModuleInfo> = None;
         let mut retry = RETRY_MIN;
         loop {
@@ -493,13 +582,19 @@ impl Providers {
                 let module = module.clone();
                 let grant = grant.clone();
                 let config_json = config_json.clone();
+                // An ingest instance lists its connected phones too.
+                let list_json = if ingest {
+                    with_sessions(&config_json, &sessions.borrow_and_update())
+                } else {
+                    config_json.clone()
+                };
                 let known = info.clone();
                 tokio::task::spawn_blocking(move || -> Result<_, CallError> {
                     let info = match known {
                         Some(i) => i,
                         None => module.init(&grant, &config_json)?.0,
                     };
-                    let (streams, _) = module.list_streams(&grant, &config_json)?;
+                    let (streams, _) = module.list_streams(&grant, &list_json)?;
                     Ok((info, streams))
                 })
                 .await
@@ -523,6 +618,15 @@ impl Providers {
                                 tracing::info!(provider = %id, version = %module.info.version, hash = %&module.hash[..12], "new version swapped in");
                             }
                             let now = unix_ms(SystemTime::now());
+                            lock(&self.serving).insert(
+                                id.clone(),
+                                Serving {
+                                    module: module.clone(),
+                                    grant: grant.clone(),
+                                    config_json: config_json.clone(),
+                                    config: serde_json::from_str(&config_json).unwrap_or_default(),
+                                },
+                            );
                             self.persist(&id, now, &entries);
                             self.catalog.replace_streams(&id, entries);
                             status.state = ProviderState::Ready;
@@ -580,9 +684,20 @@ impl Providers {
                     ))
                 });
             }
-            match wait {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending::<()>().await,
+            let sleep = async {
+                match wait {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let phones = async {
+                if !ingest || sessions.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = phones => {}
             }
         }
     }
@@ -602,7 +717,13 @@ impl Providers {
                 return None;
             }
         };
-        let entries = listed_to_entries(&inst.id, listing.streams, &inst.limits, &inst.grant);
+        let entries = listed_to_entries(
+            &inst.id,
+            listing.streams,
+            &inst.limits,
+            &inst.grant,
+            is_ingest(&inst.config),
+        );
         tracing::info!(provider = %inst.id, streams = entries.len(), fetched_at_ms = listing.fetched_at_ms, "serving the persisted listing");
         self.catalog.replace_streams(&inst.id, entries);
         status.state = ProviderState::Ready;
@@ -624,7 +745,13 @@ impl Providers {
             .and_then(|t| serde_json::from_str::<Vec<ListedStream>>(&t).map_err(|e| e.to_string()));
         match parsed {
             Ok(streams) => {
-                let entries = listed_to_entries(&inst.id, streams, &inst.limits, &inst.grant);
+                let entries = listed_to_entries(
+                    &inst.id,
+                    streams,
+                    &inst.limits,
+                    &inst.grant,
+                    is_ingest(&inst.config),
+                );
                 tracing::warn!(provider = %inst.id, streams = entries.len(), file = %path.display(), "serving the fallback listing");
                 self.catalog.replace_streams(&inst.id, entries);
                 status.listing_source = Some("fallback");
@@ -710,6 +837,7 @@ fn listed_to_entries(
     streams: Vec<ListedStream>,
     limits: &Limits,
     grant: &Arc<SourceGrant>,
+    ingest: bool,
 ) -> Vec<StreamEntry> {
     let mut out = Vec::with_capacity(streams.len());
     for l in streams.into_iter().take(limits.max_streams) {
@@ -717,6 +845,7 @@ fn listed_to_entries(
             input: l.input_options.clone(),
             output: l.output_options.clone(),
             grant: grant.clone(),
+            ingest,
         };
         let source = crate::plugin::bindings::StreamSource {
             key: l.key,
@@ -728,7 +857,8 @@ fn listed_to_entries(
                     lat: g.lat,
                     lon: g.lon,
                 }),
-            online: l.online,
+            // A persisted phone is not connected to this run.
+            online: l.online && !ingest,
             input_options: Vec::new(),
             tags: l
                 .tags
@@ -762,7 +892,23 @@ fn options_for(info: &ModuleInfo, inst: &InstanceConfig, grant: &Arc<SourceGrant
             .clone()
             .unwrap_or_else(|| info.output_options.clone()),
         grant: grant.clone(),
+        ingest: is_ingest(inst),
     }
+}
+
+/// `config_json` (an object) with the connected phones as `sessions`.
+fn with_sessions(config_json: &str, sessions: &[IngestSession]) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(config_json).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("sessions".into(), serde_json::json!(sessions));
+    }
+    v.to_string()
+}
+
+/// Whether an instance's `pipe:0` streams are phones of the host's ingest.
+fn is_ingest(inst: &InstanceConfig) -> bool {
+    inst.module == "mobile-ts"
 }
 
 /// Checks a listing: invalid streams are skipped with a warning; streams the

@@ -76,6 +76,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             stat_loop(config, supervisor, catalog).await;
         });
     }
+    let events = Arc::new(crate::events::Events::new());
+    let phones = crate::mobile::start(
+        config.clone(),
+        providers.clone(),
+        supervisor.clone(),
+        catalog.clone(),
+        store.clone(),
+        events.clone(),
+    )
+    .await?;
     let _watch = crate::watch::spawn(
         providers.clone(),
         vec![
@@ -91,6 +101,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         providers: providers.clone(),
         store: store.clone(),
         callback_secret,
+        phones,
     };
     let app = api::router(state, &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

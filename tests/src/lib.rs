@@ -109,6 +109,19 @@ pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Resp {
     }
 }
 
+/// POST `url` with a JSON body.
+pub fn post_json(url: &str, body: &str) -> Resp {
+    let mut r = agent()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    Resp {
+        status: r.status().as_u16(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
 /// POST `url` with an empty body and a bearer token.
 pub fn post_bearer(url: &str, token: &str) -> Resp {
     let mut r = agent()
@@ -147,6 +160,8 @@ pub struct Setup {
     pub nginx_http: u16,
     /// nginx RTMP port.
     pub nginx_rtmp: u16,
+    /// The mobile ingest's TCP port (`[mobile] listen`).
+    pub mobile_port: u16,
     /// Extra `dss.toml` lines by section (`""` for top-level keys).
     pub sections: std::collections::BTreeMap<String, Vec<String>>,
     /// The host's `RUST_LOG` (tests read debug lines; benches measure at
@@ -177,11 +192,15 @@ impl Setup {
             port: free_port(),
             nginx_http: free_port(),
             nginx_rtmp: free_port(),
+            mobile_port: free_port(),
             sections: Default::default(),
             log_filter: "info,dss_host=debug".into(),
         };
         // No nginx unless a test asks for it.
         s.set("nginx", "managed = false");
+        // Tests run in parallel: never the default 0.0.0.0:9995.
+        let mobile = format!("listen = \"127.0.0.1:{}\"", s.mobile_port);
+        s.set("mobile", &mobile);
         s.set(
             "web",
             &format!("dir = {:?}", repo_root().join("www").display().to_string()),
@@ -576,6 +595,70 @@ impl Host {
     }
 }
 
+/// `dss mobile-send` running in the background (killed on drop); its
+/// stdout lines are collected.
+pub struct Sender {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Sender {
+    /// Runs `dss mobile-send ARGS...`.
+    pub fn start(args: &[&str]) -> Sender {
+        let mut child = Command::new(dss_bin())
+            .arg("mobile-send")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dss mobile-send");
+        let out = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                l2.lock().expect("lines").push(line);
+            }
+        });
+        Sender { child, lines }
+    }
+
+    /// The stdout lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    /// Waits for the `id: ID` line.
+    pub fn wait_id(&self, timeout: Duration) -> String {
+        wait_for("the sender's id line", timeout, || {
+            self.lines()
+                .iter()
+                .find_map(|l| l.strip_prefix("id: ").map(str::to_string))
+        })
+    }
+
+    /// Waits for the sender to exit; its status.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        wait_for("the sender to exit", timeout, || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+
+    /// Kills it (a phone vanishing).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Live FFmpeg processes publishing stream `id` (found by their RTMP URL).
 pub fn publishers_of(id: &str) -> Vec<u32> {
     let needle = format!("/{id}?token=");
@@ -609,8 +692,10 @@ impl Viewer {
             .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
             // FFmpeg's RTMP input announces audio and video; on a video-only
             // stream it would wait its whole default analyzeduration (5 s)
-            // for the audio before the first frame. Players start faster.
-            .args(["-analyzeduration", "500000", "-i", url])
+            // for the audio before the first frame. Players start faster;
+            // 2 s still covers a stream whose first video keyframe comes a
+            // second after its audio (a phone's copy joined at its start).
+            .args(["-analyzeduration", "2000000", "-i", url])
             .args(["-f", "null", "-", "-progress"])
             .arg(&progress)
             .args(["-stats_period", "0.2"])

@@ -4,7 +4,7 @@
 //!
 //! Providers, the feeds they parse and operators' `input_options` /
 //! `output_options` overrides all go through [`Plan::check`]; nothing else
-//! builds a plan from outside input ([`Plan::internal_pipe`] is for the
+//! builds a plan from outside input ([`Plan::ingest`] is for the
 //! host's own ingest). The rules:
 //!
 //! * every token is an allowed option name or that option's value; a word
@@ -1160,8 +1160,12 @@ enum Input {
         whitelist: String,
         grant: Arc<SourceGrant>,
     },
-    /// The host's own ingest on standard input.
-    Pipe,
+    /// The host's own ingest, before a phone is connected: nothing to
+    /// read yet ([`Plan::with_feeds`] gives it its FIFOs).
+    Ingest,
+    /// The host's own ingest: MPEG-TS FIFOs the host created and writes
+    /// (one per track of a phone), in a private directory.
+    Feeds(Vec<std::path::PathBuf>),
 }
 
 /// A stream's FFmpeg invocation, as the policy accepted it: options known
@@ -1221,27 +1225,33 @@ impl Plan {
         })
     }
 
-    /// A plan reading `pipe:0` in `input_format` (a demuxer of
-    /// [`DEMUXERS`] other than `lavfi`), for the host's own ingest, which
-    /// feeds FFmpeg's standard input itself. Never for provider sources.
-    pub fn internal_pipe(input_format: &str, output_options: &[String]) -> Result<Plan, Refusal> {
-        if input_format == "lavfi" || !DEMUXERS.contains(&input_format) {
-            return Err(Refusal::new(format!(
-                "input format {} is not allowed for the ingest pipe",
-                show(input_format)
-            )));
-        }
+    /// The plan of a stream of the host's own ingest (a phone): FFmpeg
+    /// reads the MPEG-TS FIFOs the ingest writes, given by
+    /// [`Plan::with_feeds`] once the phone is connected. Never made from a
+    /// provider's source: providers list `pipe:0`, which [`Plan::check`]
+    /// refuses, and the host makes this plan for its ingest instance.
+    pub fn ingest(output_options: &[String]) -> Result<Plan, Refusal> {
         check_options(output_options, Side::Output)?;
         Ok(Plan {
-            input_options: vec!["-f".into(), input_format.into()],
-            input: Input::Pipe,
+            input_options: Vec::new(),
+            input: Input::Ingest,
             output_options: output_options.to_vec(),
         })
     }
 
-    /// Whether FFmpeg reads its standard input (an internal pipe plan).
-    pub fn reads_stdin(&self) -> bool {
-        matches!(self.input, Input::Pipe)
+    /// Whether this is an ingest plan (its stream plays only while its
+    /// phone is connected).
+    pub fn is_ingest(&self) -> bool {
+        matches!(self.input, Input::Ingest | Input::Feeds(_))
+    }
+
+    /// This ingest plan reading `feeds` (FIFO paths the host made).
+    pub fn with_feeds(&self, feeds: Vec<std::path::PathBuf>) -> Plan {
+        Plan {
+            input_options: Vec::new(),
+            input: Input::Feeds(feeds),
+            output_options: self.output_options.clone(),
+        }
     }
 
     /// The spawn-time check: resolves a URL source's host name and checks
@@ -1308,11 +1318,6 @@ impl Plan {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if self.reads_stdin() {
-            // The ingest feeds stdin: -nostdin stops FFmpeg reading
-            // keyboard commands from it, not the pipe: input.
-            a.retain(|x| x != "-nostdin");
-        }
         a.extend(self.input_options.iter().cloned());
         let source = match &self.input {
             Input::Graph(g) => g.clone(),
@@ -1320,12 +1325,22 @@ impl Plan {
                 a.extend(["-protocol_whitelist".to_string(), whitelist.clone()]);
                 url.clone()
             }
-            Input::Pipe => {
-                a.extend(["-protocol_whitelist".to_string(), "pipe".to_string()]);
-                "pipe:0".to_string()
+            Input::Ingest => String::new(),
+            Input::Feeds(feeds) => {
+                // One input per track; FFmpeg picks the best video and
+                // audio among them by probing (phones mislabel tracks).
+                for f in feeds {
+                    a.extend(
+                        ["-f", "mpegts", "-protocol_whitelist", "file", "-i"].map(String::from),
+                    );
+                    a.push(format!("file:{}", f.display()));
+                }
+                String::new()
             }
         };
-        a.extend(["-i".to_string(), source]);
+        if !source.is_empty() {
+            a.extend(["-i".to_string(), source]);
+        }
         a.extend(self.output_options.iter().cloned());
         a.extend(["-f".to_string(), "flv".to_string(), output.to_string()]);
         a
@@ -1844,26 +1859,41 @@ mod tests {
     }
 
     #[test]
-    fn the_internal_pipe_is_the_only_way_to_stdin() {
-        let p = Plan::internal_pipe("mpegts", &s(&["-c", "copy"])).unwrap();
-        assert!(p.reads_stdin());
-        let a = p.argv("out");
-        assert!(!a.contains(&"-nostdin".to_string()));
-        let i = a.iter().position(|x| x == "-i").unwrap();
-        assert_eq!(
-            &a[i - 4..i + 2],
-            [
-                "-f",
-                "mpegts",
-                "-protocol_whitelist",
-                "pipe",
-                "-i",
-                "pipe:0"
-            ]
+    fn ingest_plans_read_the_hosts_fifos_and_nothing_else() {
+        let p = Plan::ingest(&s(&["-c", "copy"])).unwrap();
+        assert!(p.is_ingest());
+        let fed = p.with_feeds(vec!["/run/m/a.ts".into(), "/run/m/b.ts".into()]);
+        let a = fed.argv("out");
+        let expected = s(&[
+            "-analyzeduration",
+            "1000000",
+            "-f",
+            "mpegts",
+            "-protocol_whitelist",
+            "file",
+            "-i",
+            "file:/run/m/a.ts",
+            "-analyzeduration",
+            "1000000",
+            "-f",
+            "mpegts",
+            "-protocol_whitelist",
+            "file",
+            "-i",
+            "file:/run/m/b.ts",
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            "out",
+        ]);
+        assert_eq!(a[a.len() - expected.len()..], expected[..]);
+        assert!(
+            Plan::ingest(&s(&["/tmp/x"])).is_err(),
+            "output options checked"
         );
-        assert!(Plan::internal_pipe("lavfi", &[]).is_err());
-        assert!(Plan::internal_pipe("concat", &[]).is_err());
-        assert!(Plan::internal_pipe("mpegts", &s(&["/tmp/x"])).is_err());
+        // Providers cannot ask for it: their pipe:0 is refused.
+        assert!(Plan::check("pipe:0", &s(&["-f", "mpegts"]), &[], &any()).is_err());
     }
 
     #[tokio::test]

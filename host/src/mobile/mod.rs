@@ -1,8 +1,75 @@
 //! Mobile ingest: phones pushing MPEG-TS and GPS positions to the host.
-//! This module owns the wire format ([`frame`]) and the reference sender
-//! `dss mobile-send` ([`send`], following a [`route`]); the server side
-//! (to come) uses the same codec.
+//!
+//! The wire format is the original DSS's ([`frame`]); the TCP server
+//! ([`tcp`]) and the HTTP ingest ([`http`]) admit phones into [`session`]s, which feed each phone's
+//! tracks to FFmpeg through FIFOs ([`feed`]) and its positions through the
+//! `mobile-ts` instance to the store, the catalog and the events. The
+//! reference sender `dss mobile-send` ([`send`], following a [`route`])
+//! speaks the same protocol.
 
+pub mod feed;
 pub mod frame;
+pub mod http;
 pub mod route;
 pub mod send;
+pub mod session;
+pub mod tcp;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::events::Events;
+use crate::providers::Providers;
+use crate::supervisor::Supervisor;
+use anyhow::Context;
+use dss_store::Store;
+use session::Phones;
+use std::sync::Arc;
+
+/// Whether the ingest runs: `[mobile] enabled`, or, unset, whether the
+/// instance file of `[mobile] instance` exists.
+pub fn enabled(config: &Config) -> bool {
+    config.mobile.enabled.unwrap_or_else(|| {
+        config
+            .providers
+            .instances_dir
+            .join(format!("{}.toml", config.mobile.instance))
+            .exists()
+    })
+}
+
+/// Starts the ingest when it is enabled: closes the sessions a previous
+/// run left open, connects the phones' feeds to the supervisor and
+/// listens for phones.
+pub async fn start(
+    config: Arc<Config>,
+    providers: Arc<Providers>,
+    supervisor: Arc<Supervisor>,
+    catalog: Arc<Catalog>,
+    store: Arc<dyn Store>,
+    events: Arc<Events>,
+) -> anyhow::Result<Option<Arc<Phones>>> {
+    if !enabled(&config) {
+        return Ok(None);
+    }
+    session::close_stale_sessions(&store).await;
+    let listen = config.mobile.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("mobile ingest: cannot listen on {listen}"))?;
+    tracing::info!(
+        instance = %config.mobile.instance,
+        "mobile ingest on {}",
+        listener.local_addr()?
+    );
+    let phones = Phones::new(
+        config,
+        providers,
+        supervisor.clone(),
+        catalog,
+        store,
+        events,
+    );
+    supervisor.set_feeds(phones.clone());
+    tokio::spawn(tcp::serve(listener, phones.clone()));
+    Ok(Some(phones))
+}

@@ -186,6 +186,15 @@ pub struct Supervisor {
     /// How many times nginx came back after dying: a task that sees it
     /// change starts its backoff over (its failures were nginx's).
     nginx_epoch: AtomicU64,
+    /// Where phones' media is (set by the mobile ingest).
+    feeds: std::sync::OnceLock<Arc<dyn Feeds>>,
+}
+
+/// The inputs of phones' streams: the FIFOs the mobile ingest writes.
+pub trait Feeds: Send + Sync {
+    /// The FIFOs of stream `id`'s connected phone (one per track that
+    /// sent media), if it is connected.
+    fn inputs(&self, id: &str) -> Option<Vec<std::path::PathBuf>>;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -214,6 +223,7 @@ impl Supervisor {
             spawns: AtomicU64::new(0),
             capacity_refusals: AtomicU64::new(0),
             nginx_epoch: AtomicU64::new(0),
+            feeds: std::sync::OnceLock::new(),
         })
     }
 
@@ -514,6 +524,29 @@ impl Supervisor {
             }
         }
         self.prune();
+    }
+
+    /// Connects the mobile ingest's feeds (once).
+    pub fn set_feeds(&self, feeds: Arc<dyn Feeds>) {
+        let _ = self.feeds.set(feeds);
+    }
+
+    fn feeds_of(&self, id: &str) -> Option<Vec<std::path::PathBuf>> {
+        self.feeds.get()?.inputs(id)
+    }
+
+    /// Phone session `session` of stream `id` is connected and has media
+    /// (`Some`), or left (`None`): the stream runs while it is connected,
+    /// and a new session gets a new FFmpeg.
+    pub fn ingest(self: &Arc<Self>, id: &str, session: Option<u64>) -> Result<(), Refusal> {
+        match session {
+            Some(_) => {
+                let slot = self.admit(id)?;
+                self.want(&slot, |w| w.set_ingest(session));
+            }
+            None => self.edit_existing(id, |w| w.set_ingest(None)),
+        }
+        Ok(())
     }
 
     /// nginx died and is back: streams waiting out a backoff caused by its

@@ -37,6 +37,8 @@ struct Running {
     live_since: Option<Instant>,
     unwanted_since: Option<Instant>,
     stop_generation: u64,
+    /// The phone session it reads (ingest streams).
+    ingest: Option<u64>,
 }
 
 struct Task {
@@ -181,7 +183,7 @@ impl Task {
         }
         let entry = self.entry();
         let auto = entry.as_ref().is_some_and(|e| self.sup.auto(e));
-        let (wants, next_expiry, stop_generation, published) = {
+        let (wants, next_expiry, stop_generation, published, ingest) = {
             let mut inner = lock(&self.slot.inner);
             let next = inner.wanted.expire(now);
             (
@@ -189,6 +191,7 @@ impl Task {
                 next,
                 inner.wanted.stop_generation(),
                 inner.published,
+                inner.wanted.ingest(),
             )
         };
         self.status.pinned = auto || lock(&self.slot.inner).wanted.pinned();
@@ -208,13 +211,24 @@ impl Task {
             self.status.last_error = None;
             self.set_state(State::Idle);
         }
-        let wanted = entry.is_some() && (wants || auto) && !refused;
+        // A phone's stream runs only while the phone is connected.
+        let fed = !entry.as_ref().is_some_and(|e| e.is_ingest()) || ingest.is_some();
+        let wanted = entry.is_some() && (wants || auto) && !refused && fed;
         let cfg = self.sup.config.ffmpeg.clone();
         let wake = if self.run.is_some() {
-            self.reconcile_running(now, wanted, stop_generation, published, &cfg)
-                .await
+            if self.run.as_ref().is_some_and(|r| r.ingest != ingest) {
+                // The phone left or reconnected: this FFmpeg's inputs are
+                // gone. Not a failure; a new session gets a new FFmpeg.
+                tracing::info!(stream = %self.slot.id, "phone session changed: stopping its ffmpeg");
+                self.stop_process().await;
+                self.set_state(State::Idle);
+                Some(now)
+            } else {
+                self.reconcile_running(now, wanted, stop_generation, published, &cfg)
+                    .await
+            }
         } else {
-            self.reconcile_stopped(now, wanted, entry, stop_generation)
+            self.reconcile_stopped(now, wanted, entry, stop_generation, ingest)
                 .await
         };
         self.publish(self.run.is_none());
@@ -303,6 +317,7 @@ impl Task {
         wanted: bool,
         entry: Option<Arc<StreamEntry>>,
         stop_generation: u64,
+        ingest: Option<u64>,
     ) -> Option<Instant> {
         self.capacity_wait = false;
         let entry = match entry {
@@ -324,6 +339,11 @@ impl Task {
         // The listing-time check, then the source's addresses (resolved now:
         // a name may point elsewhere than when it was listed).
         let plan = match ffmpeg::prepare(&entry).await {
+            Ok(plan) if plan.is_ingest() => match self.sup.feeds_of(&self.slot.id) {
+                Some(feeds) if !feeds.is_empty() => Arc::new(plan.with_feeds(feeds)),
+                // Connected but no media yet: the ingest wakes us.
+                _ => return None,
+            },
             Ok(plan) => plan,
             Err(ffmpeg::SpawnError::Refused(reason)) => {
                 self.refuse(entry, reason);
@@ -348,7 +368,8 @@ impl Task {
             self.set_state(State::Backoff);
             return None;
         };
-        self.spawn(&plan, permit, stop_generation, now).await;
+        self.spawn(&plan, permit, stop_generation, ingest, now)
+            .await;
         self.backoff.next_allowed()
     }
 
@@ -365,6 +386,7 @@ impl Task {
         plan: &ffmpeg::Plan,
         permit: OwnedSemaphorePermit,
         stop_generation: u64,
+        ingest: Option<u64>,
         now: Instant,
     ) {
         let token = token();
@@ -400,6 +422,7 @@ impl Task {
                     live_since: None,
                     unwanted_since: None,
                     stop_generation,
+                    ingest,
                 });
                 self.set_state(State::Starting);
             }

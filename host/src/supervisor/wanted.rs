@@ -34,6 +34,9 @@ pub struct Wanted {
     suppressed: bool,
     /// Bumped by each admin stop; the task stops FFmpeg when it changes.
     stop_generation: u64,
+    /// A phone of the mobile ingest is connected (its session number):
+    /// its stream runs while it is, whoever watches.
+    ingest: Option<u64>,
 }
 
 impl Wanted {
@@ -90,6 +93,16 @@ impl Wanted {
         self.stop_generation += 1;
     }
 
+    /// A phone connected (`Some(session)`) or left (`None`).
+    pub fn set_ingest(&mut self, session: Option<u64>) {
+        self.ingest = session;
+    }
+
+    /// The connected phone's session, if any.
+    pub fn ingest(&self) -> Option<u64> {
+        self.ingest
+    }
+
     /// The admin stop counter.
     pub fn stop_generation(&self) -> u64 {
         self.stop_generation
@@ -134,26 +147,46 @@ impl Wanted {
     /// expired first with [`Wanted::expire`]).
     pub fn wants(&self) -> bool {
         self.pinned
+            || self.ingest.is_some()
             || (!self.suppressed
                 && (!self.rtmp.is_empty() || !self.http.is_empty() || self.legacy > 0))
     }
 
-    /// What the stream's task acts on: whether the stream is wanted, and
-    /// the admin stop counter. An edit that leaves this unchanged need not
-    /// wake the task (lease expiries are found by its own timers).
-    pub fn level(&self) -> (bool, u64) {
-        (self.wants(), self.stop_generation)
+    /// What the stream's task acts on: whether the stream is wanted, the
+    /// admin stop counter and the connected phone's session. An edit that
+    /// leaves this unchanged need not wake the task (lease expiries are
+    /// found by its own timers).
+    pub fn level(&self) -> (bool, u64, Option<u64>) {
+        (self.wants(), self.stop_generation, self.ingest)
     }
 
     /// Nothing at all is recorded: the stream's state can be forgotten.
     pub fn is_empty(&self) -> bool {
-        self.rtmp.is_empty() && self.http.is_empty() && self.legacy == 0 && !self.pinned
+        self.rtmp.is_empty()
+            && self.http.is_empty()
+            && self.legacy == 0
+            && !self.pinned
+            && self.ingest.is_none()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connected_phone_is_wanted_and_each_session_is_a_new_level() {
+        let mut w = Wanted::default();
+        assert!(!w.wants() && w.is_empty());
+        w.set_ingest(Some(5));
+        assert!(w.wants());
+        assert!(!w.is_empty());
+        let first = w.level();
+        w.set_ingest(Some(6));
+        assert_ne!(w.level(), first, "a reconnect wakes the task");
+        w.set_ingest(None);
+        assert!(!w.wants() && w.is_empty());
+    }
 
     #[test]
     fn duplicate_and_stray_rtmp_callbacks_are_harmless() {

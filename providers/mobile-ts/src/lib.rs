@@ -5,11 +5,12 @@
 //!
 //! ```toml
 //! [config]
-//! phones = [{ key = "van1", name = "Van 1" }]
+//! phones = [{ key = "van1", name = "Van 1", token = "s3cret" }]
 //! ```
 //!
-//! The host may add a `sessions` array (`[{ "key": .., "name": .. }]`) to
-//! the configuration it passes: those phones are listed online.
+//! The host adds a `sessions` array (`[{ "key": .., "name": .., "online":
+//! .. }]`) to the configuration it passes: the phones connected now
+//! (listed online) and those that left (listed offline).
 
 use dss_provider_sdk::{export_provider, host, Error, Provider, ProviderInfo, Result, Stream};
 use serde::Deserialize;
@@ -44,6 +45,13 @@ pub struct Phone {
     /// Display name (default: the key).
     #[serde(default)]
     pub name: Option<String>,
+    /// The secret the phone presents in its metadata frame (checked by the
+    /// host's ingest; never listed).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// In `sessions`: `false` for a phone that left (listed offline).
+    #[serde(default)]
+    pub online: Option<bool>,
 }
 
 /// The provider.
@@ -59,6 +67,8 @@ impl Provider for MobileTs {
             "Phones pushing MPEG-TS, with GPS positions",
         );
         info.input_options = vec!["-f".into(), "mpegts".into()];
+        // Phones send H.264 and AAC, which FLV carries as they are.
+        info.output_options = vec!["-c".into(), "copy".into()];
         info
     }
 
@@ -69,6 +79,7 @@ impl Provider for MobileTs {
                 if out.iter().any(|s| s.key == p.key) {
                     continue;
                 }
+                let online = online && p.online != Some(false);
                 let name = p.name.clone().unwrap_or_else(|| p.key.clone());
                 let source = config.source_template.replace("{key}", &p.key);
                 out.push(Stream::new(p.key.clone(), source, name).with_online(online));

@@ -1,0 +1,140 @@
+//! The HTTP ingest: `POST` or `PUT /mobile/{id}` with a (chunked) MPEG-TS
+//! body carrying both tracks, e.g. `ffmpeg -re -i clip.mp4 -c copy -f
+//! mpegts http://HOST:8000/mobile/ID`, and `POST /mobile/{id}/position`
+//! with `{"latitude": .., "longitude": ..}`. The same admission, sessions
+//! and limits as the TCP ingest; the token comes as `Authorization:
+//! Bearer T` or `?token=T`.
+
+use super::feed::Track;
+use super::session::{Phones, Refused};
+use crate::access::{self, Caller};
+use crate::api::AppState;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest position body (a JSON object of a few numbers).
+const MAX_POSITION_BYTES: usize = 4096;
+
+/// The ingest routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/mobile/{id}", post(ingest).put(ingest))
+        .route("/mobile/{id}/position", post(position))
+}
+
+fn refused(e: &Refused) -> Response {
+    let status = match e {
+        Refused::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Refused::NotListed(..) => StatusCode::SERVICE_UNAVAILABLE,
+        Refused::Unknown(_) | Refused::Token(_) => StatusCode::FORBIDDEN,
+    };
+    (status, format!("{e}\n")).into_response()
+}
+
+/// A refusal before admission: a status and a line of text.
+type Early = (StatusCode, &'static str);
+
+fn phones(st: &AppState) -> Result<&Arc<Phones>, Early> {
+    st.phones
+        .as_ref()
+        .ok_or((StatusCode::NOT_FOUND, "the mobile ingest is off\n"))
+}
+
+/// The phone's id from the path: an id it chose, so it must be usable
+/// (the TCP ingest can hand out one; a URL cannot).
+fn phone_id(id: &str) -> Result<&str, Early> {
+    if id.len() <= 64 && crate::ids::check_key(id).is_ok() {
+        Ok(id)
+    } else {
+        Err((StatusCode::BAD_REQUEST, "invalid phone id\n"))
+    }
+}
+
+async fn ingest(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (phones, id) = match (phones(&st), phone_id(&id)) {
+        (Ok(p), Ok(id)) => (p, id),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let token = access::presented_token(&headers, query.as_deref());
+    // Through nginx's public port: the phone's own address.
+    let addr = match caller.public_ip() {
+        Some(ip) => SocketAddr::new(ip, 0),
+        None => peer,
+    };
+    let mut session = match phones.open(Some(id), token, addr, "http").await {
+        Ok(s) => s,
+        Err(e) => return refused(&e),
+    };
+    let idle = Duration::from_secs(phones.config().mobile.idle_timeout_seconds.max(1));
+    let mut body = body.into_data_stream();
+    let mut received: u64 = 0;
+    let why = loop {
+        let next = tokio::select! {
+            n = tokio::time::timeout(idle, body.next()) => n,
+            _ = session.replaced() => break "replaced by a newer connection".to_string(),
+        };
+        match next {
+            Err(_) => break format!("idle for {idle:?}"),
+            Ok(None) => break "end of the body".into(),
+            Ok(Some(Err(e))) => break format!("body: {e}"),
+            Ok(Some(Ok(bytes))) => {
+                received += bytes.len() as u64;
+                if let Err(e) = session.media(Track::Video, &bytes).await {
+                    break e.to_string();
+                }
+            }
+        }
+    };
+    tracing::info!(stream = %session.stream_id(), %addr, received, "http ingest ended: {why}");
+    (
+        StatusCode::OK,
+        format!("received {received} bytes: {why}\n"),
+    )
+        .into_response()
+}
+
+async fn position(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (phones, id) = match (phones(&st), phone_id(&id)) {
+        (Ok(p), Ok(id)) => (p, id),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    if body.len() > MAX_POSITION_BYTES {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "position too large\n").into_response();
+    }
+    let token = access::presented_token(&headers, query.as_deref());
+    if let Err(e) = phones.check_token(id, token) {
+        return refused(&e);
+    }
+    // The original's user-data shape, for the provider.
+    let Ok(content) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON\n").into_response();
+    };
+    let payload = serde_json::json!({ "type": "coord", "content": content }).to_string();
+    if phones.user_data(id, payload.as_bytes()).await {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::CONFLICT, "the phone is not streaming\n").into_response()
+    }
+}

@@ -1,0 +1,624 @@
+//! Connected phones: admission (ids, tokens, the cap on sessions), one
+//! session per phone (a newer connection with the right token replaces an
+//! older one), and what a session does with what its phone sends: media
+//! to its [`Feed`] and, once its tracks are known, its stream to the
+//! supervisor; positions through the instance's `transform-metadata` to
+//! the store, the catalog and the events. Transports (TCP frames, HTTP)
+//! only parse and call in.
+
+use super::feed::{Feed, Track};
+use crate::catalog::{unix_ms, Catalog, Geo};
+use crate::config::Config;
+use crate::events::{Event, Events};
+use crate::providers::{IngestSession, Providers};
+use crate::supervisor::{Feeds, Supervisor};
+use dss_store::{GpsPoint, NewSession, Store};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+/// How long a new phone waits for its instance to list it (a Wasm call,
+/// milliseconds normally) before it is refused.
+const LIST_WAIT: Duration = Duration::from_secs(5);
+
+/// Positions accepted per second from one phone (they send one a second);
+/// more are counted and dropped, so a hostile phone cannot keep a
+/// provider busy.
+const MAX_POSITIONS_PER_SECOND: u32 = 10;
+
+/// Phones that left and stay listed (offline) until this many others left
+/// after them: the API and the map know a phone that drops for a moment,
+/// and ids minted for every passer-by do not pile up.
+const MAX_DEPARTED: usize = 1000;
+
+/// Longest id a phone may choose (the original's were 24 hex digits).
+const MAX_ID_LEN: usize = 64;
+
+/// Why a phone was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// `max_sessions` phones are connected.
+    #[error("{0} phones are connected ([mobile] max_sessions)")]
+    Full(usize),
+    /// The id is unusable and new phones are not admitted.
+    #[error("phone id {0:?} is not registered and [mobile] allow_unknown is false")]
+    Unknown(String),
+    /// The phone has a token and did not present it.
+    #[error("wrong or missing token for phone {0:?}")]
+    Token(String),
+    /// The instance did not list the phone in time.
+    #[error("instance {0:?} did not list the phone: {1}")]
+    NotListed(String, String),
+}
+
+/// Why a session ended, or could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Ended {
+    /// A newer connection took the phone over.
+    #[error("replaced by a newer connection")]
+    Replaced,
+    /// FFmpeg did not take the phone's media in time.
+    #[error("ffmpeg took no media for {0:?}")]
+    Stalled(Duration),
+    /// Writing to the FIFO failed.
+    #[error("feeding ffmpeg failed: {0}")]
+    Feed(#[from] std::io::Error),
+    /// The host is stopping.
+    #[error("the host is stopping")]
+    Stopping,
+}
+
+struct Live {
+    session: u64,
+    name: String,
+    inputs: Option<Vec<PathBuf>>,
+    replaced: watch::Sender<bool>,
+    /// Start of the current second and positions accepted in it.
+    positions: (Instant, u32),
+}
+
+/// All connected phones of the host.
+pub struct Phones {
+    config: Arc<Config>,
+    providers: Arc<Providers>,
+    supervisor: Arc<Supervisor>,
+    catalog: Arc<Catalog>,
+    store: Arc<dyn Store>,
+    events: Arc<Events>,
+    live: Mutex<HashMap<String, Live>>,
+    /// Phones that left, most recent last (key, name).
+    departed: Mutex<std::collections::VecDeque<(String, String)>>,
+    permits: Arc<Semaphore>,
+    next_session: AtomicU64,
+    /// Connections refused (any reason).
+    pub refused: AtomicU64,
+    /// User-data frames that were not JSON, or were rejected by the
+    /// provider, or over the rate.
+    pub bad_user_data: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Feeds for Phones {
+    fn inputs(&self, id: &str) -> Option<Vec<PathBuf>> {
+        let key = id.strip_prefix(&format!("{}-", self.config.mobile.instance))?;
+        lock(&self.live).get(key)?.inputs.clone()
+    }
+}
+
+impl Phones {
+    /// The registry of phones for this host.
+    pub fn new(
+        config: Arc<Config>,
+        providers: Arc<Providers>,
+        supervisor: Arc<Supervisor>,
+        catalog: Arc<Catalog>,
+        store: Arc<dyn Store>,
+        events: Arc<Events>,
+    ) -> Arc<Self> {
+        let max = config.mobile.max_sessions.max(1);
+        Arc::new(Phones {
+            config,
+            providers,
+            supervisor,
+            catalog,
+            store,
+            events,
+            live: Mutex::new(HashMap::new()),
+            departed: Mutex::new(Default::default()),
+            permits: Arc::new(Semaphore::new(max)),
+            next_session: AtomicU64::new(1),
+            refused: AtomicU64::new(0),
+            bad_user_data: AtomicU64::new(0),
+        })
+    }
+
+    /// The host's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The stream id of phone `key`.
+    pub fn stream_id(&self, key: &str) -> String {
+        format!("{}-{key}", self.config.mobile.instance)
+    }
+
+    /// Phones connected now.
+    pub fn connected(&self) -> usize {
+        lock(&self.live).len()
+    }
+
+    fn publish_sessions(&self) {
+        let sessions: Vec<IngestSession> = {
+            let live = lock(&self.live);
+            let mut v: Vec<IngestSession> = live
+                .iter()
+                .map(|(k, l)| IngestSession {
+                    key: k.clone(),
+                    name: l.name.clone(),
+                    online: true,
+                })
+                .collect();
+            v.sort_by(|a, b| a.key.cmp(&b.key));
+            let departed = lock(&self.departed);
+            for (k, name) in departed.iter().rev() {
+                if !live.contains_key(k) {
+                    v.push(IngestSession {
+                        key: k.clone(),
+                        name: name.clone(),
+                        online: false,
+                    });
+                }
+            }
+            v
+        };
+        self.providers
+            .set_sessions(&self.config.mobile.instance, sessions);
+    }
+
+    /// Admits a phone that said hello with `id` and `token` from `addr`:
+    /// its id (the one it asked for, or a new one), and its session.
+    pub async fn open(
+        self: &Arc<Self>,
+        id: Option<&str>,
+        token: Option<&str>,
+        addr: SocketAddr,
+        transport: &'static str,
+    ) -> Result<Session, Refused> {
+        let r = self.admit(id, token).await;
+        if let Err(e) = &r {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%addr, transport, "phone refused: {e}");
+        }
+        let (key, permit) = r?;
+        let stream_id = self.stream_id(&key);
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (replaced_tx, replaced) = watch::channel(false);
+        let old = lock(&self.live).insert(
+            key.clone(),
+            Live {
+                session,
+                name: key.clone(),
+                inputs: None,
+                replaced: replaced_tx,
+                positions: (Instant::now(), 0),
+            },
+        );
+        if let Some(old) = old {
+            tracing::info!(stream = %stream_id, %addr, "a newer connection replaces the phone's session");
+            let _ = old.replaced.send(true);
+        }
+        self.publish_sessions();
+        if let Err(why) = self.wait_listed(&stream_id).await {
+            self.forget(&key, session);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            let e = Refused::NotListed(self.config.mobile.instance.clone(), why);
+            tracing::warn!(%addr, transport, "phone refused: {e}");
+            return Err(e);
+        }
+        let started_ms = unix_ms(SystemTime::now());
+        let db_id = match self
+            .store
+            .create_session(NewSession {
+                id: None,
+                stream_key: stream_id.clone(),
+                started_ms,
+                meta: serde_json::json!({ "addr": addr.to_string(), "transport": transport }),
+            })
+            .await
+        {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(stream = %stream_id, "cannot record the session: {e}");
+                None
+            }
+        };
+        tracing::info!(stream = %stream_id, %addr, transport, session, "phone connected");
+        self.events.send(Event::Phone {
+            id: stream_id.clone(),
+            online: true,
+        });
+        Ok(Session {
+            phones: self.clone(),
+            key,
+            stream_id,
+            session,
+            db_id,
+            feed: None,
+            first_media: None,
+            held_tracks: 0,
+            replaced,
+            _permit: permit,
+        })
+    }
+
+    async fn admit(
+        &self,
+        id: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(String, OwnedSemaphorePermit), Refused> {
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refused::Full(self.config.mobile.max_sessions))?;
+        let cfg = &self.config.mobile;
+        let usable = id.filter(|i| i.len() <= MAX_ID_LEN && crate::ids::check_key(i).is_ok());
+        let key = match usable {
+            Some(k) => k.to_string(),
+            None if cfg.allow_unknown => new_id(),
+            None => return Err(Refused::Unknown(show(id.unwrap_or_default()))),
+        };
+        if !cfg.allow_unknown {
+            let listed = self
+                .catalog
+                .snapshot()
+                .streams
+                .contains_key(&self.stream_id(&key));
+            if !listed {
+                return Err(Refused::Unknown(show(&key)));
+            }
+        }
+        self.check_token(&key, token)?;
+        Ok((key, permit))
+    }
+
+    /// Checks the token phone `key` presents, if its instance sets one.
+    pub fn check_token(&self, key: &str, token: Option<&str>) -> Result<(), Refused> {
+        let wanted =
+            self.providers
+                .config_entry_field(&self.config.mobile.instance, "phones", key, "token");
+        if let Some(t) = wanted {
+            let given = token.unwrap_or_default();
+            if !crate::supervisor::constant_time_eq(t.as_bytes(), given.as_bytes()) {
+                return Err(Refused::Token(show(key)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether phone `key` is connected.
+    pub fn is_connected(&self, key: &str) -> bool {
+        lock(&self.live).contains_key(key)
+    }
+
+    /// Waits until the catalog lists `stream_id` online.
+    async fn wait_listed(&self, stream_id: &str) -> Result<(), String> {
+        let mut changes = self.catalog.changes();
+        let listed = || {
+            self.catalog
+                .snapshot()
+                .streams
+                .get(stream_id)
+                .is_some_and(|e| e.online && e.is_ingest())
+        };
+        let waited = tokio::time::timeout(LIST_WAIT, async {
+            while !listed() {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        if waited.is_ok() && listed() {
+            return Ok(());
+        }
+        let snap = self.catalog.snapshot();
+        Err(match snap.providers.get(&self.config.mobile.instance) {
+            None => "no such instance".into(),
+            Some(p) => p
+                .last_error
+                .clone()
+                .unwrap_or_else(|| format!("not listed online within {LIST_WAIT:?}")),
+        })
+    }
+
+    /// A user-data payload (JSON) of connected phone `key`: a position goes
+    /// through the instance's `transform-metadata` to the catalog, the
+    /// events and the phone's track in the store; anything malformed,
+    /// rejected by the provider or over the rate is counted and ignored.
+    /// False when the phone is not connected.
+    pub async fn user_data(&self, key: &str, payload: &[u8]) -> bool {
+        let stream_id = self.stream_id(key);
+        let bad = |what: &str| {
+            self.bad_user_data.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(stream = %stream_id, "user data ignored: {what}");
+        };
+        {
+            let mut live = lock(&self.live);
+            let Some(l) = live.get_mut(key) else {
+                return false;
+            };
+            let now = Instant::now();
+            if now.duration_since(l.positions.0) >= Duration::from_secs(1) {
+                l.positions = (now, 0);
+            }
+            if l.positions.1 >= MAX_POSITIONS_PER_SECOND {
+                drop(live);
+                bad("over the rate");
+                return true;
+            }
+            l.positions.1 += 1;
+        }
+        let Ok(text) = std::str::from_utf8(payload) else {
+            bad("not UTF-8");
+            return true;
+        };
+        if serde_json::from_str::<serde_json::Value>(text).is_err() {
+            bad("not JSON");
+            return true;
+        }
+        let instance = self.config.mobile.instance.clone();
+        let out = match self
+            .providers
+            .transform_metadata(&instance, key, text.to_string())
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                self.bad_user_data.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(stream = %stream_id, "user data rejected by the provider: {}", show(&e));
+                return true;
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let lat = v.pointer("/geo/lat").and_then(serde_json::Value::as_f64);
+        let lon = v.pointer("/geo/lon").and_then(serde_json::Value::as_f64);
+        let (Some(lat), Some(lon)) = (lat, lon) else {
+            bad("the provider's answer has no geo");
+            return true;
+        };
+        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+            bad("the provider's position is out of range");
+            return true;
+        }
+        let t_ms = v
+            .get("time_ms")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| unix_ms(SystemTime::now()));
+        // What the provider added besides the position (speed, accuracy).
+        let mut extra = v;
+        if let Some(o) = extra.as_object_mut() {
+            o.remove("geo");
+            o.remove("time_ms");
+        }
+        let extra = extra
+            .as_object()
+            .is_some_and(|o| !o.is_empty())
+            .then_some(extra);
+        self.catalog.set_geo(&stream_id, Geo { lat, lon });
+        self.events.send(Event::Position {
+            id: stream_id.clone(),
+            t_ms,
+            lat,
+            lon,
+        });
+        // The track belongs to the phone (its stream id): a reconnect
+        // appends to it.
+        let point = GpsPoint {
+            t_ms,
+            lat,
+            lon,
+            extra,
+        };
+        if let Err(e) = self.store.append_points(&stream_id, vec![point]).await {
+            tracing::warn!(stream = %stream_id, "cannot store a position: {e}");
+        }
+        true
+    }
+
+    /// Forgets session `session` of `key` if it is still the phone's.
+    /// Returns whether it was.
+    fn forget(&self, key: &str, session: u64) -> bool {
+        let mut live = lock(&self.live);
+        let mine = live.get(key).is_some_and(|l| l.session == session);
+        if mine {
+            if let Some(l) = live.remove(key) {
+                let mut departed = lock(&self.departed);
+                departed.retain(|(k, _)| k != key);
+                departed.push_back((key.to_string(), l.name));
+                while departed.len() > MAX_DEPARTED {
+                    departed.pop_front();
+                }
+            }
+        }
+        drop(live);
+        if mine {
+            self.publish_sessions();
+        }
+        mine
+    }
+}
+
+/// A new phone's id: 24 hex digits, like the original's ObjectIds.
+fn new_id() -> String {
+    crate::ids::random_hex(12)
+        .unwrap_or_else(|_| format!("{:024x}", unix_ms(SystemTime::now()) as u128 ^ 0x5eed))
+}
+
+/// At most 64 characters of untrusted text, for a log line.
+fn show(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// One connected phone.
+pub struct Session {
+    phones: Arc<Phones>,
+    key: String,
+    stream_id: String,
+    session: u64,
+    db_id: Option<String>,
+    feed: Option<Feed>,
+    first_media: Option<Instant>,
+    /// Tracks FFmpeg was (re)started with; 0 before.
+    held_tracks: usize,
+    replaced: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Session {
+    /// The phone's id (its key in the instance).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The phone's stream id.
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+
+    /// Resolves when a newer connection took the phone over.
+    pub async fn replaced(&mut self) {
+        let _ = self.replaced.wait_for(|r| *r).await;
+    }
+
+    /// Media bytes of `track`: into its FIFO (waiting while FFmpeg has
+    /// not taken what came before, up to the idle timeout).
+    pub async fn media(&mut self, track: Track, bytes: &[u8]) -> Result<(), Ended> {
+        let cfg = &self.phones.config.mobile;
+        if self.feed.is_none() {
+            let dir = self.phones.config.run_dir().join("mobile").join(format!(
+                "{}-{}",
+                self.session,
+                new_id()
+            ));
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            self.feed = Some(Feed::create(&dir, cfg.buffer_bytes)?);
+        }
+        let now = Instant::now();
+        let first = *self.first_media.get_or_insert(now);
+        let track_wait = Duration::from_millis(cfg.track_wait_ms);
+        let stall = Duration::from_secs(cfg.idle_timeout_seconds.max(1));
+        let mut off = 0;
+        while off < bytes.len() {
+            let feed = self.feed.as_mut().ok_or(Ended::Stopping)?;
+            // Before FFmpeg runs, its start is due once both tracks came or
+            // the wait for a second one is over (also while this write
+            // waits for room).
+            let hold_at = first + track_wait;
+            let write = feed.write_some(track, &bytes[off..]);
+            tokio::select! {
+                r = write => off += r?,
+                _ = tokio::time::sleep_until(hold_at.into()), if self.held_tracks == 0 => {}
+                _ = tokio::time::sleep(stall), if self.held_tracks > 0 => {
+                    return Err(Ended::Stalled(stall));
+                }
+                _ = self.replaced.wait_for(|r| *r) => return Err(Ended::Replaced),
+            }
+            self.maybe_hold(track_wait)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the stream to the supervisor (again, with more tracks) when
+    /// its tracks are known.
+    fn maybe_hold(&mut self, track_wait: Duration) -> Result<(), Ended> {
+        let Some(feed) = &self.feed else {
+            return Ok(());
+        };
+        let tracks = feed.tracks().len();
+        let due = self.first_media.is_some_and(|t| t.elapsed() >= track_wait) || tracks >= 2;
+        if tracks == 0 || tracks == self.held_tracks || !due {
+            return Ok(());
+        }
+        if self.held_tracks > 0 {
+            tracing::info!(stream = %self.stream_id, tracks, "a new track: restarting ffmpeg with it");
+        }
+        let inputs = feed.inputs();
+        {
+            let mut live = lock(&self.phones.live);
+            match live.get_mut(&self.key) {
+                Some(l) if l.session == self.session => l.inputs = Some(inputs),
+                _ => return Err(Ended::Replaced),
+            }
+        }
+        self.held_tracks = tracks;
+        // A different value per track set: a late track restarts FFmpeg.
+        let level = self.session * 4 + tracks as u64;
+        if let Err(e) = self.phones.supervisor.ingest(&self.stream_id, Some(level)) {
+            tracing::warn!(stream = %self.stream_id, "cannot start the phone's stream: {e}");
+        }
+        Ok(())
+    }
+
+    /// A user-data frame (JSON) of this phone; see [`Phones::user_data`].
+    pub async fn user_data(&self, payload: &[u8]) {
+        self.phones.user_data(&self.key, payload).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let phones = &self.phones;
+        let mine = phones.forget(&self.key, self.session);
+        if mine {
+            let _ = phones.supervisor.ingest(&self.stream_id, None);
+            phones.events.send(Event::Phone {
+                id: self.stream_id.clone(),
+                online: false,
+            });
+        }
+        // Closing the FIFOs ends FFmpeg's inputs.
+        self.feed = None;
+        if let Some(id) = self.db_id.take() {
+            let store = phones.store.clone();
+            let at = unix_ms(SystemTime::now());
+            tokio::spawn(async move {
+                if let Err(e) = store.close_session(&id, at).await {
+                    tracing::warn!("cannot close mobile session {id}: {e}");
+                }
+            });
+        }
+        tracing::info!(stream = %self.stream_id, session = self.session, "phone session ended");
+    }
+}
+
+/// Closes every session the store still has open (a crash left them):
+/// at start, before phones connect.
+pub async fn close_stale_sessions(store: &Arc<dyn Store>) {
+    match store.active_sessions().await {
+        Ok(open) => {
+            let at = unix_ms(SystemTime::now());
+            for s in &open {
+                if let Err(e) = store.close_session(&s.id, at).await {
+                    tracing::warn!("cannot close stale mobile session {}: {e}", s.id);
+                }
+            }
+            if !open.is_empty() {
+                tracing::info!(
+                    sessions = open.len(),
+                    "closed mobile sessions left open by the previous run"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot read mobile sessions: {e}"),
+    }
+}

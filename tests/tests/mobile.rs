@@ -1,0 +1,376 @@
+//! The mobile ingest on real FFmpeg and nginx-rtmp: `dss mobile-send`
+//! speaking the original DSS's TCP protocol to a host whose `phones`
+//! instance is the shipped `mobile-ts` provider.
+
+use dss_e2e::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(40);
+
+/// A host with nginx and a `phones` instance; `extra` lines go in its
+/// `[config]`, `mobile` lines in `[mobile]`.
+fn host(config: &str, mobile: &[&str]) -> (Setup, Host) {
+    let mut s = Setup::new();
+    s.with_nginx(2);
+    for l in mobile {
+        s.set("mobile", l);
+    }
+    s.instance(
+        "phones",
+        &format!("module = \"mobile-ts\"\n\n[config]\n{config}\n"),
+    );
+    let host = s.start();
+    assert_eq!(host.provider_settled("phones")["state"], "ready");
+    (s, host)
+}
+
+fn server(s: &Setup) -> String {
+    format!("127.0.0.1:{}", s.mobile_port)
+}
+
+fn state_file(s: &Setup) -> String {
+    s.dir.path().join("sender-state.json").display().to_string()
+}
+
+#[test]
+fn a_phone_is_watchable_over_rtmp_and_hls_and_its_positions_reach_api_store_and_track() {
+    let (s, host) = host("phones = []", &[]);
+    let (srv, state) = (server(&s), state_file(&s));
+    let mut phone = Sender::start(&[
+        "test",
+        "--server",
+        &srv,
+        "--state",
+        &state,
+        "--duration",
+        "60",
+        "--route",
+        "-22.9,-43.2;-22.91,-43.21",
+    ]);
+    let key = phone.wait_id(T);
+    assert_eq!(key.len(), 24, "a new phone gets a 24-hex id: {key}");
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    let id = format!("phones-{key}");
+    let v = host.wait_stream(&id, "live while connected, with no viewer", T, |v| {
+        v["state"] == "live"
+    });
+    assert_eq!(v["online"], true, "{v}");
+    let viewer = Viewer::start(&s.rtmp_url(&id));
+    viewer.wait_frames(0, 10, T);
+    let hls = format!("{}/hls/{id}/index.m3u8", s.nginx_base());
+    wait_for("an HLS playlist of the phone", T, || {
+        let r = get(&hls);
+        (r.status == 200 && r.body.contains("#EXTINF")).then_some(())
+    });
+    // Positions: the stream's geo follows the route, the track fills up.
+    let v = host.wait_stream(&id, "a position", T, |v| v["geo"]["lat"].is_number());
+    let lat = v["geo"]["lat"].as_f64().unwrap_or_default();
+    assert!((-22.92..=-22.89).contains(&lat), "on the route: {v}");
+    let points = wait_for("three points in the track", T, || {
+        let t = host.get(&format!("/api/streams/{id}/track")).json();
+        let n = t["points"].as_array().map(Vec::len).unwrap_or(0);
+        (n >= 3).then_some(n)
+    });
+    assert!(points >= 3);
+    // The phone vanishes: its FFmpeg goes and it is offline.
+    phone.kill();
+    host.wait_stream(&id, "offline after the phone left", T, |v| {
+        v["online"] == false && v["state"] == "idle"
+    });
+    wait_for("no FFmpeg left for the phone", T, || {
+        publishers_of(&id).is_empty().then_some(())
+    });
+    // A reconnect keeps the id (state file) and the track grows on.
+    let phone = Sender::start(&[
+        "test",
+        "--server",
+        &srv,
+        "--state",
+        &state,
+        "--duration",
+        "30",
+        "--video-only",
+    ]);
+    assert_eq!(phone.wait_id(T), key, "the id is kept for reconnects");
+    host.wait_stream(&id, "live again", T, |v| v["state"] == "live");
+    wait_for("the track grows on after the reconnect", T, || {
+        let t = host.get(&format!("/api/streams/{id}/track")).json();
+        let n = t["points"].as_array().map(Vec::len).unwrap_or(0);
+        (n > points).then_some(())
+    });
+}
+
+#[test]
+fn video_only_and_swapped_types_play() {
+    let (s, host) = host("phones = []", &[]);
+    let srv = server(&s);
+    for (n, flag) in ["--video-only", "--swap-types"].iter().enumerate() {
+        let state = s.dir.path().join(format!("state-{n}.json"));
+        let state = state.display().to_string();
+        let phone = Sender::start(&[
+            "test",
+            "--server",
+            &srv,
+            "--state",
+            &state,
+            "--duration",
+            "40",
+            flag,
+        ]);
+        let id = format!("phones-{}", phone.wait_id(T));
+        host.wait_stream(&id, "live", T, |v| v["state"] == "live");
+        let viewer = Viewer::start(&s.rtmp_url(&id));
+        viewer.wait_frames(0, 10, T);
+    }
+}
+
+#[test]
+fn registered_phones_need_their_token_and_strangers_are_refused() {
+    let (s, host) = host(
+        r#"phones = [{ key = "van1", name = "Van 1", token = "s3cret" }]"#,
+        &["allow_unknown = false"],
+    );
+    let srv = server(&s);
+    let state = state_file(&s);
+    for (id, token) in [("van1", "wrong"), ("stranger", "s3cret")] {
+        let mut phone = Sender::start(&[
+            "test", "--server", &srv, "--state", &state, "--id", id, "--token", token,
+        ]);
+        let status = phone.wait(T);
+        assert!(!status.success(), "{id} with {token} was admitted");
+    }
+    assert!(host.log_text().contains("phone refused"));
+    assert_eq!(
+        host.health()["mobile"]["refused"],
+        2,
+        "refusals are counted"
+    );
+    let phone = Sender::start(&[
+        "test",
+        "--server",
+        &srv,
+        "--state",
+        &state,
+        "--id",
+        "van1",
+        "--token",
+        "s3cret",
+        "--duration",
+        "30",
+    ]);
+    assert_eq!(phone.wait_id(T), "van1");
+    host.wait_stream("phones-van1", "live", T, |v| v["state"] == "live");
+}
+
+#[test]
+fn ffmpeg_pushing_mpegts_over_http_through_nginx_plays_and_positions_land() {
+    let (s, host) = host("phones = []", &[]);
+    // FFmpeg itself is the phone: one chunked POST of a TS with both
+    // tracks, through nginx's public port as a phone outside would.
+    let url = format!("{}/mobile/httpcam", s.nginx_base());
+    let mut ff = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "15", "-c:a", "aac", "-f", "mpegts", &url])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg");
+    let id = "phones-httpcam";
+    wait_for("the phone listed", T, || {
+        host.stream_ids().iter().any(|s| s == id).then_some(())
+    });
+    host.wait_stream(id, "live", T, |v| v["state"] == "live");
+    let viewer = Viewer::start(&s.rtmp_url(id));
+    viewer.wait_frames(0, 10, T);
+    let pos = format!("{}/mobile/httpcam/position", s.nginx_base());
+    let r = post_json(&pos, r#"{"latitude": -22.95, "longitude": -43.21}"#);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let v = host.stream(id);
+    assert_eq!(v["geo"]["lat"], -22.95, "{v}");
+    let r = post_json(&pos, r#"{"latitude": 95, "longitude": 0}"#);
+    assert_eq!(
+        r.status, 204,
+        "nonsense is ignored, not an error: {}",
+        r.body
+    );
+    assert_eq!(host.stream(id)["geo"]["lat"], -22.95);
+    let r = post_json(
+        &format!("{}/mobile/nobody/position", s.nginx_base()),
+        r#"{"latitude": 1, "longitude": 2}"#,
+    );
+    assert_eq!(r.status, 409, "a phone that is not streaming: {}", r.body);
+    let _ = ff.kill();
+    let _ = ff.wait();
+    host.wait_stream(id, "offline once the upload ended", T, |v| {
+        v["online"] == false && v["state"] == "idle"
+    });
+}
+
+#[test]
+fn the_reference_sender_over_http_plays_with_its_positions() {
+    let (s, host) = host("phones = []", &[]);
+    let srv = host.base.trim_start_matches("http://").to_string();
+    let state = state_file(&s);
+    let phone = Sender::start(&[
+        "test",
+        "--http",
+        "--server",
+        &srv,
+        "--state",
+        &state,
+        "--id",
+        "httpphone",
+        "--duration",
+        "40",
+        "--route",
+        "-22.9,-43.2",
+    ]);
+    assert_eq!(phone.wait_id(T), "httpphone");
+    let id = "phones-httpphone";
+    host.wait_stream(id, "live", T, |v| v["state"] == "live");
+    Viewer::start(&s.rtmp_url(id)).wait_frames(0, 10, T);
+    host.wait_stream(id, "its position", T, |v| v["geo"]["lat"] == -22.9);
+}
+
+/// A tiny PRNG (xorshift64*), seeded per thread: the fuzz is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![kind];
+    f.extend((payload.len() as u32).to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// One fuzz connection: a handshake (valid or not) and up to `frames`
+/// random or mutated frames; returns how many frames it wrote.
+fn fuzz_connection(addr: &str, rng: &mut Rng, frames: usize) -> usize {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = c.set_write_timeout(Some(Duration::from_secs(5)));
+    let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut out = Vec::new();
+    match rng.below(4) {
+        0 => out.extend(frame(0, br#"{"type": "meta", "content": {"id": ""}}"#)),
+        1 => out.extend(frame(
+            0,
+            br#"{"type": "meta", "content": {"id": "../../etc"}}"#,
+        )),
+        2 => out.extend(frame(rng.below(256) as u8, b"{}")),
+        _ => out.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+    }
+    let coord = br#"{"type": "coord", "content": {"latitude": -22.9, "longitude": -43.2}}"#;
+    for _ in 0..frames {
+        let f = match rng.below(10) {
+            // Garbage of every shape: random bytes, a wrong type byte,
+            // an absurd length, a zero length.
+            0 => (0..rng.below(32)).map(|_| rng.next() as u8).collect(),
+            1 => frame(4 + rng.below(250) as u8, b"x"),
+            2 => {
+                let mut f = vec![1];
+                f.extend((rng.next() as u32 | 0x8000_0000).to_be_bytes());
+                f
+            }
+            3 => frame(3, b""),
+            // Mutated user data: bit flips in a good position.
+            4 | 5 => {
+                let mut p = coord.to_vec();
+                for _ in 0..rng.below(4) {
+                    let i = rng.below(p.len() as u64) as usize;
+                    p[i] ^= 1 << rng.below(8);
+                }
+                frame(3, &p)
+            }
+            6 => frame(0, b"\xff\xfe not json"),
+            // Media that is not MPEG-TS, in phone-sized chunks.
+            _ => {
+                let p: Vec<u8> = (0..rng.below(512) + 1).map(|_| rng.next() as u8).collect();
+                frame(1 + rng.below(2) as u8, &p)
+            }
+        };
+        out.extend(f);
+    }
+    // Truncated at a random point, sometimes.
+    if rng.below(3) == 0 {
+        let cut = rng.below(out.len() as u64) as usize;
+        out.truncate(cut);
+    }
+    let _ = c.write_all(&out);
+    let mut sink = [0u8; 256];
+    let _ = c.read(&mut sink);
+    frames
+}
+
+#[test]
+fn a_million_random_and_mutated_frames_leave_the_host_and_a_good_phone_alone() {
+    let (s, host) = host("phones = []", &["max_sessions = 400"]);
+    let srv = server(&s);
+    let phone = Sender::start(&[
+        "test",
+        "--server",
+        &srv,
+        "--state",
+        &state_file(&s),
+        "--duration",
+        "600",
+    ]);
+    let id = format!("phones-{}", phone.wait_id(T));
+    host.wait_stream(&id, "live", T, |v| v["state"] == "live");
+    let viewer = Viewer::start(&s.rtmp_url(&id));
+    viewer.wait_frames(0, 10, T);
+    let rss_before = host.rss_kib();
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let srv = srv.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1));
+                let mut sent = 0;
+                while sent < 125_000 {
+                    let n = 1 + rng.below(400) as usize;
+                    sent += fuzz_connection(&srv, &mut rng, n);
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: usize = threads
+        .into_iter()
+        .map(|t| t.join().expect("fuzz thread"))
+        .sum();
+    assert!(sent >= 1_000_000);
+    // The host is alive and answers, its memory stayed bounded, the good
+    // phone is still connected and its viewer still gets frames.
+    assert_eq!(host.health()["status"], "ok");
+    let rss_after = host.rss_kib();
+    assert!(
+        rss_after < rss_before + 256 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    let before = viewer.frames();
+    viewer.wait_frames(before, 30, T);
+    assert_eq!(host.stream(&id)["state"], "live");
+    eprintln!("fuzz: {sent} frames; host RSS {rss_before} KiB -> {rss_after} KiB; good phone live");
+}
