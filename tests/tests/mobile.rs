@@ -7,6 +7,14 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(40);
 
+/// The fuzz test runs alone (its 8 client threads would starve the other
+/// tests' video on two cores); the others share.
+static LOAD: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    LOAD.read().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A host with nginx and a `phones` instance; `extra` lines go in its
 /// `[config]`, `mobile` lines in `[mobile]`.
 fn host(config: &str, mobile: &[&str]) -> (Setup, Host) {
@@ -34,6 +42,7 @@ fn state_file(s: &Setup) -> String {
 
 #[test]
 fn a_phone_is_watchable_over_rtmp_and_hls_and_its_positions_reach_api_store_and_track() {
+    let _shared = shared();
     let (s, host) = host("phones = []", &[]);
     let (srv, state) = (server(&s), state_file(&s));
     let mut phone = Sender::start(&[
@@ -102,6 +111,7 @@ fn a_phone_is_watchable_over_rtmp_and_hls_and_its_positions_reach_api_store_and_
 
 #[test]
 fn video_only_and_swapped_types_play() {
+    let _shared = shared();
     let (s, host) = host("phones = []", &[]);
     let srv = server(&s);
     for (n, flag) in ["--video-only", "--swap-types"].iter().enumerate() {
@@ -126,6 +136,7 @@ fn video_only_and_swapped_types_play() {
 
 #[test]
 fn registered_phones_need_their_token_and_strangers_are_refused() {
+    let _shared = shared();
     let (s, host) = host(
         r#"phones = [{ key = "van1", name = "Van 1", token = "s3cret" }]"#,
         &["allow_unknown = false"],
@@ -164,6 +175,7 @@ fn registered_phones_need_their_token_and_strangers_are_refused() {
 
 #[test]
 fn ffmpeg_pushing_mpegts_over_http_through_nginx_plays_and_positions_land() {
+    let _shared = shared();
     let (s, host) = host("phones = []", &[]);
     // FFmpeg itself is the phone: one chunked POST of a TS with both
     // tracks, through nginx's public port as a phone outside would.
@@ -217,6 +229,7 @@ fn ffmpeg_pushing_mpegts_over_http_through_nginx_plays_and_positions_land() {
 
 #[test]
 fn the_reference_sender_over_http_plays_with_its_positions() {
+    let _shared = shared();
     let (s, host) = host("phones = []", &[]);
     let srv = host.base.trim_start_matches("http://").to_string();
     let state = state_file(&s);
@@ -326,6 +339,7 @@ fn fuzz_connection(addr: &str, rng: &mut Rng, frames: usize) -> usize {
 
 #[test]
 fn a_million_random_and_mutated_frames_leave_the_host_and_a_good_phone_alone() {
+    let _alone = LOAD.write().unwrap_or_else(|p| p.into_inner());
     let (s, host) = host("phones = []", &["max_sessions = 400"]);
     let srv = server(&s);
     let phone = Sender::start(&[
