@@ -1330,8 +1330,19 @@ impl Plan {
                 // One input per track; FFmpeg picks the best video and
                 // audio among them by probing (phones mislabel tracks).
                 for f in feeds {
+                    // A live phone: probe 1 s of it, not FFmpeg's default
+                    // 5 s, before publishing.
                     a.extend(
-                        ["-f", "mpegts", "-protocol_whitelist", "file", "-i"].map(String::from),
+                        [
+                            "-analyzeduration",
+                            "1000000",
+                            "-f",
+                            "mpegts",
+                            "-protocol_whitelist",
+                            "file",
+                            "-i",
+                        ]
+                        .map(String::from),
                     );
                     a.push(format!("file:{}", f.display()));
                 }
