@@ -2,6 +2,7 @@
 //! speaking the original DSS's TCP protocol to a host whose `phones`
 //! instance is the shipped `mobile-ts` provider.
 
+use dss_e2e::faults::Rng;
 use dss_e2e::*;
 use std::time::Duration;
 
@@ -254,21 +255,6 @@ fn the_reference_sender_over_http_plays_with_its_positions() {
     host.wait_stream(id, "its position", T, |v| v["geo"]["lat"] == -22.9);
 }
 
-/// A tiny PRNG (xorshift64*), seeded per thread: the fuzz is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![kind];
     f.extend((payload.len() as u32).to_be_bytes());
@@ -293,18 +279,24 @@ fn fuzz_connection(addr: &str, rng: &mut Rng, frames: usize) -> usize {
             br#"{"type": "meta", "content": {"id": "../../etc"}}"#,
         )),
         2 => out.extend(frame(rng.below(256) as u8, b"{}")),
-        _ => out.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+        _ => {
+            let n = rng.below(64) as usize;
+            out.extend(rng.bytes(n))
+        }
     }
     let coord = br#"{"type": "coord", "content": {"latitude": -22.9, "longitude": -43.2}}"#;
     for _ in 0..frames {
         let f = match rng.below(10) {
             // Garbage of every shape: random bytes, a wrong type byte,
             // an absurd length, a zero length.
-            0 => (0..rng.below(32)).map(|_| rng.next() as u8).collect(),
+            0 => {
+                let n = rng.below(32) as usize;
+                rng.bytes(n)
+            }
             1 => frame(4 + rng.below(250) as u8, b"x"),
             2 => {
                 let mut f = vec![1];
-                f.extend((rng.next() as u32 | 0x8000_0000).to_be_bytes());
+                f.extend((rng.next_u64() as u32 | 0x8000_0000).to_be_bytes());
                 f
             }
             3 => frame(3, b""),
@@ -320,7 +312,8 @@ fn fuzz_connection(addr: &str, rng: &mut Rng, frames: usize) -> usize {
             6 => frame(0, b"\xff\xfe not json"),
             // Media that is not MPEG-TS, in phone-sized chunks.
             _ => {
-                let p: Vec<u8> = (0..rng.below(512) + 1).map(|_| rng.next() as u8).collect();
+                let n = rng.below(512) as usize + 1;
+                let p = rng.bytes(n);
                 frame(1 + rng.below(2) as u8, &p)
             }
         };

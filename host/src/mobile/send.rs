@@ -1250,6 +1250,14 @@ async fn post_positions(
         };
         match timeout(HANDSHAKE_TIMEOUT, post(client, req)).await {
             Ok(Ok(())) => {}
+            // 409: the upload is not admitted yet (the host may still be
+            // listing the phone) or is being replaced; the next second's
+            // position may land.
+            Ok(Err(SendError::Http { reason, .. }))
+                if reason.starts_with(&format!("HTTP {}", hyper::StatusCode::CONFLICT)) =>
+            {
+                continue
+            }
             Ok(Err(e)) => return e,
             Err(_) => {
                 return SendError::Http {
