@@ -381,3 +381,42 @@ fn a_million_random_and_mutated_frames_leave_the_host_and_a_good_phone_alone() {
     assert_eq!(host.stream(&id)["state"], "live");
     eprintln!("fuzz: {sent} frames; host RSS {rss_before} KiB -> {rss_after} KiB; good phone live");
 }
+
+#[test]
+fn a_silent_phone_and_a_slow_handshake_are_dropped_by_their_timeouts() {
+    use std::io::{Read, Write};
+    let _shared = shared();
+    let (s, host) = host(
+        "phones = []",
+        &["idle_timeout_seconds = 2", "handshake_timeout_ms = 1000"],
+    );
+    let srv = server(&s);
+    // Connects and says nothing (slowloris): closed after the handshake
+    // timeout.
+    let mut mute = std::net::TcpStream::connect(&srv).expect("connect");
+    mute.set_read_timeout(Some(T)).expect("timeout");
+    let mut buf = [0u8; 64];
+    assert_eq!(mute.read(&mut buf).unwrap_or(0), 0, "closed without a word");
+    // Says hello, gets its id, then goes silent with the socket open: the
+    // session ends after the idle timeout and the phone is offline.
+    let mut quiet = std::net::TcpStream::connect(&srv).expect("connect");
+    quiet
+        .write_all(&frame(
+            0,
+            br#"{"type": "meta", "content": {"id": "quiet1"}}"#,
+        ))
+        .expect("hello");
+    quiet.set_read_timeout(Some(T)).expect("timeout");
+    // Exactly the original server's reply: Python's json.dumps spacing.
+    let expected = br#"{"type": "meta", "content": {"id": "quiet1"}}"#;
+    let mut reply = vec![0u8; 5 + expected.len()];
+    quiet.read_exact(&mut reply).expect("the id frame");
+    assert_eq!(reply[..5], [0, 0, 0, 0, expected.len() as u8]);
+    assert_eq!(&reply[5..], expected);
+    host.wait_stream("phones-quiet1", "listed online", T, |v| v["online"] == true);
+    assert_eq!(quiet.read(&mut buf).unwrap_or(0), 0, "closed when idle");
+    host.wait_stream("phones-quiet1", "offline after the idle timeout", T, |v| {
+        v["online"] == false
+    });
+    assert!(host.log_text().contains("idle for 2s"));
+}
