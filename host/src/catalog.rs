@@ -324,10 +324,13 @@ impl Catalog {
     pub fn replace_streams(&self, id: &str, streams: Vec<StreamEntry>) {
         let mut streams = streams;
         {
-            let live = match self.live_geo.lock() {
+            let mut live = match self.live_geo.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
+            // Positions of streams the provider no longer lists go with them.
+            let prefix = format!("{id}-");
+            live.retain(|s, _| !s.starts_with(&prefix) || streams.iter().any(|e| &e.id == s));
             for e in streams.iter_mut() {
                 if let Some(g) = live.get(&e.id) {
                     e.geo = Some(*g);
@@ -408,6 +411,31 @@ mod tests {
         let mut long = source("k");
         long.name = "x".repeat(l.max_string_len + 1);
         assert!(StreamEntry::from_source("demo", long, &opts, &l).is_err());
+    }
+
+    #[test]
+    fn live_positions_outlive_relistings_but_not_their_streams() {
+        let opts = Options {
+            input: vec![],
+            output: vec![],
+            grant: Arc::new(SourceGrant::any_host(false)),
+            ingest: false,
+        };
+        let l = Limits::default();
+        let entry = |k: &str| StreamEntry::from_source("p", source(k), &opts, &l).unwrap();
+        let c = Catalog::new();
+        c.replace_streams("p", vec![entry("a")]);
+        let live = Geo { lat: 3.0, lon: 4.0 };
+        c.set_geo("p-a", live);
+        c.replace_streams("p", vec![entry("a")]);
+        assert_eq!(c.snapshot().streams["p-a"].geo, Some(live));
+        // Gone from the listing: its live position goes too.
+        c.replace_streams("p", vec![]);
+        c.replace_streams("p", vec![entry("a")]);
+        assert_eq!(
+            c.snapshot().streams["p-a"].geo,
+            Some(Geo { lat: 1.0, lon: 2.0 })
+        );
     }
 
     #[test]

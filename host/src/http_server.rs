@@ -154,8 +154,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Logs an accept error; waits a little when it is not about a single
-/// connection (no file descriptors left).
-async fn accept_error(e: io::Error) {
+/// connection (no file descriptors left). For every listener of the host.
+pub(crate) async fn accept_error(e: io::Error) {
     if matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused

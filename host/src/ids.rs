@@ -82,6 +82,31 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     Ok(hex::encode(b))
 }
 
+/// [`random_hex`], or, without kernel randomness (a warning; never seen
+/// on Linux), hex from the standard hasher's per-process random keys mixed
+/// with the clock and a counter: ids and tokens that must not collide.
+pub fn unguessable_hex(bytes: usize) -> String {
+    random_hex(bytes).unwrap_or_else(|e| {
+        tracing::warn!("no kernel randomness: {e}");
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mut out = String::with_capacity(bytes * 2 + 16);
+        while out.len() < bytes * 2 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(now);
+            h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+            out.push_str(&format!("{:016x}", h.finish()));
+        }
+        out.truncate(bytes * 2);
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ use crate::supervisor::Supervisor;
 use anyhow::Context;
 use dss_store::Store;
 use session::Phones;
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 /// Whether the ingest runs: `[mobile] enabled`, or, unset, whether the
@@ -52,6 +53,14 @@ pub async fn start(
         return Ok(None);
     }
     session::close_stale_sessions(&store).await;
+    // The phones' FIFO directories: what a crashed run left is gone.
+    let feeds = config.run_dir().join("mobile");
+    let _ = std::fs::remove_dir_all(&feeds);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&feeds)
+        .with_context(|| format!("cannot create {}", feeds.display()))?;
     let listen = config.mobile.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -458,8 +458,7 @@ impl Phones {
 
 /// A new phone's id: 24 hex digits, like the original's ObjectIds.
 fn new_id() -> String {
-    crate::ids::random_hex(12)
-        .unwrap_or_else(|_| format!("{:024x}", unix_ms(SystemTime::now()) as u128 ^ 0x5eed))
+    crate::ids::unguessable_hex(12)
 }
 
 /// At most 64 characters of untrusted text, for a log line.
@@ -508,9 +507,6 @@ impl Session {
                 self.session,
                 new_id()
             ));
-            if let Some(parent) = dir.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
             self.feed = Some(Feed::create(&dir, cfg.buffer_bytes)?);
         }
         let now = Instant::now();
@@ -525,7 +521,10 @@ impl Session {
             // waits for room).
             let hold_at = first + track_wait;
             let write = feed.write_some(track, &bytes[off..]);
+            // Biased: the write is always tried first (it makes the FIFO
+            // on first use, which the start needs).
             tokio::select! {
+                biased;
                 r = write => off += r?,
                 _ = tokio::time::sleep_until(hold_at.into()), if self.held_tracks == 0 => {}
                 _ = tokio::time::sleep(stall), if self.held_tracks > 0 => {

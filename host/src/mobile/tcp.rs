@@ -20,9 +20,7 @@ pub async fn serve(listener: TcpListener, phones: Arc<Phones>) {
         let (socket, addr) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!("mobile ingest: accept failed: {e}");
-                // Out of descriptors: let connections close first.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                crate::http_server::accept_error(e).await;
                 continue;
             }
         };

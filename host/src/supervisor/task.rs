@@ -18,16 +18,9 @@ use tokio::sync::OwnedSemaphorePermit;
 /// How often a running FFmpeg's progress is checked.
 const CHECK_RUNNING: Duration = Duration::from_secs(1);
 
-/// An unguessable publish token (128 bits from the OS).
+/// An unguessable publish token (128 bits).
 fn token() -> String {
-    crate::ids::random_hex(16).unwrap_or_else(|e| {
-        // Fall back on the hasher's per-process random keys and the clock.
-        tracing::warn!("no kernel randomness for a publish token: {e}");
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(unix_ms(SystemTime::now()) as u128);
-        format!("{:016x}", h.finish())
-    })
+    crate::ids::unguessable_hex(16)
 }
 
 struct Running {
