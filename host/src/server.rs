@@ -33,7 +33,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .into();
     let catalog = Arc::new(Catalog::new());
     let providers = Providers::new(engine, catalog.clone(), config.clone(), store.clone());
-    let supervisor = Supervisor::new(config.clone(), catalog.clone());
+    let events = Arc::new(crate::events::Events::new());
+    tokio::spawn(crate::events::watch_catalog(
+        catalog.clone(),
+        events.clone(),
+    ));
+    let supervisor = Supervisor::new(config.clone(), catalog.clone(), events.clone());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -76,7 +81,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             stat_loop(config, supervisor, catalog).await;
         });
     }
-    let events = Arc::new(crate::events::Events::new());
     let phones = crate::mobile::start(
         config.clone(),
         providers.clone(),
@@ -102,6 +106,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         callback_secret,
         phones,
+        events,
     };
     let app = api::router(state, &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -111,6 +111,149 @@ fn a_phone_is_watchable_over_rtmp_and_hls_and_its_positions_reach_api_store_and_
 }
 
 #[test]
+fn phones_and_positions_reach_the_events_stream_and_the_legacy_websocket_through_nginx() {
+    let _shared = shared();
+    let (s, _host) = host("phones = []", &[]);
+    let public = s.nginx_base();
+    let events = EventsClient::connect(&public, "/api/events");
+    let snap = events.wait("a snapshot on connect", T, |n, _| n == "snapshot");
+    assert!(snap["streams"].is_array(), "{snap}");
+    let phones = snap["providers"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["id"] == "phones").cloned());
+    let phones = phones.unwrap_or_else(|| panic!("the phones provider in {snap}"));
+    assert!(
+        phones.get("last_error").is_none(),
+        "no errors for the public: {phones}"
+    );
+    let ws_url = format!("{}/mobile/location", public.replace("http://", "ws://"));
+    let mut ws = WsClient::connect(&ws_url);
+    let all = ws.wait("`all` on connect", T, |v| v["request"] == "all");
+    assert_eq!(all["content"], serde_json::json!([]), "{all}");
+
+    let mut phone = Sender::start(&[
+        "test",
+        "--server",
+        &server(&s),
+        "--duration",
+        "60",
+        "--route",
+        "-22.9,-43.2;-22.91,-43.21",
+    ]);
+    let id = format!("phones-{}", phone.wait_id(T));
+    events.wait("the phone online", T, |n, v| {
+        n == "phone" && v["id"] == id.as_str() && v["online"] == true
+    });
+    let p = events.wait("a position event", T, |n, v| {
+        n == "position" && v["id"] == id.as_str()
+    });
+    let lat = p["lat"].as_f64().unwrap_or_default();
+    assert!((-22.92..=-22.89).contains(&lat), "on the route: {p}");
+    assert!(p["t_ms"].as_u64().is_some_and(|t| t > 0), "{p}");
+    events.wait("the phone's stream live", T, |n, v| {
+        n == "stream" && v["id"] == id.as_str() && v["state"] == "live"
+    });
+    let listed = events.wait("the phone listed", T, |n, v| {
+        n == "listed" && v["id"] == id.as_str()
+    });
+    assert!(listed.get("source").is_none(), "no sources: {listed}");
+    // The original's update shape, with lat, lon in that order.
+    let u = ws.wait("a websocket update", T, |v| {
+        v["request"] == "update" && v["content"]["name"] == id.as_str()
+    });
+    let info = &u["content"]["info"];
+    assert!(info["time"]["$date"].is_u64(), "{u}");
+    let coord = info["coord"].as_array().cloned().unwrap_or_default();
+    assert_eq!(coord.len(), 2, "{u}");
+    assert!(
+        (-22.92..=-22.89).contains(&coord[0].as_f64().unwrap_or_default()),
+        "{u}"
+    );
+    // A late client gets the phone in `all`, with its last position.
+    let mut late = WsClient::connect(&ws_url);
+    let all = late.wait("`all` with the phone", T, |v| v["request"] == "all");
+    let entry = &all["content"][0];
+    assert_eq!(entry["name"], id.as_str(), "{all}");
+    assert_eq!(entry["active"], true, "{all}");
+    assert!(entry["start"]["$date"].is_u64(), "{all}");
+    assert!(entry["position"]["coord"].is_array(), "{all}");
+    // The phone leaves: `finished` on the websocket, offline in the events.
+    phone.kill();
+    ws.wait("`finished`", T, |v| {
+        v["content"]["name"] == id.as_str() && v["content"]["info"] == "finished"
+    });
+    events.wait("the phone offline", T, |n, v| {
+        n == "phone" && v["id"] == id.as_str() && v["online"] == false
+    });
+}
+
+#[test]
+fn a_phones_track_and_sessions_survive_a_reconnect_in_mongodb() {
+    let Some(url) = mongo_url(&format!("dss_mobile_{}", std::process::id())) else {
+        return;
+    };
+    let _shared = shared();
+    let mut s = Setup::new();
+    s.with_nginx(2);
+    s.set("store", &format!("url = {url:?}"));
+    s.instance(
+        "phones",
+        "module = \"mobile-ts\"\n\n[config]\nphones = []\n",
+    );
+    let host = s.start();
+    assert!(
+        host.health()["store"]["backend"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MongoDB"),
+        "{}",
+        host.health()
+    );
+    let state = state_file(&s);
+    let args = [
+        "test",
+        "--server",
+        &server(&s),
+        "--state",
+        &state,
+        "--duration",
+        "60",
+        "--video-only",
+        "--route",
+        "10.0,20.0;10.01,20.01",
+    ];
+    let mut phone = Sender::start(&args);
+    let id = format!("phones-{}", phone.wait_id(T));
+    let points = wait_for("three points in MongoDB", T, || {
+        let t = host.get(&format!("/api/streams/{id}/track")).json();
+        let n = t["points"].as_array().map(Vec::len).unwrap_or(0);
+        (n >= 3).then_some(n)
+    });
+    let t = host.get(&format!("/api/streams/{id}/track")).json();
+    let first = &t["points"][0];
+    assert!(
+        (9.99..=10.02).contains(&first["lat"].as_f64().unwrap_or_default()),
+        "{t}"
+    );
+    phone.kill();
+    host.wait_stream(&id, "offline", T, |v| v["online"] == false);
+    let phone = Sender::start(&args);
+    assert_eq!(format!("phones-{}", phone.wait_id(T)), id);
+    let more = wait_for("the track grows on after the reconnect", T, || {
+        let t = host.get(&format!("/api/streams/{id}/track")).json();
+        let n = t["points"].as_array().map(Vec::len).unwrap_or(0);
+        (n > points).then_some(n)
+    });
+    // `since` narrows it to what came after the first point.
+    let t0 = first["t_ms"].as_u64().unwrap_or_default();
+    let later = host
+        .get(&format!("/api/streams/{id}/track?since={}", t0 + 1))
+        .json();
+    let n = later["points"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(n >= 1 && n < more, "since={}: {n} of {more}", t0 + 1);
+}
+
+#[test]
 fn video_only_and_swapped_types_play() {
     let _shared = shared();
     let (s, host) = host("phones = []", &[]);

@@ -10,10 +10,11 @@ use super::session::{Phones, Refused};
 use crate::access::{self, Caller};
 use crate::api::AppState;
 use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use futures_util::StreamExt;
 use std::net::SocketAddr;
@@ -23,11 +24,22 @@ use std::time::Duration;
 /// Largest position body (a JSON object of a few numbers).
 const MAX_POSITION_BYTES: usize = 4096;
 
-/// The ingest routes.
+/// The ingest routes, and the legacy WebSocket `/mobile/location` (so
+/// `location` is no phone id over HTTP).
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/mobile/location", get(location))
         .route("/mobile/{id}", post(ingest).put(ingest))
         .route("/mobile/{id}/position", post(position))
+}
+
+/// `GET /mobile/location`: the original's WebSocket of phones' positions
+/// (public, like the positions on the map).
+async fn location(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    match phones(&st) {
+        Ok(p) => super::location::upgrade(ws, p.clone(), st.events.clone()),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn refused(e: &Refused) -> Response {

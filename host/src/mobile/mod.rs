@@ -5,11 +5,13 @@
 //! tracks to FFmpeg through FIFOs ([`feed`]) and its positions through the
 //! `mobile-ts` instance to the store, the catalog and the events. The
 //! reference sender `dss mobile-send` ([`send`], following a [`route`])
-//! speaks the same protocol.
+//! speaks the same protocol. The original's WebSocket of positions is
+//! [`location`].
 
 pub mod feed;
 pub mod frame;
 pub mod http;
+pub mod location;
 pub mod route;
 pub mod send;
 pub mod session;

@@ -79,6 +79,21 @@ struct Live {
     replaced: watch::Sender<bool>,
     /// Start of the current second and positions accepted in it.
     positions: (Instant, u32),
+    /// When the phone connected (Unix ms).
+    started_ms: u64,
+    /// Its last position (Unix ms, latitude, longitude).
+    last: Option<(u64, f64, f64)>,
+}
+
+/// A connected phone, as the legacy `/mobile/location` WebSocket shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    /// Its stream id.
+    pub id: String,
+    /// When it connected (Unix ms).
+    pub started_ms: u64,
+    /// Its last position (Unix ms, latitude, longitude).
+    pub last: Option<(u64, f64, f64)>,
 }
 
 /// All connected phones of the host.
@@ -154,6 +169,20 @@ impl Phones {
         lock(&self.live).len()
     }
 
+    /// The connected phones with their last positions, by stream id.
+    pub fn locations(&self) -> Vec<Location> {
+        let mut v: Vec<Location> = lock(&self.live)
+            .iter()
+            .map(|(k, l)| Location {
+                id: self.stream_id(k),
+                started_ms: l.started_ms,
+                last: l.last,
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
     fn publish_sessions(&self) {
         let sessions: Vec<IngestSession> = {
             let live = lock(&self.live);
@@ -208,6 +237,8 @@ impl Phones {
                 inputs: None,
                 replaced: replaced_tx,
                 positions: (Instant::now(), 0),
+                started_ms: unix_ms(SystemTime::now()),
+                last: None,
             },
         );
         if let Some(old) = old {
@@ -412,6 +443,9 @@ impl Phones {
             .as_object()
             .is_some_and(|o| !o.is_empty())
             .then_some(extra);
+        if let Some(l) = lock(&self.live).get_mut(key) {
+            l.last = Some((t_ms, lat, lon));
+        }
         self.catalog.set_geo(&stream_id, Geo { lat, lon });
         self.events.send(Event::Position {
             id: stream_id.clone(),

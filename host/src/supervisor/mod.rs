@@ -24,6 +24,7 @@ pub mod wanted;
 
 use crate::catalog::{Catalog, StreamEntry};
 use crate::config::Config;
+use crate::events::{Event, Events};
 use crate::ffmpeg::Monitor;
 use crate::nginx::stat::StreamStat;
 use serde::Serialize;
@@ -32,7 +33,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 pub use wanted::Wanted;
 
 /// Lines of FFmpeg stderr shown by the API.
@@ -90,17 +91,6 @@ pub struct Status {
     pub frames: u64,
     /// Last lines of FFmpeg's stderr.
     pub log: Vec<String>,
-}
-
-/// A state change, for `/api/events`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    /// The stream.
-    pub id: String,
-    /// Its new state.
-    pub state: State,
-    /// Viewers (RTMP + HTTP).
-    pub viewers: usize,
 }
 
 /// Why a viewer or a start was refused.
@@ -174,7 +164,7 @@ pub struct Supervisor {
     config: Arc<Config>,
     catalog: Arc<Catalog>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
-    events: broadcast::Sender<Event>,
+    events: Arc<Events>,
     stopping: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
     capacity: Arc<Semaphore>,
@@ -202,8 +192,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Supervisor {
-    /// A supervisor for the streams of `catalog`.
-    pub fn new(config: Arc<Config>, catalog: Arc<Catalog>) -> Arc<Self> {
+    /// A supervisor for the streams of `catalog`, telling `events` of
+    /// state and viewer changes.
+    pub fn new(config: Arc<Config>, catalog: Arc<Catalog>, events: Arc<Events>) -> Arc<Self> {
         let max_running = match config.ffmpeg.max_running {
             0 => Semaphore::MAX_PERMITS,
             n => n.min(Semaphore::MAX_PERMITS),
@@ -212,9 +203,7 @@ impl Supervisor {
             config,
             catalog,
             slots: Mutex::new(HashMap::new()),
-            // Subscribers that fall this far behind get a lag error (and
-            // resynchronise) instead of holding memory.
-            events: broadcast::channel(1024).0,
+            events,
             stopping: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,
             capacity: Arc::new(Semaphore::new(max_running)),
@@ -225,11 +214,6 @@ impl Supervisor {
             nginx_epoch: AtomicU64::new(0),
             feeds: std::sync::OnceLock::new(),
         })
-    }
-
-    /// State changes as they happen.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
     }
 
     /// FFmpeg spawned since start.
@@ -321,7 +305,9 @@ impl Supervisor {
     fn want<R>(self: &Arc<Self>, slot: &Arc<Slot>, edit: impl FnOnce(&mut Wanted) -> R) -> R {
         let mut inner = lock(&slot.inner);
         let before = inner.wanted.level();
+        let viewers = inner.wanted.viewers();
         let r = edit(&mut inner.wanted);
+        self.viewers_changed(slot, &inner, viewers);
         let mut wake = before != inner.wanted.level();
         if inner.task.is_none() && !self.stopping.load(Ordering::SeqCst) {
             inner.task = Some(tokio::spawn(task::run(self.clone(), slot.clone())));
@@ -341,7 +327,9 @@ impl Supervisor {
         if let Some(slot) = slot {
             let mut inner = lock(&slot.inner);
             let before = inner.wanted.level();
+            let viewers = inner.wanted.viewers();
             edit(&mut inner.wanted);
+            self.viewers_changed(&slot, &inner, viewers);
             let wake = before != inner.wanted.level();
             drop(inner);
             // The task only acts on what `level` covers: another viewer of a
@@ -596,11 +584,20 @@ impl Supervisor {
     }
 
     fn emit(&self, id: &str, state: State, viewers: usize) {
-        let _ = self.events.send(Event {
+        self.events.send(Event::Stream {
             id: id.to_string(),
             state,
             viewers,
         });
+    }
+
+    /// Tells of a viewer count that an edit of `inner` changed from
+    /// `before` (the state is the one the task last published).
+    fn viewers_changed(&self, slot: &Slot, inner: &Inner, before: usize) {
+        let now = inner.wanted.viewers();
+        if now != before {
+            self.emit(&slot.id, inner.status.state, now);
+        }
     }
 }
 

@@ -126,10 +126,7 @@ impl Task {
         if self.status.state != state {
             self.status.state = state;
             self.status.since_ms = unix_ms(SystemTime::now());
-            let viewers = {
-                let inner = lock(&self.slot.inner);
-                inner.wanted.rtmp_viewers() + inner.wanted.http_viewers()
-            };
+            let viewers = lock(&self.slot.inner).wanted.viewers();
             self.sup.emit(&self.slot.id, state, viewers);
         }
     }

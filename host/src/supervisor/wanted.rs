@@ -133,6 +133,11 @@ impl Wanted {
         self.rtmp.len()
     }
 
+    /// All viewers, RTMP and HTTP.
+    pub fn viewers(&self) -> usize {
+        self.rtmp_viewers() + self.http_viewers()
+    }
+
     /// HTTP viewers (leases and legacy `/control` viewers).
     pub fn http_viewers(&self) -> usize {
         self.http.len() + self.legacy as usize

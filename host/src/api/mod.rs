@@ -1,8 +1,11 @@
-//! The host's HTTP surface: REST JSON under `/api/`, `/healthz`, the
-//! original DSS's `/info/*` routes, and the web page at `/`.
+//! The host's HTTP surface: REST JSON under `/api/`, the live
+//! [`events`] stream, `/healthz`, the original DSS's `/info/*` routes,
+//! and the web page at `/`.
 //!
 //! Ids from the URL are checked ([`crate::ids`]) before any lookup:
 //! malformed → 400, well-formed but unknown → 404.
+
+mod events;
 
 use crate::access::Caller;
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
@@ -36,6 +39,8 @@ pub struct AppState {
     pub callback_secret: Arc<str>,
     /// The mobile ingest's phones, when it runs.
     pub phones: Option<Arc<crate::mobile::session::Phones>>,
+    /// What changes, as it happens.
+    pub events: Arc<crate::events::Events>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
@@ -75,6 +80,7 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(streams))
         .route("/api/streams/{id}", get(stream))
+        .route("/api/events", get(events::events))
         .route("/api/streams/{id}/watch", post(watch))
         .route("/api/streams/{id}/track", get(track))
         .route("/api/streams/{id}/start", post(admin_start))
@@ -270,15 +276,18 @@ async fn streams(
                 json!(effective_state(s, &status)) == json!(want)
             })
         })
-        .map(|s| {
-            let mut v = json!(s);
-            let status = statuses.get(&s.id).cloned().unwrap_or_default();
-            v["state"] = json!(effective_state(s, &status));
-            v["viewers"] = json!(status.viewers_rtmp + status.viewers_http);
-            v
-        })
+        .map(|s| stream_brief(s, &statuses.get(&s.id).cloned().unwrap_or_default()))
         .collect();
     Ok(Json(list))
+}
+
+/// A stream as lists show it to anyone: its public listing, state and
+/// viewers.
+fn stream_brief(s: &StreamEntry, status: &crate::supervisor::Status) -> Value {
+    let mut v = json!(s);
+    v["state"] = json!(effective_state(s, status));
+    v["viewers"] = json!(status.viewers_rtmp + status.viewers_http);
+    v
 }
 
 /// A stream's state: `refused` as soon as the listing's FFmpeg policy
