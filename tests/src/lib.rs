@@ -815,14 +815,29 @@ pub struct PlainNginx {
 impl PlainNginx {
     /// Starts it on free ports and waits until both answer.
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Like [`PlainNginx::start`], with DSS's segmenting: application
+    /// `live` also cuts HLS and DASH as DSS's nginx.conf does (the
+    /// baseline of work nginx does for every DSS stream).
+    pub fn start_segmenting() -> Self {
+        Self::start_with(
+            "hls on; hls_path PATH/hls; hls_nested on; hls_fragment 1s; hls_playlist_length 6s; hls_cleanup on; \
+             dash on; dash_path PATH/dash; dash_nested on; dash_fragment 2s; dash_playlist_length 12s; dash_cleanup on;",
+        )
+    }
+
+    fn start_with(live: &str) -> Self {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let (rtmp, http) = (free_port(), free_port());
         let p = dir.path().display();
         std::fs::create_dir_all(dir.path().join("tmp")).expect("mkdir");
+        let live = live.replace("PATH", &p.to_string());
         let conf = format!(
             "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\nworker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
-             rtmp {{ access_log {p}/rtmp.log; server {{ listen 127.0.0.1:{rtmp}; application live {{ live on; }} }} }}\n\
+             rtmp {{ access_log {p}/rtmp.log; server {{ listen 127.0.0.1:{rtmp}; application live {{ live on; {live} }} }} }}\n\
              http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
              server {{ listen 127.0.0.1:{http}; location / {{ return 200; }} }} }}\n"
         );
