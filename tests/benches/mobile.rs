@@ -256,7 +256,7 @@ fn main() {
                         .chunks(512)
                         .flat_map(|c| frame(1, c))
                         .collect();
-                    if k % 10 == 0 {
+                    if k.is_multiple_of(10) {
                         let pos = format!(
                             r#"{{"type":"coord","content":{{"latitude":{},"longitude":{}}}}}"#,
                             -22.9 + f64::from(k) * 1e-5,
