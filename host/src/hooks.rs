@@ -115,15 +115,97 @@ async fn hook(
     Path((secret, event)): Path<(String, String)>,
     Form(cb): Form<Callback>,
 ) -> Response {
-    if let Err(r) = check_callback(&st, peer, caller, &secret) {
+    callback(&st, peer, caller, &secret, &event, cb).await
+}
+
+/// Largest callback body: nginx-rtmp sends a few hundred bytes (the
+/// client's query arguments included).
+const MAX_CALLBACK_BYTES: usize = 16 * 1024;
+
+/// The secret and event of `req` if it is an nginx-rtmp callback
+/// (`POST /hooks/SECRET/EVENT`, not `http_view`): those are answered by
+/// [`fast_callback`] without the router. nginx-rtmp opens a connection
+/// per callback, so this is the host's hottest path (the `callbacks`
+/// bench).
+pub fn callback_route<B>(req: &axum::http::Request<B>) -> Option<(String, String)> {
+    if req.method() != axum::http::Method::POST {
+        return None;
+    }
+    let mut parts = req.uri().path().split('/');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(""), Some("hooks"), Some(secret), Some(event), None)
+            if !secret.is_empty() && event != "http_view" =>
+        {
+            Some((secret.to_string(), event.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Answers a callback [`callback_route`] recognised: its form body is
+/// read (at most [`MAX_CALLBACK_BYTES`]) and parsed in place, then
+/// answered exactly as the routed [`hook`] answers.
+pub async fn fast_callback(
+    st: AppState,
+    peer: SocketAddr,
+    caller: Caller,
+    (secret, event): (String, String),
+    body: hyper::body::Incoming,
+) -> Response {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Limited::new(body, MAX_CALLBACK_BYTES);
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "unreadable or oversized callback body\n",
+        )
+            .into_response();
+    };
+    let mut cb = Callback {
+        app: String::new(),
+        name: String::new(),
+        clientid: String::new(),
+        addr: String::new(),
+        token: String::new(),
+    };
+    for (k, v) in form_urlencoded::parse(&body) {
+        let field = match &*k {
+            "app" => &mut cb.app,
+            "name" => &mut cb.name,
+            "clientid" => &mut cb.clientid,
+            "addr" => &mut cb.addr,
+            "token" => &mut cb.token,
+            _ => continue,
+        };
+        *field = v.into_owned();
+    }
+    callback(&st, peer, caller, &secret, &event, cb).await
+}
+
+/// Answers callback `event` with fields `cb`.
+async fn callback(
+    st: &AppState,
+    peer: SocketAddr,
+    caller: Caller,
+    secret: &str,
+    event: &str,
+    cb: Callback,
+) -> Response {
+    if let Err(r) = check_callback(st, peer, caller, secret) {
         return r.into_response();
     }
-    let result = match event.as_str() {
-        "on_play" => on_play(&st, &cb).await,
-        "on_play_done" => stream_id(&st, &cb).map(|id| st.supervisor.play_done(&id, &cb.clientid)),
-        "on_publish" => on_publish(&st, &cb),
+    let result = match event {
+        "on_play" => on_play(st, &cb).await,
+        "on_play_done" => stream_id(st, &cb).map(|id| st.supervisor.play_done(&id, &cb.clientid)),
+        "on_publish" => on_publish(st, &cb),
         "on_publish_done" => {
-            stream_id(&st, &cb).map(|id| st.supervisor.publish_done(&id, &cb.token))
+            stream_id(st, &cb).map(|id| st.supervisor.publish_done(&id, &cb.token))
         }
         // Periodic: nothing to correct here (/stat reconciliation does it);
         // answering non-2xx would drop the client.
@@ -323,5 +405,41 @@ async fn control_impl(
     match result {
         Ok(()) => StatusCode::OK.into_response(),
         Err(r) => r.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, path: &str) -> axum::http::Request<()> {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn only_callbacks_take_the_short_path() {
+        assert_eq!(
+            callback_route(&req("POST", "/hooks/s3cret/on_play")),
+            Some(("s3cret".into(), "on_play".into()))
+        );
+        assert_eq!(
+            callback_route(&req("POST", "/hooks/s3cret/on_play?x=1")),
+            Some(("s3cret".into(), "on_play".into()))
+        );
+        // Everything else goes through the router, which answers it (or 404s).
+        for (m, p) in [
+            ("GET", "/hooks/s3cret/on_play"),
+            ("POST", "/hooks/s3cret/http_view"),
+            ("POST", "/hooks//on_play"),
+            ("POST", "/hooks/s3cret/on_play/extra"),
+            ("POST", "/hooks/s3cret"),
+            ("POST", "/api/streams/x/watch"),
+        ] {
+            assert_eq!(callback_route(&req(m, p)), None, "{m} {p}");
+        }
     }
 }

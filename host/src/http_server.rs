@@ -13,14 +13,14 @@
 //! bench compares it with a plain nginx).
 
 use crate::access::{self, Caller};
-use crate::config::Config;
+use crate::api::AppState;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -37,13 +37,14 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// than spinning; connections closing in the meantime free descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `router` on `listener` until `stop` turns true, then lets
+/// Serves `router` (and nginx-rtmp's callbacks on their own short path,
+/// [`crate::hooks::fast_callback`]) on `listener` until `stop` turns true, then lets
 /// requests in flight finish for at most `drain` (idle keep-alive
 /// connections are closed at once) and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    config: Arc<Config>,
+    state: AppState,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
 ) {
@@ -65,14 +66,20 @@ pub async fn serve(
                 }
             },
         };
-        let (router, config) = (router.clone(), config.clone());
+        let (router, state) = (router.clone(), state.clone());
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(axum::body::Body::new);
             let caller: Caller =
-                access::classify(&config, peer.ip(), req.headers(), req.uri().query());
+                access::classify(&state.config, peer.ip(), req.headers(), req.uri().query());
+            if let Some(route) = crate::hooks::callback_route(&req) {
+                let (state, body) = (state.clone(), req.into_body());
+                return Either::Left(async move {
+                    Ok(crate::hooks::fast_callback(state, peer, caller, route, body).await)
+                });
+            }
+            let mut req = req.map(axum::body::Body::new);
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(caller);
-            router.clone().call(req)
+            Either::Right(router.clone().call(req))
         });
         let conn = http
             .serve_connection(TokioIo::new(CloseOnDrop(socket)), service)

@@ -108,12 +108,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         phones,
         events,
     };
-    let app = api::router(state, &config.web.dir);
+    let app = api::router(state.clone(), &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(crate::http_server::serve(
         listener,
         app,
-        config.clone(),
+        state,
         stop_rx,
         SERVER_DRAIN,
     ));
