@@ -109,21 +109,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    let mut s = Setup::new();
-    // What an operator runs: no per-callback debug lines.
-    s.log_filter = "info".into();
-    s.with_nginx(30);
-    s.instance("bench", &test_pattern_instance(&["live"]));
-    let host = s.start();
-    host.provider_settled("bench");
-    assert_eq!(
-        host.post("/api/streams/bench-live/watch?timeout=600")
-            .status,
-        200
-    );
-    host.wait_stream("bench-live", "live", Duration::from_secs(20), |v| {
-        v["state"] == "live"
-    });
+    let (s, host) = live_bench_host();
     let secret = s.callback_secret();
     let dss_addr = host.base.trim_start_matches("http://").to_string();
     let nginx = PlainNginx::start();

@@ -102,20 +102,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 fn main() {
-    let mut s = Setup::new();
-    s.log_filter = "info".into();
-    s.with_nginx(30);
-    s.instance("bench", &test_pattern_instance(&["live"]));
-    let host = s.start();
-    host.provider_settled("bench");
-    assert_eq!(
-        host.post(&format!("/api/streams/{STREAM}/watch?timeout=600"))
-            .status,
-        200
-    );
-    host.wait_stream(STREAM, "live", Duration::from_secs(20), |v| {
-        v["state"] == "live"
-    });
+    let (s, host) = live_bench_host();
     let (ready, stop) = (
         Arc::new(AtomicUsize::new(0)),
         Arc::new(AtomicBool::new(false)),

@@ -996,3 +996,24 @@ impl WsClient {
         wait_for(what, timeout, || self.next_json().filter(|v| f(v)))
     }
 }
+
+/// The benches' host: nginx, the operator's log level (no per-callback
+/// debug lines), and one test-pattern stream `bench-live` kept live by a
+/// 600 s lease (so callbacks on it only change viewers).
+pub fn live_bench_host() -> (Setup, Host) {
+    let mut s = Setup::new();
+    s.log_filter = "info".into();
+    s.with_nginx(30);
+    s.instance("bench", &test_pattern_instance(&["live"]));
+    let host = s.start();
+    host.provider_settled("bench");
+    assert_eq!(
+        host.post("/api/streams/bench-live/watch?timeout=600")
+            .status,
+        200
+    );
+    host.wait_stream("bench-live", "live", Duration::from_secs(20), |v| {
+        v["state"] == "live"
+    });
+    (s, host)
+}
