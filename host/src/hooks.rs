@@ -14,41 +14,35 @@ use crate::access::{self, Caller};
 use crate::api::AppState;
 use crate::ids;
 use crate::supervisor::{Refusal, State as StreamState};
-use axum::extract::{ConnectInfo, Form, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::any;
 use axum::Extension;
 use axum::Router;
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often a held playlist request looks for the playlist.
 const PLAYLIST_POLL: Duration = Duration::from_millis(100);
 
-/// The callback and control routes.
+/// The playlist check and control routes (nginx-rtmp's callbacks are
+/// answered before routing, [`fast_callback`]).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/hooks/{secret}/http_view", any(http_view))
-        .route("/hooks/{secret}/{event}", post(hook))
         .route("/control/{id}/{action}", any(control))
         .route("/control/{id}/{action}/{timeout}", any(control_timeout))
 }
 
 /// The fields nginx-rtmp sends (plus the client's query arguments).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Callback {
-    #[serde(default)]
     app: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     clientid: String,
-    #[serde(default)]
     addr: String,
     /// Our FFmpeg's publish token (a query argument of its RTMP URL).
-    #[serde(default)]
     token: String,
     // The other fields (flashver, tcurl, ...) are ignored.
 }
@@ -108,16 +102,6 @@ fn stream_id(st: &AppState, cb: &Callback) -> Result<String, Refused> {
     Ok(cb.name.clone())
 }
 
-async fn hook(
-    State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Extension(caller): Extension<Caller>,
-    Path((secret, event)): Path<(String, String)>,
-    Form(cb): Form<Callback>,
-) -> Response {
-    callback(&st, peer, caller, &secret, &event, cb).await
-}
-
 /// Largest callback body: nginx-rtmp sends a few hundred bytes (the
 /// client's query arguments included).
 const MAX_CALLBACK_BYTES: usize = 16 * 1024;
@@ -150,7 +134,7 @@ pub fn callback_route<B>(req: &axum::http::Request<B>) -> Option<(String, String
 
 /// Answers a callback [`callback_route`] recognised: its form body is
 /// read (at most [`MAX_CALLBACK_BYTES`]) and parsed in place, then
-/// answered exactly as the routed [`hook`] answers.
+/// answered by the event's handler.
 pub async fn fast_callback(
     st: AppState,
     peer: SocketAddr,
@@ -167,13 +151,7 @@ pub async fn fast_callback(
         )
             .into_response();
     };
-    let mut cb = Callback {
-        app: String::new(),
-        name: String::new(),
-        clientid: String::new(),
-        addr: String::new(),
-        token: String::new(),
-    };
+    let mut cb = Callback::default();
     for (k, v) in form_urlencoded::parse(&body) {
         let field = match &*k {
             "app" => &mut cb.app,
