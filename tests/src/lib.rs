@@ -403,6 +403,15 @@ impl Host {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the host's log contains `needle`: a log line may trail
+    /// the effect a test observed (a socket closed before its reason is
+    /// logged).
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        wait_for(&format!("{needle:?} in the host log"), timeout, || {
+            self.log_text().contains(needle).then_some(())
+        });
+    }
+
     /// Waits until provider `id` has left the `loading` state; returns its
     /// status.
     pub fn provider_settled(&self, id: &str) -> Value {

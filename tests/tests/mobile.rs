@@ -294,7 +294,7 @@ fn registered_phones_need_their_token_and_strangers_are_refused() {
         let status = phone.wait(T);
         assert!(!status.success(), "{id} with {token} was admitted");
     }
-    assert!(host.log_text().contains("phone refused"));
+    host.wait_log("phone refused", T);
     assert_eq!(
         host.health()["mobile"]["refused"],
         2,
@@ -561,5 +561,5 @@ fn a_silent_phone_and_a_slow_handshake_are_dropped_by_their_timeouts() {
     host.wait_stream("phones-quiet1", "offline after the idle timeout", T, |v| {
         v["online"] == false
     });
-    assert!(host.log_text().contains("idle for 2s"));
+    host.wait_log("idle for 2s", T);
 }

@@ -602,9 +602,7 @@ fn a_failing_stat_is_reported_once_and_statuses_of_removed_streams_are_forgotten
             .then_some(())
     });
     let warning = "viewer reconciliation with nginx /stat failed";
-    wait_for("the /stat warning", T, || {
-        host.log_text().contains(warning).then_some(())
-    });
+    host.wait_log(warning, T);
     // The listing drops cam-b: its status and its series go too.
     s.instance("cam", &test_pattern_instance(&["a"]));
     assert_eq!(host.health()["ffmpeg"]["tracked_streams"], 1);
