@@ -72,6 +72,10 @@ pub struct ProviderStatus {
     pub stale: bool,
     /// Waiting for its first use (`lazy = true`).
     pub lazy_pending: bool,
+    /// Whose thumbnails the host makes (the instance's `thumbnails`).
+    pub thumbnails: crate::config::ThumbnailMode,
+    /// The instance's recording settings.
+    pub record: Option<crate::config::InstanceRecord>,
 }
 
 /// A stream DSS can serve.
@@ -210,6 +214,14 @@ impl StreamEntry {
     /// Whether this is a phone of the host's mobile ingest.
     pub fn is_ingest(&self) -> bool {
         self.plan.as_ref().is_ok_and(|p| p.is_ingest())
+    }
+
+    /// Whether this stream records, under `providers`' settings.
+    pub fn records(&self, providers: &BTreeMap<String, ProviderStatus>) -> bool {
+        providers
+            .get(&self.provider)
+            .and_then(|p| p.record.as_ref())
+            .is_some_and(|r| r.covers(&self.id, &self.key))
     }
 
     /// Why the FFmpeg policy refuses this stream, if it does.

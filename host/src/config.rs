@@ -7,6 +7,7 @@
 
 use crate::ids;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,6 +58,12 @@ pub struct Config {
     pub store: dss_store::StoreConfig,
     /// Phones pushing MPEG-TS and GPS (the original DSS's TCP protocol).
     pub mobile: MobileConfig,
+    /// Per-stream statistics.
+    pub stats: StatsConfig,
+    /// Thumbnails of streams.
+    pub thumbnails: ThumbnailsConfig,
+    /// Recordings (which streams record is set per instance).
+    pub record: RecordConfig,
 }
 
 impl Default for Config {
@@ -73,6 +80,9 @@ impl Default for Config {
             web: WebConfig::default(),
             store: dss_store::StoreConfig::default(),
             mobile: MobileConfig::default(),
+            stats: StatsConfig::default(),
+            thumbnails: ThumbnailsConfig::default(),
+            record: RecordConfig::default(),
         }
     }
 }
@@ -396,6 +406,200 @@ impl Default for MobileConfig {
     }
 }
 
+/// `[stats]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Seconds between saves of the streams' statistics to the store (one
+    /// batch per round, only streams that changed): what a host crash can
+    /// lose, and the write rate.
+    pub save_interval_seconds: u64,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            save_interval_seconds: 30,
+        }
+    }
+}
+
+/// `[thumbnails]`: the original's `[thumbnail]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThumbnailsConfig {
+    /// Scaled copies besides the full-size one: file suffix (`medium` →
+    /// `ID-medium.jpg`) → `WIDTHxHEIGHT`.
+    pub sizes: BTreeMap<String, String>,
+    /// Seconds between thumbnails of a live stream (taken from the
+    /// stream's own HLS fragments: no second connection to the source).
+    pub live_interval: u64,
+    /// Seconds between thumbnails of a connected phone.
+    pub phone_interval: u64,
+    /// Seconds between rounds over idle streams (instances with
+    /// `thumbnails = "all"`), from the start of one to the next.
+    pub interval: u64,
+    /// Seconds after start before the first round.
+    pub start_after: u64,
+    /// FFmpeg runs at once in a round.
+    pub workers: usize,
+    /// Seconds one run of a round may take before it is killed.
+    pub timeout: u64,
+    /// A stream whose thumbnails keep failing loses them once they are
+    /// this many seconds old (0: never).
+    pub delete_after: u64,
+}
+
+impl Default for ThumbnailsConfig {
+    fn default() -> Self {
+        ThumbnailsConfig {
+            // The original's sizes.
+            sizes: [("medium", "320x240"), ("small", "176x132")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            live_interval: 10,
+            phone_interval: 3,
+            interval: 300,
+            start_after: 30,
+            // A round polls cameras; a few at once is enough and spares
+            // the host's cores.
+            workers: 4,
+            timeout: 45,
+            delete_after: 3600,
+        }
+    }
+}
+
+impl ThumbnailsConfig {
+    /// The scaled sizes as (suffix, width, height); an error names a bad
+    /// entry.
+    pub fn scaled(&self) -> Result<Vec<(String, u32, u32)>, String> {
+        let mut out = Vec::new();
+        for (name, size) in &self.sizes {
+            if name.is_empty()
+                || name.len() > 16
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            {
+                return Err(format!(
+                    "[thumbnails] sizes: {name:?} must be 1 to 16 lowercase letters or digits"
+                ));
+            }
+            let parsed = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+                .filter(|(w, h)| (16..=4096).contains(w) && (16..=4096).contains(h));
+            let Some((w, h)) = parsed else {
+                return Err(format!(
+                    "[thumbnails] sizes: {name} = {size:?} must be WIDTHxHEIGHT, 16 to 4096 each"
+                ));
+            };
+            out.push((name.clone(), w, h));
+        }
+        Ok(out)
+    }
+}
+
+/// `[record]` of `dss.toml`: what applies to every recording.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    /// The most the record directory may hold, in GiB, across all streams
+    /// (oldest segments go first; 0: no bound besides the instances').
+    pub max_total_gib: f64,
+    /// The longest range one export may cover, in hours.
+    pub max_export_hours: u64,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            max_total_gib: 0.0,
+            max_export_hours: 24,
+        }
+    }
+}
+
+/// Whose thumbnails an instance makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThumbnailMode {
+    /// Live streams' (from the stream already flowing) and, in periodic
+    /// rounds, idle ones' (one short connection to each source per round).
+    All,
+    /// Only live streams' (default: polling every camera costs its owner).
+    #[default]
+    Live,
+    /// None.
+    Off,
+}
+
+/// `[record]` of an instance file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceRecord {
+    /// Whether the instance's streams record (a `[record]` table alone
+    /// turns it on, as in the original).
+    pub enabled: bool,
+    /// Only these streams (keys or full ids); empty: all of them.
+    pub streams: Vec<String>,
+    /// Seconds per segment; segments start at multiples of it (epoch
+    /// aligned).
+    pub interval: u64,
+    /// Container: `mp4` (fragmented: plays everywhere, readable after a
+    /// crash), `mkv`, `ts` or `flv`.
+    pub format: String,
+    /// Segments older than this many hours are deleted (0: kept).
+    pub max_age_hours: f64,
+    /// This instance's segments are trimmed, oldest first, to this many
+    /// GiB (0: no bound besides `[record] max_total_gib`).
+    pub max_total_gib: f64,
+}
+
+impl Default for InstanceRecord {
+    fn default() -> Self {
+        InstanceRecord {
+            enabled: true,
+            streams: Vec::new(),
+            interval: 3600,
+            format: "mp4".into(),
+            max_age_hours: 0.0,
+            max_total_gib: 0.0,
+        }
+    }
+}
+
+/// The containers segments may be written in.
+pub const RECORD_FORMATS: &[&str] = &["mp4", "mkv", "ts", "flv"];
+
+impl InstanceRecord {
+    /// Checks the values; the error says which.
+    pub fn check(&self) -> Result<(), String> {
+        if !RECORD_FORMATS.contains(&self.format.as_str()) {
+            return Err(format!(
+                "[record] format {:?}: one of {}",
+                self.format,
+                RECORD_FORMATS.join(", ")
+            ));
+        }
+        if !(1..=86_400).contains(&self.interval) {
+            return Err("[record] interval: 1 to 86400 seconds".into());
+        }
+        if !(self.max_age_hours >= 0.0 && self.max_total_gib >= 0.0) {
+            return Err("[record] max_age_hours and max_total_gib cannot be negative".into());
+        }
+        Ok(())
+    }
+
+    /// Whether stream `id` (key `key`) records.
+    pub fn covers(&self, id: &str, key: &str) -> bool {
+        self.enabled
+            && (self.streams.is_empty() || self.streams.iter().any(|s| s == id || s == key))
+    }
+}
+
 impl Config {
     /// Loads `path` (or the defaults when `None`), applies `DSS_*`
     /// environment overrides, and resolves relative paths.
@@ -481,9 +685,14 @@ impl Config {
         self.run_dir().join("ffmpeg-cwd")
     }
 
-    /// Recordings.
+    /// Recordings: `record/{id}/{id}-{start}.{ext}`.
     pub fn record_dir(&self) -> PathBuf {
-        self.state_dir.join("rec")
+        self.state_dir.join("record")
+    }
+
+    /// Thumbnails: `thumb/{id}[-size].jpg` (nginx serves `/thumb/`).
+    pub fn thumb_dir(&self) -> PathBuf {
+        self.state_dir.join("thumb")
     }
 
     /// The host's own HTTP base URL as seen from nginx (loopback when the
@@ -660,6 +869,13 @@ pub struct InstanceConfig {
     /// absolute one is read as given.
     #[serde(default)]
     pub fallback: Option<PathBuf>,
+    /// Whose thumbnails are made: `live` (default), `all` (idle streams
+    /// too, polled in rounds) or `off`.
+    #[serde(default)]
+    pub thumbnails: ThumbnailMode,
+    /// Recording of this instance's streams.
+    #[serde(default)]
+    pub record: Option<InstanceRecord>,
     /// Passed to the provider's `init` and every call, as JSON.
     #[serde(default)]
     pub config: toml::Table,
@@ -689,6 +905,9 @@ impl InstanceConfig {
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
         inst.source_grant().map_err(invalid)?;
+        if let Some(r) = &inst.record {
+            r.check().map_err(invalid)?;
+        }
         Ok((id, inst))
     }
 

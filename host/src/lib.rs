@@ -6,6 +6,7 @@
 //! ([`ffmpeg`]) on demand into nginx-rtmp ([`nginx`]) as viewers arrive
 //! through the callbacks ([`hooks`]); the HTTP [`api`] serves it all.
 //! Phones push their streams and positions through the [`mobile`] ingest.
+//! Around a stream: its [`stats`] and [`thumbnail`]s.
 #![deny(missing_docs)]
 
 pub mod access;
@@ -27,5 +28,7 @@ pub mod plugin;
 pub mod providers;
 pub mod scaffold;
 pub mod server;
+pub mod stats;
 pub mod supervisor;
+pub mod thumbnail;
 pub mod watch;

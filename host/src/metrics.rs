@@ -15,6 +15,10 @@ fn family() -> Family<Labels, Gauge> {
     Family::default()
 }
 
+fn ratio_family() -> Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> {
+    Family::default()
+}
+
 /// Streams with their own series (viewers, restarts).
 const MAX_STREAM_SERIES: usize = 1_000;
 
@@ -142,6 +146,39 @@ pub async fn render(st: &AppState) -> String {
     for (state, n) in by_state {
         stream_state.get_or_create(&vec![("state", state)]).set(n);
     }
+    // The statistics of the same streams (the same cap).
+    let uptime = ratio_family();
+    let thumbs = ratio_family();
+    let warmup = ratio_family();
+    let crashes = family();
+    for id in &shown {
+        let s = st.stats.get(id);
+        let l = vec![("stream", (*id).clone())];
+        uptime.get_or_create(&l).set(s.uptime);
+        thumbs.get_or_create(&l).set(s.thumbnail);
+        warmup.get_or_create(&l).set(s.warmup);
+        crashes.get_or_create(&l).set(s.crash as i64);
+    }
+    registry.register(
+        "dss_stream_uptime_ratio",
+        "Live time over wanted time, per stream (survives restarts)",
+        uptime,
+    );
+    registry.register(
+        "dss_stream_crashes",
+        "FFmpeg failures while wanted, per stream (survives restarts)",
+        crashes,
+    );
+    registry.register(
+        "dss_stream_warmup_seconds",
+        "Mean spawn-to-publish time of the last 10 starts, per stream",
+        warmup,
+    );
+    registry.register(
+        "dss_stream_thumbnail_success_ratio",
+        "Thumbnail attempts that succeeded, per stream",
+        thumbs,
+    );
     registry.register("dss_streams", "Streams by lifecycle state", stream_state);
     registry.register(
         "dss_stream_viewers",

@@ -552,6 +552,8 @@ impl Providers {
             listing_fetched_at_ms: None,
             stale: false,
             lazy_pending: false,
+            thumbnails: inst.config.thumbnails,
+            record: inst.config.record.clone(),
         };
         let mut validated = lock(&predecessor).is_none();
         // A fresh instance serves what it knows before asking the provider.
@@ -988,6 +990,8 @@ fn failed_status(id: &str, module: &str, file: &Path, error: String) -> Provider
         listing_fetched_at_ms: None,
         stale: false,
         lazy_pending: false,
+        thumbnails: Default::default(),
+        record: None,
     }
 }
 

@@ -38,7 +38,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         catalog.clone(),
         events.clone(),
     ));
-    let supervisor = Supervisor::new(config.clone(), catalog.clone(), events.clone());
+    let stats = Arc::new(crate::stats::Stats::new());
+    tokio::spawn(crate::stats::save_loop(
+        stats.clone(),
+        store.clone(),
+        Duration::from_secs(config.stats.save_interval_seconds.max(1)),
+    ));
+    let supervisor = Supervisor::new(
+        config.clone(),
+        catalog.clone(),
+        events.clone(),
+        stats.clone(),
+    );
+    let thumbnails = crate::thumbnail::Thumbnails::new(
+        config.clone(),
+        catalog.clone(),
+        supervisor.clone(),
+        stats.clone(),
+    )
+    .context("cannot set up thumbnails")?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -98,6 +116,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ],
     );
 
+    tokio::spawn(crate::thumbnail::run(thumbnails.clone()));
+
     let state = AppState {
         config: config.clone(),
         catalog,
@@ -107,6 +127,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         callback_secret,
         phones,
         events,
+        stats: stats.clone(),
+        thumbnails,
     };
     let app = api::router(state.clone(), &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -133,6 +155,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = (&mut server).await;
     };
     tokio::join!(drain, supervisor.shutdown());
+    stats.save(store.as_ref()).await;
     if let Some(nginx) = nginx {
         nginx.stop().await;
     }

@@ -97,6 +97,22 @@ pub fn get(url: &str) -> Resp {
     }
 }
 
+/// GET `url`: the status and the body's bytes (images, media).
+pub fn get_bytes(url: &str) -> (u16, Vec<u8>) {
+    let mut r = agent()
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = r.status().as_u16();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// POST `url` with a form body.
 pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Resp {
     let mut r = agent()

@@ -6,6 +6,7 @@
 //! malformed → 400, well-formed but unknown → 404.
 
 mod events;
+mod stats;
 
 use crate::access::Caller;
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
@@ -41,6 +42,10 @@ pub struct AppState {
     pub phones: Option<Arc<crate::mobile::session::Phones>>,
     /// What changes, as it happens.
     pub events: Arc<crate::events::Events>,
+    /// Per-stream statistics.
+    pub stats: Arc<crate::stats::Stats>,
+    /// Streams' thumbnails.
+    pub thumbnails: Arc<crate::thumbnail::Thumbnails>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
@@ -85,6 +90,14 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/api/streams/{id}/track", get(track))
         .route("/api/streams/{id}/start", post(admin_start))
         .route("/api/streams/{id}/stop", post(admin_stop))
+        .route("/api/streams/{id}/stats", get(stats::stream))
+        .route("/api/streams/{id}/thumbnail", get(stats::thumbnail))
+        .route("/stats/{id}", get(stats::legacy).post(stats::legacy))
+        .route("/stats/{id}/", get(stats::legacy).post(stats::legacy))
+        .route(
+            "/stats/{id}/{fields}",
+            get(stats::legacy).post(stats::legacy),
+        )
         .route(
             "/info/provider",
             get(legacy_providers).post(legacy_providers),

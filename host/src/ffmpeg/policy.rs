@@ -1304,20 +1304,42 @@ impl Plan {
     /// whitelist of the source's scheme, `-i SOURCE`, the checked output
     /// options and `-f flv OUTPUT`.
     pub fn argv(&self, output: &str) -> Vec<String> {
+        let mut a = self.head(true);
+        a.extend(self.output_options.iter().cloned());
+        a.extend(["-f".to_string(), "flv".to_string(), output.to_string()]);
+        a
+    }
+
+    /// The argv of a run that reads this plan's source (its checked input
+    /// options and source, nothing else of the listing) and writes the
+    /// host's own `outputs`: thumbnails of an idle stream. `None` for a
+    /// phone, whose media only the host's ingest has.
+    pub fn input_argv(&self, outputs: &[String]) -> Option<Vec<String>> {
+        if matches!(self.input, Input::Ingest | Input::Feeds(_)) {
+            return None;
+        }
+        let mut a = self.head(false);
+        a.extend(outputs.iter().cloned());
+        Some(a)
+    }
+
+    /// The common options, the input options and the input.
+    fn head(&self, progress: bool) -> Vec<String> {
         let mut a: Vec<String> = [
             "-hide_banner",
             "-nostdin",
             "-nostats",
             "-loglevel",
             "warning",
-            // key=value blocks on stdout, about twice a second: the
-            // liveness signal used for stale detection.
-            "-progress",
-            "pipe:1",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if progress {
+            // key=value blocks on stdout, about twice a second: the
+            // liveness signal used for stale detection.
+            a.extend(["-progress".to_string(), "pipe:1".to_string()]);
+        }
         a.extend(self.input_options.iter().cloned());
         let source = match &self.input {
             Input::Graph(g) => g.clone(),
@@ -1352,8 +1374,6 @@ impl Plan {
         if !source.is_empty() {
             a.extend(["-i".to_string(), source]);
         }
-        a.extend(self.output_options.iter().cloned());
-        a.extend(["-f".to_string(), "flv".to_string(), output.to_string()]);
         a
     }
 }

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::events::{Event, Events};
 use crate::ffmpeg::Monitor;
 use crate::nginx::stat::StreamStat;
+use crate::stats::Stats;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -165,6 +166,7 @@ pub struct Supervisor {
     catalog: Arc<Catalog>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     events: Arc<Events>,
+    stats: Arc<Stats>,
     stopping: AtomicBool,
     shutdown_tx: watch::Sender<bool>,
     capacity: Arc<Semaphore>,
@@ -193,8 +195,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Supervisor {
     /// A supervisor for the streams of `catalog`, telling `events` of
-    /// state and viewer changes.
-    pub fn new(config: Arc<Config>, catalog: Arc<Catalog>, events: Arc<Events>) -> Arc<Self> {
+    /// state and viewer changes and `stats` of everything it counts.
+    pub fn new(
+        config: Arc<Config>,
+        catalog: Arc<Catalog>,
+        events: Arc<Events>,
+        stats: Arc<Stats>,
+    ) -> Arc<Self> {
         let max_running = match config.ffmpeg.max_running {
             0 => Semaphore::MAX_PERMITS,
             n => n.min(Semaphore::MAX_PERMITS),
@@ -204,6 +211,7 @@ impl Supervisor {
             catalog,
             slots: Mutex::new(HashMap::new()),
             events,
+            stats,
             stopping: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,
             capacity: Arc::new(Semaphore::new(max_running)),
@@ -252,9 +260,13 @@ impl Supervisor {
         Ok(e)
     }
 
+    /// Whether `e` runs whether watched or not: `[ffmpeg] auto_start`, or
+    /// its instance records it.
     fn auto(&self, e: &StreamEntry) -> bool {
         let f = &self.config.ffmpeg;
-        f.auto_start.iter().any(|i| i == &e.id) || f.auto_start_providers.contains(&e.provider)
+        f.auto_start.iter().any(|i| i == &e.id)
+            || f.auto_start_providers.contains(&e.provider)
+            || e.records(&self.catalog.snapshot().providers)
     }
 
     fn slot(&self, id: &str) -> Arc<Slot> {
@@ -597,6 +609,7 @@ impl Supervisor {
         let now = inner.wanted.viewers();
         if now != before {
             self.emit(&slot.id, inner.status.state, now);
+            self.stats.viewers(&slot.id, now);
         }
     }
 }

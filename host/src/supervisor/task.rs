@@ -128,6 +128,7 @@ impl Task {
             self.status.since_ms = unix_ms(SystemTime::now());
             let viewers = lock(&self.slot.inner).wanted.viewers();
             self.sup.emit(&self.slot.id, state, viewers);
+            self.sup.stats.state(&self.slot.id, state, Instant::now());
         }
     }
 
@@ -242,7 +243,9 @@ impl Task {
         }
         if published && self.status.state == State::Starting {
             run.live_since = Some(now);
-            let warmup = now.duration_since(run.spawned_at).as_millis() as u64;
+            let warmup = now.duration_since(run.spawned_at);
+            self.sup.stats.warmup(&self.slot.id, warmup, now);
+            let warmup = warmup.as_millis() as u64;
             self.status.warmup_ms = Some(warmup);
             tracing::info!(stream = %self.slot.id, warmup_ms = warmup, "live");
             self.set_state(State::Live);
@@ -398,6 +401,7 @@ impl Task {
             Ok(p) => {
                 tracing::info!(stream = %self.slot.id, pid = p.pid, "ffmpeg started");
                 self.sup.spawns.fetch_add(1, Ordering::Relaxed);
+                self.sup.stats.started(&self.slot.id, now);
                 if self.backoff.failures > 0 {
                     self.status.restarts += 1;
                 }
@@ -425,6 +429,7 @@ impl Task {
 
     fn fail(&mut self, message: String, now: Instant, live: Option<Duration>) {
         let delay = self.backoff.fail(live, now);
+        self.sup.stats.crash(&self.slot.id, now);
         tracing::warn!(stream = %self.slot.id, retry_in = ?delay, "{message}");
         self.status.last_error = Some(message);
         self.set_state(State::Backoff);
@@ -451,6 +456,7 @@ impl Task {
             && matches!(self.status.state, State::Starting | State::Live);
         if wanted {
             let delay = self.backoff.fail(live, now);
+            self.sup.stats.crash(&self.slot.id, now);
             let message = format!("ffmpeg exited ({code}): {last}");
             tracing::warn!(stream = %self.slot.id, retry_in = ?delay, "{message}");
             self.status.last_error = Some(message);

@@ -1,0 +1,168 @@
+//! Thumbnails of live streams and connected phones, from the newest HLS
+//! fragment nginx-rtmp wrote for the stream: the media already flowing,
+//! read from a local file, so the camera sees no second connection.
+//!
+//! Once a second the loop looks at the streams that are live: each one
+//! whose `[thumbnails] live_interval` (phones: `phone_interval`) has
+//! passed since its last attempt gets one FFmpeg run, if a worker is free
+//! (else it waits for the next second). Phones' thumbnails are removed
+//! when they disconnect.
+
+use super::{lock, Thumbnails, MAX_PLAYLIST};
+use crate::config::ThumbnailMode;
+use crate::supervisor::State;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the live streams are looked at.
+const TICK: Duration = Duration::from_secs(1);
+
+/// A stream live for less than this has no fragment yet (nginx closes the
+/// first one after `hls_fragment`, 1 s): it is not attempted.
+const FIRST_FRAGMENT: Duration = Duration::from_secs(3);
+
+/// How long one grab from a local fragment may take.
+const GRAB_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn run(t: Arc<Thumbnails>) {
+    let mut last: HashMap<String, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let snap = t.catalog.snapshot();
+        let now = Instant::now();
+        let now_ms = crate::catalog::unix_ms(std::time::SystemTime::now());
+        // Phones that left lose their thumbnails.
+        let gone: Vec<String> = lock(&t.made)
+            .iter()
+            .filter(|id| {
+                snap.streams
+                    .get(*id)
+                    .is_some_and(|e| e.is_ingest() && !e.online)
+            })
+            .cloned()
+            .collect();
+        for id in gone {
+            tracing::debug!(stream = %id, "phone left: thumbnails removed");
+            t.remove(&id);
+        }
+        for (id, status) in t.supervisor.statuses() {
+            if !matches!(status.state, State::Live | State::Stopping) {
+                last.remove(&id);
+                continue;
+            }
+            let Some(entry) = snap.streams.get(&id) else {
+                continue;
+            };
+            let mode = snap
+                .providers
+                .get(&entry.provider)
+                .map(|p| p.thumbnails)
+                .unwrap_or_default();
+            if mode == ThumbnailMode::Off {
+                continue;
+            }
+            let live_for = Duration::from_millis(now_ms.saturating_sub(status.since_ms));
+            if status.state == State::Live && live_for < FIRST_FRAGMENT {
+                continue;
+            }
+            let cfg = &t.config.thumbnails;
+            let every = Duration::from_secs(if entry.is_ingest() {
+                cfg.phone_interval
+            } else {
+                cfg.live_interval
+            })
+            .max(TICK);
+            if last
+                .get(&id)
+                .is_some_and(|at| now.duration_since(*at) < every)
+            {
+                continue;
+            }
+            let Ok(permit) = t.jobs.clone().try_acquire_owned() else {
+                break;
+            };
+            last.insert(id.clone(), now);
+            let t = t.clone();
+            tokio::spawn(async move {
+                let result = grab(&t, &id).await;
+                t.record(&id, &result);
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// One thumbnail of `id` from its newest complete HLS fragment.
+async fn grab(t: &Thumbnails, id: &str) -> Result<(), String> {
+    let dir = t.config.run_dir().join("hls").join(id);
+    let fragment = newest_fragment(&dir)?;
+    let input = [
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "warning",
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        "mpegts",
+        "-i",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(std::iter::once(format!("file:{}", fragment.display())))
+    .collect();
+    t.make(id, input, GRAB_TIMEOUT).await
+}
+
+/// The last fragment `dir/index.m3u8` lists (nginx-rtmp writes the
+/// playlist after it closes a fragment, so the last listed is whole).
+fn newest_fragment(dir: &std::path::Path) -> Result<PathBuf, String> {
+    let mut text = String::new();
+    std::fs::File::open(dir.join("index.m3u8"))
+        .and_then(|f| f.take(MAX_PLAYLIST).read_to_string(&mut text))
+        .map_err(|e| format!("no HLS playlist: {e}"))?;
+    let name = last_fragment(&text).ok_or("the HLS playlist lists no fragment")?;
+    Ok(dir.join(name))
+}
+
+/// The last fragment name of a playlist, if it is a plain file name.
+fn last_fragment(playlist: &str) -> Option<&str> {
+    let name = playlist
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let plain = name.len() <= 64
+        && !name.starts_with('.')
+        && name.ends_with(".ts")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    plain.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_fragment;
+
+    #[test]
+    fn the_last_listed_plain_fragment_is_taken() {
+        let p = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n3.ts\n#EXTINF:1.0,\n4.ts\n";
+        assert_eq!(last_fragment(p), Some("4.ts"));
+        assert_eq!(last_fragment("#EXTM3U\n"), None);
+        for bad in [
+            "../../etc/passwd.ts",
+            "/abs.ts",
+            ".hidden.ts",
+            "x.m3u8",
+            "a b.ts",
+        ] {
+            assert_eq!(last_fragment(&format!("#EXTM3U\n{bad}\n")), None, "{bad}");
+        }
+    }
+}

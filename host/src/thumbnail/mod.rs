@@ -1,0 +1,279 @@
+//! Thumbnails: a full-size JPEG of each stream plus the scaled sizes of
+//! `[thumbnails] sizes` (`ID.jpg`, `ID-medium.jpg`, `ID-small.jpg`), under
+//! `<state_dir>/thumb`, which nginx serves at `/thumb/` and the API at
+//! `/api/streams/{id}/thumbnail`.
+//!
+//! Two sources, never a second connection to a live camera:
+//! - a live stream (and a connected phone) — its newest HLS fragment,
+//!   which nginx-rtmp already wrote for its viewers ([`live`]);
+//! - an idle stream of an instance with `thumbnails = "all"` — a periodic
+//!   round that reads the source once per stream, with the instance's
+//!   checked input options and the same FFmpeg policy, bounded workers
+//!   and a timeout ([`round`]).
+//!
+//! Each run is one FFmpeg writing every size from one decoded frame into a
+//! private work directory; the files are then renamed into place, so a
+//! reader sees a whole old thumbnail or a whole new one. Every attempt
+//! feeds the stream's thumbnail success statistic.
+
+mod live;
+mod round;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::stats::Stats;
+use crate::supervisor::Supervisor;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// FFmpeg stderr lines kept of a thumbnail run (for its error message).
+const LOG_LINES: usize = 8;
+
+/// Largest HLS playlist read (nginx's are a few hundred bytes).
+const MAX_PLAYLIST: u64 = 64 * 1024;
+
+/// Why a thumbnail cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ThumbError {
+    /// No such size.
+    #[error("no thumbnail size {0:?} (sizes: full, {1})")]
+    Size(String, String),
+    /// None made yet (or removed).
+    #[error("no thumbnail of {0:?} yet")]
+    Missing(String),
+}
+
+/// The thumbnails of every stream.
+pub struct Thumbnails {
+    config: Arc<Config>,
+    catalog: Arc<Catalog>,
+    supervisor: Arc<Supervisor>,
+    stats: Arc<Stats>,
+    dir: PathBuf,
+    work: PathBuf,
+    /// Scaled sizes: suffix, width, height.
+    sizes: Vec<(String, u32, u32)>,
+    /// Streams that have thumbnails on disk (phones' go when they leave).
+    made: Mutex<HashSet<String>>,
+    /// Streams whose last attempt failed (logged once per failure run).
+    failing: Mutex<HashSet<String>>,
+    /// FFmpeg thumbnail runs at once (live grabs and rounds together).
+    jobs: Arc<Semaphore>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Thumbnails {
+    /// Checks `[thumbnails]` and creates the directories.
+    pub fn new(
+        config: Arc<Config>,
+        catalog: Arc<Catalog>,
+        supervisor: Arc<Supervisor>,
+        stats: Arc<Stats>,
+    ) -> anyhow::Result<Arc<Thumbnails>> {
+        let sizes = config.thumbnails.scaled().map_err(anyhow::Error::msg)?;
+        let dir = config.thumb_dir();
+        crate::files::HostDir::create(&dir)?;
+        let work = config.run_dir().join("thumb-work");
+        crate::files::HostDir::create(&config.run_dir())?.private_dir("thumb-work")?;
+        let made = existing(&dir);
+        let workers = config.thumbnails.workers.max(1);
+        Ok(Arc::new(Thumbnails {
+            config,
+            catalog,
+            supervisor,
+            stats,
+            dir,
+            work,
+            sizes,
+            made: Mutex::new(made),
+            failing: Mutex::default(),
+            jobs: Arc::new(Semaphore::new(workers)),
+        }))
+    }
+
+    /// The file of `id`'s thumbnail of `size` (`None`: full size).
+    fn file(&self, id: &str, size: Option<&str>) -> Result<PathBuf, ThumbError> {
+        match size {
+            None | Some("full") | Some("") => Ok(self.dir.join(format!("{id}.jpg"))),
+            Some(s) if self.sizes.iter().any(|(n, ..)| n == s) => {
+                Ok(self.dir.join(format!("{id}-{s}.jpg")))
+            }
+            Some(s) => Err(ThumbError::Size(
+                s.chars().take(32).collect(),
+                self.sizes
+                    .iter()
+                    .map(|(n, ..)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    /// The JPEG of `id` (a checked stream id) at `size`.
+    pub async fn read(&self, id: &str, size: Option<&str>) -> Result<Vec<u8>, ThumbError> {
+        let file = self.file(id, size)?;
+        tokio::fs::read(&file)
+            .await
+            .map_err(|_| ThumbError::Missing(id.to_string()))
+    }
+
+    /// Every file name of `id` (full size first).
+    fn names(&self, id: &str) -> Vec<String> {
+        std::iter::once(format!("{id}.jpg"))
+            .chain(self.sizes.iter().map(|(n, ..)| format!("{id}-{n}.jpg")))
+            .collect()
+    }
+
+    /// The host's outputs of a run, after its input: one frame of the
+    /// first video track, split into every size, each to `N.jpg` in the
+    /// run's working directory.
+    fn outputs(&self) -> Vec<String> {
+        let n = self.sizes.len() + 1;
+        let mut graph = format!(
+            "[0:v:0]split={n}{}",
+            (0..n).map(|i| format!("[o{i}]")).collect::<String>()
+        );
+        for (i, (_, w, h)) in self.sizes.iter().enumerate() {
+            graph.push_str(&format!(";[o{}]scale={w}:{h}[s{}]", i + 1, i + 1));
+        }
+        let mut a = vec!["-filter_complex".to_string(), graph];
+        for i in 0..n {
+            let label = if i == 0 {
+                "[o0]".to_string()
+            } else {
+                format!("[s{i}]")
+            };
+            a.extend(
+                [
+                    "-map",
+                    &label,
+                    "-frames:v",
+                    "1",
+                    // JPEG quality (2 best .. 31): small files that still
+                    // read well at full size.
+                    "-q:v",
+                    "5",
+                    "-update",
+                    "1",
+                    "-f",
+                    "image2",
+                    &format!("file:{i}.jpg"),
+                ]
+                .map(String::from),
+            );
+        }
+        a
+    }
+
+    /// Runs FFmpeg with `input` (everything up to and including `-i
+    /// SOURCE`) and this host's outputs, then renames the results into
+    /// place. The error says what failed.
+    async fn make(
+        &self,
+        id: &str,
+        mut input: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let work = self.work.join(id);
+        let _ = tokio::fs::remove_dir_all(&work).await;
+        input.extend(self.outputs());
+        let binary = &self.config.ffmpeg.binary;
+        let mut p =
+            crate::ffmpeg::spawn(binary, &input, LOG_LINES, &work).map_err(|e| e.to_string())?;
+        let status = match tokio::time::timeout(timeout, p.child.wait()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("waiting for ffmpeg: {e}")),
+            Err(_) => {
+                crate::ffmpeg::signal_group(p.pid, libc::SIGKILL);
+                let _ = p.child.wait().await;
+                return Err(format!("no frame within {} s", timeout.as_secs()));
+            }
+        };
+        if !status.success() {
+            // The readers may still be draining stderr.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let last = p.log_tail(1).join("");
+            return Err(format!("ffmpeg exited ({status}): {last}"));
+        }
+        for (i, name) in self.names(id).iter().enumerate() {
+            tokio::fs::rename(work.join(format!("{i}.jpg")), self.dir.join(name))
+                .await
+                .map_err(|e| format!("thumbnail {name}: {e}"))?;
+        }
+        let _ = tokio::fs::remove_dir(&work).await;
+        lock(&self.made).insert(id.to_string());
+        Ok(())
+    }
+
+    /// Counts one attempt for `id` and logs a failure once per run of them.
+    fn record(&self, id: &str, result: &Result<(), String>) {
+        self.stats.thumbnail(id, result.is_ok());
+        let mut failing = lock(&self.failing);
+        match result {
+            Ok(()) => {
+                if failing.remove(id) {
+                    tracing::info!(stream = %id, "thumbnails work again");
+                }
+            }
+            Err(e) => {
+                if failing.insert(id.to_string()) {
+                    tracing::warn!(stream = %id, "thumbnail failed: {e}");
+                } else {
+                    tracing::debug!(stream = %id, "thumbnail failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Removes every thumbnail of `id`.
+    fn remove(&self, id: &str) {
+        for name in self.names(id) {
+            let _ = std::fs::remove_file(self.dir.join(name));
+        }
+        lock(&self.made).remove(id);
+    }
+
+    /// Removes `id`'s thumbnails if the full-size one is older than
+    /// `[thumbnails] delete_after` (a stream that keeps failing).
+    fn expire(&self, id: &str) {
+        let after = self.config.thumbnails.delete_after;
+        if after == 0 {
+            return;
+        }
+        let old = std::fs::metadata(self.dir.join(format!("{id}.jpg")))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= Duration::from_secs(after));
+        if old {
+            tracing::info!(stream = %id, "old thumbnails removed: the stream keeps failing");
+            self.remove(id);
+        }
+    }
+}
+
+/// The stream ids that have a full-size thumbnail in `dir`.
+fn existing(dir: &Path) -> HashSet<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return HashSet::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".jpg")?;
+            crate::ids::parse_stream_id(id).ok()?;
+            Some(id.to_string())
+        })
+        .collect()
+}
+
+/// Runs the live thumbnails and the idle rounds until the host stops.
+pub async fn run(t: Arc<Thumbnails>) {
+    tokio::join!(live::run(t.clone()), round::run(t));
+}
