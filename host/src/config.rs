@@ -548,8 +548,10 @@ pub struct InstanceRecord {
     /// Seconds per segment; segments start at multiples of it (epoch
     /// aligned).
     pub interval: u64,
-    /// Container: `mp4` (fragmented: plays everywhere, readable after a
-    /// crash), `mkv`, `ts` or `flv`.
+    /// Container: `ts` (default: plays in every player, keeps every
+    /// packet written before a crash, timestamps continuous from one
+    /// segment to the next; exports are MP4 for browsers), `mp4`
+    /// (fragmented; a crash loses the fragment in progress), `mkv`, `flv`.
     pub format: String,
     /// Segments older than this many hours are deleted (0: kept).
     pub max_age_hours: f64,
@@ -564,7 +566,7 @@ impl Default for InstanceRecord {
             enabled: true,
             streams: Vec::new(),
             interval: 3600,
-            format: "mp4".into(),
+            format: "ts".into(),
             max_age_hours: 0.0,
             max_total_gib: 0.0,
         }

@@ -44,7 +44,9 @@ pub struct Callback {
     addr: String,
     /// Our FFmpeg's publish token (a query argument of its RTMP URL).
     token: String,
-    // The other fields (flashver, tcurl, ...) are ignored.
+    /// The client's flash version (the recorder announces its own).
+    flashver: String,
+    // The other fields (tcurl, ...) are ignored.
 }
 
 /// A refused callback: a status and a line of text for nginx's log.
@@ -159,6 +161,7 @@ pub async fn fast_callback(
             "clientid" => &mut cb.clientid,
             "addr" => &mut cb.addr,
             "token" => &mut cb.token,
+            "flashver" => &mut cb.flashver,
             _ => continue,
         };
         *field = v.into_owned();
@@ -198,10 +201,25 @@ async fn callback(
 
 async fn on_play(st: &AppState, cb: &Callback) -> Result<(), Refused> {
     let id = stream_id(st, cb)?;
+    if is_recorder(cb) {
+        // Not a viewer: a recorded stream is kept running by its instance.
+        tracing::debug!(stream = %id, client = %cb.clientid, "recorder plays");
+        return Ok(());
+    }
     st.providers.ensure_for_stream(&id).await;
     st.supervisor.play(&id, &cb.clientid).map_err(refusal)?;
     tracing::debug!(stream = %id, client = %cb.clientid, addr = %cb.addr, "rtmp viewer");
     Ok(())
+}
+
+/// Whether a player is the host's own recorder: its flash version, from
+/// this machine.
+fn is_recorder(cb: &Callback) -> bool {
+    cb.flashver == crate::record::FLASHVER
+        && cb
+            .addr
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 fn on_publish(st: &AppState, cb: &Callback) -> Result<(), Refused> {

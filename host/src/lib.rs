@@ -6,7 +6,7 @@
 //! ([`ffmpeg`]) on demand into nginx-rtmp ([`nginx`]) as viewers arrive
 //! through the callbacks ([`hooks`]); the HTTP [`api`] serves it all.
 //! Phones push their streams and positions through the [`mobile`] ingest.
-//! Around a stream: its [`stats`] and [`thumbnail`]s.
+//! Around a stream: its [`stats`], [`thumbnail`]s and recording ([`record`]).
 #![deny(missing_docs)]
 
 pub mod access;
@@ -26,6 +26,7 @@ pub mod mobile;
 pub mod nginx;
 pub mod plugin;
 pub mod providers;
+pub mod record;
 pub mod scaffold;
 pub mod server;
 pub mod stats;

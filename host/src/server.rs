@@ -117,6 +117,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
 
     tokio::spawn(crate::thumbnail::run(thumbnails.clone()));
+    let recorder =
+        crate::record::Recorder::new(config.clone(), catalog.clone(), supervisor.clone())
+            .context("cannot set up recording")?;
+    tokio::spawn(crate::record::run(recorder.clone()));
 
     let state = AppState {
         config: config.clone(),
@@ -129,6 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         events,
         stats: stats.clone(),
         thumbnails,
+        recorder: recorder.clone(),
     };
     let app = api::router(state.clone(), &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -154,6 +159,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         // The server drains for at most SERVER_DRAIN itself.
         let _ = (&mut server).await;
     };
+    // Recorders close their segments while the streams still publish.
+    recorder.shutdown().await;
     tokio::join!(drain, supervisor.shutdown());
     stats.save(store.as_ref()).await;
     if let Some(nginx) = nginx {

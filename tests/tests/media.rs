@@ -318,3 +318,160 @@ fn live_streams_get_three_sizes_from_their_own_flow_and_idle_ones_only_in_all_mo
         "a round starts nothing"
     );
 }
+
+/// `format=start_time,duration` of a media file, in seconds.
+fn start_and_duration(file: &Path) -> (f64, f64) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=start_time,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .trim()
+        .split(',')
+        .map(|n| n.parse::<f64>().unwrap_or(-1.0));
+    (it.next().unwrap_or(-1.0), it.next().unwrap_or(-1.0))
+}
+
+#[test]
+fn a_recorded_stream_leaves_gap_free_start_named_segments_that_retention_trims_and_export_plays() {
+    let _g = serial();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let mut s = Setup::new();
+    s.with_nginx(2);
+    let recorded = format!(
+        "{}\n[record]\ninterval = 5\nstreams = [\"a\"]\n",
+        test_pattern_instance(&["a", "b"])
+    );
+    s.instance("rec", &recorded);
+    // A recorded stream whose source is down: retried, and never in the
+    // way of the others.
+    s.instance(
+        "dead",
+        &format!(
+            "module = \"static-list\"\nallow_sources = [\"{closed_addr}\"]\nallow_private = true\n\
+             [config]\nstreams = [{{ key = \"x\", source = \"http://{closed_addr}/x.ts\" }}]\n\
+             [record]\ninterval = 5\n"
+        ),
+    );
+    let mut host = s.start();
+    assert_eq!(host.provider_settled("rec")["state"], "ready");
+    // Kept running with nobody watching; the recorder is no viewer.
+    host.wait_stream("rec-a", "live without viewers", T, |v| v["state"] == "live");
+    assert_eq!(host.stream("rec-b")["state"], "idle", "not recorded");
+    let dir = s.dir.path().join("var/record/rec-a");
+    let list = |host: &Host| -> Vec<Value> {
+        json_at(host, "/api/recordings?stream=rec-a")["segments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let segs = wait_for("seven finished segments", Duration::from_secs(60), || {
+        let l = list(&host);
+        (l.len() >= 7).then_some(l)
+    });
+    let v = host.stream("rec-a");
+    assert_eq!(
+        v["viewers"]["rtmp"], 0,
+        "the recorder counted as a viewer: {v}"
+    );
+    assert_ne!(host.stream("dead-x")["state"], "live");
+    let names: Vec<String> = segs
+        .iter()
+        .map(|s| s["file"].as_str().expect("file").to_string())
+        .collect();
+    let starts: Vec<u64> = segs
+        .iter()
+        .map(|s| s["start_ms"].as_u64().expect("start"))
+        .collect();
+    // Named by their start, epoch-aligned after the first.
+    for (n, st) in names.iter().zip(&starts).skip(1) {
+        assert!(n.starts_with("rec-a-2") && n.ends_with("Z.ts"), "{n}");
+        assert_eq!(st % 5000, 0, "{n} does not start on a 5 s boundary");
+    }
+    // Gap-free: each segment's media starts where the previous one ended.
+    let probed: Vec<(f64, f64)> = names
+        .iter()
+        .map(|n| start_and_duration(&dir.join(n)))
+        .collect();
+    let mut max_gap: f64 = 0.0;
+    for w in probed.windows(2) {
+        let gap = w[1].0 - (w[0].0 + w[0].1);
+        max_gap = max_gap.max(gap.abs());
+    }
+    // The durations of the whole segments sum to the wall time between
+    // their names.
+    let whole = &probed[1..probed.len() - 1];
+    let media: f64 = whole.iter().map(|p| p.1).sum();
+    let wall = (starts[probed.len() - 1] - starts[1]) as f64 / 1000.0;
+    eprintln!(
+        "recording: {} segments, max gap {:.3} s, whole segments {media:.3} s of media over {wall:.3} s",
+        probed.len(),
+        max_gap
+    );
+    assert!(max_gap < 0.1, "a gap of {max_gap} s between segments");
+    assert!(
+        (media - wall).abs() < 1.0,
+        "{media} s of media over {wall} s"
+    );
+
+    // One MP4 of two segments' range.
+    let (from, to) = (starts[2], starts[4]);
+    let (status, mp4) = get_bytes(&format!(
+        "http://127.0.0.1:{}/api/recordings/rec-a/export?from={from}&to={to}",
+        s.port
+    ));
+    assert_eq!(status, 200);
+    let out = s.dir.path().join("export.mp4");
+    std::fs::write(&out, mp4).expect("write");
+    let (_, duration) = start_and_duration(&out);
+    eprintln!("export of {} s: {duration:.3} s", (to - from) / 1000);
+    assert!((duration - 10.0).abs() < 1.0, "export lasts {duration} s");
+    assert_eq!(size_of(&out), (320, 240));
+    // One segment downloads as it is.
+    let (status, one) = get_bytes(&format!(
+        "http://127.0.0.1:{}/api/recordings/rec-a/{}",
+        s.port, names[1]
+    ));
+    assert_eq!(
+        (status, one.len() as u64),
+        (200, segs[1]["bytes"].as_u64().expect("bytes"))
+    );
+    for bad in ["../rec-b/x.ts", "rec-a-nottime.ts", "passwd"] {
+        let r = host.get(&format!("/api/recordings/rec-a/{bad}"));
+        assert_ne!(r.status, 200, "{bad}");
+    }
+
+    // Retention: segments that ended more than 8 s ago go, oldest first.
+    s.instance(
+        "rec",
+        &recorded.replace("interval = 5", "interval = 5\nmax_age_hours = 0.0025"),
+    );
+    wait_for(
+        "the oldest segments deleted",
+        Duration::from_secs(30),
+        || (!dir.join(&names[0]).exists()).then_some(()),
+    );
+    let left = list(&host);
+    assert!(!left.is_empty() && left.len() <= 3, "{left:?}");
+    assert!(!names[..4].iter().any(|n| dir.join(n).exists()));
+
+    // A graceful stop closes the segment being written.
+    host.stop();
+    let parts: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(parts.is_empty(), "{} .part files left", parts.len());
+}

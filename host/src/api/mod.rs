@@ -6,6 +6,7 @@
 //! malformed → 400, well-formed but unknown → 404.
 
 mod events;
+mod recordings;
 mod stats;
 
 use crate::access::Caller;
@@ -46,11 +47,13 @@ pub struct AppState {
     pub stats: Arc<crate::stats::Stats>,
     /// Streams' thumbnails.
     pub thumbnails: Arc<crate::thumbnail::Thumbnails>,
+    /// Recordings.
+    pub recorder: Arc<crate::record::Recorder>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl ApiError {
     fn bad_request(msg: impl Into<String>) -> Self {
@@ -92,6 +95,9 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/api/streams/{id}/stop", post(admin_stop))
         .route("/api/streams/{id}/stats", get(stats::stream))
         .route("/api/streams/{id}/thumbnail", get(stats::thumbnail))
+        .route("/api/recordings", get(recordings::list))
+        .route("/api/recordings/{id}/export", get(recordings::export))
+        .route("/api/recordings/{id}/{file}", get(recordings::download))
         .route("/stats/{id}", get(stats::legacy).post(stats::legacy))
         .route("/stats/{id}/", get(stats::legacy).post(stats::legacy))
         .route(
@@ -405,7 +411,7 @@ async fn watch(
 
 /// Admin actions need the bearer token when one is configured, else a
 /// request straight from an address allowed to send callbacks.
-fn authorize(st: &AppState, caller: Caller) -> Result<(), ApiError> {
+pub(crate) fn authorize(st: &AppState, caller: Caller) -> Result<(), ApiError> {
     match (&st.config.security.api_token, caller) {
         (Some(_), Caller::Private { token: true, .. }) | (None, Caller::Private { .. }) => Ok(()),
         (Some(_), _) => Err(ApiError(

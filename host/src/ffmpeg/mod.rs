@@ -14,4 +14,4 @@ pub mod policy;
 pub mod process;
 
 pub use policy::{argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
-pub use process::{signal_group, spawn, Monitor, Process, SpawnError, STOP_TIMEOUT};
+pub use process::{signal_group, spawn, spawn_piped, Monitor, Process, SpawnError, STOP_TIMEOUT};

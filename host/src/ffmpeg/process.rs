@@ -87,6 +87,33 @@ pub fn spawn(
     log_lines: usize,
     cwd: &Path,
 ) -> Result<Process, SpawnError> {
+    spawn_inner(binary, argv, log_lines, cwd, false).map(|(p, _)| p)
+}
+
+/// [`spawn`] for a run whose output is its stdout (an export streamed to
+/// a client): the same confinement, stdout handed to the caller instead
+/// of read as progress.
+pub fn spawn_piped(
+    binary: &Path,
+    argv: &[String],
+    log_lines: usize,
+    cwd: &Path,
+) -> Result<(Process, tokio::process::ChildStdout), SpawnError> {
+    let (p, out) = spawn_inner(binary, argv, log_lines, cwd, true)?;
+    let out = out.ok_or_else(|| SpawnError::Spawn {
+        binary: binary.display().to_string(),
+        message: "no stdout".into(),
+    })?;
+    Ok((p, out))
+}
+
+fn spawn_inner(
+    binary: &Path,
+    argv: &[String],
+    log_lines: usize,
+    cwd: &Path,
+    piped: bool,
+) -> Result<(Process, Option<tokio::process::ChildStdout>), SpawnError> {
     let fail = |message: String| SpawnError::Spawn {
         binary: binary.display().to_string(),
         message,
@@ -135,6 +162,7 @@ pub fn spawn(
             .await;
         });
     }
+    let piped_out = if piped { child.stdout.take() } else { None };
     if let Some(stdout) = child.stdout.take() {
         let m = monitor.clone();
         tokio::spawn(async move {
@@ -159,17 +187,20 @@ pub fn spawn(
             .await;
         });
     }
-    Ok(Process {
-        child,
-        pid,
-        monitor,
-    })
+    Ok((
+        Process {
+            child,
+            pid,
+            monitor,
+        },
+        piped_out,
+    ))
 }
 
 /// `binary` made absolute (against the host's working directory, not the
 /// child's) when it names a path, else the first executable file of that
 /// name in the host's `PATH`.
-fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
+pub fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
     if binary.as_os_str().is_empty() {
         return Err("empty binary path".into());
     }

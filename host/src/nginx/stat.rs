@@ -74,6 +74,8 @@ struct Stream {
 struct Client {
     id: String,
     publishing: Option<IgnoredAny>,
+    #[serde(default)]
+    flashver: Option<String>,
 }
 
 /// Parses `/stat` XML into the streams of application `app`.
@@ -87,6 +89,8 @@ pub fn parse(xml: &str, app: &str) -> Result<BTreeMap<String, StreamStat>, Strin
                 for c in s.client {
                     if c.publishing.is_some() {
                         entry.publisher = Some(c.id);
+                    } else if c.flashver.as_deref() == Some(crate::record::FLASHVER) {
+                        // The host's recorder is not a viewer.
                     } else {
                         entry.viewers.push(c.id);
                     }
@@ -137,6 +141,7 @@ mod tests {
 <client><id>1</id><address>127.0.0.1</address><flashver>FMLE/3.0</flashver><publishing/><active/></client>
 <client><id>3</id><address>127.0.0.1</address><flashver>LNX 9,0,124,2</flashver><active/></client>
 <client><id>4</id><address>10.0.0.2</address></client>
+<client><id>5</id><address>127.0.0.1</address><flashver>DSS-record</flashver><active/></client>
 <meta><video><width>320</width></video><audio></audio></meta>
 <nclients>3</nclients><publishing/><active/></stream>
 <stream><name>demo-idle</name><client><id>9</id></client><nclients>1</nclients></stream>
@@ -145,7 +150,7 @@ mod tests {
 </server></rtmp>"#;
 
     #[test]
-    fn publishers_and_viewers_are_told_apart() {
+    fn publishers_viewers_and_the_recorder_are_told_apart() {
         let s = parse(XML, "dss").unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s["demo-bars"].publisher.as_deref(), Some("1"));

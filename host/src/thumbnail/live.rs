@@ -101,23 +101,34 @@ pub(super) async fn run(t: Arc<Thumbnails>) {
 async fn grab(t: &Thumbnails, id: &str) -> Result<(), String> {
     let dir = t.config.run_dir().join("hls").join(id);
     let fragment = newest_fragment(&dir)?;
-    let input = [
+    // nginx-rtmp starts fragments at keyframes: decoding only those and on
+    // one thread costs ~30 % less; a fragment without one (a GOP longer
+    // than nginx's longest fragment) is read again decoding everything.
+    match t.make(id, input(&fragment, true), GRAB_TIMEOUT).await {
+        Ok(()) => Ok(()),
+        Err(_) => t.make(id, input(&fragment, false), GRAB_TIMEOUT).await,
+    }
+}
+
+/// The input half of a grab's argv.
+fn input(fragment: &std::path::Path, keyframes_only: bool) -> Vec<String> {
+    let mut a: Vec<String> = [
         "-hide_banner",
         "-nostdin",
         "-nostats",
         "-loglevel",
-        "warning",
-        "-protocol_whitelist",
-        "file",
-        "-f",
-        "mpegts",
-        "-i",
+        "error",
+        "-threads",
+        "1",
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(std::iter::once(format!("file:{}", fragment.display())))
-    .collect();
-    t.make(id, input, GRAB_TIMEOUT).await
+    .map(String::from)
+    .to_vec();
+    if keyframes_only {
+        a.extend(["-skip_frame", "nokey"].map(String::from));
+    }
+    a.extend(["-protocol_whitelist", "file", "-f", "mpegts", "-i"].map(String::from));
+    a.push(format!("file:{}", fragment.display()));
+    a
 }
 
 /// The last fragment `dir/index.m3u8` lists (nginx-rtmp writes the

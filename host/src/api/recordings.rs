@@ -1,0 +1,119 @@
+//! Recordings over HTTP, admin only: `GET /api/recordings[?stream=&from=&to=]`
+//! lists finished segments (and the recorders' states),
+//! `GET /api/recordings/{id}/{file}` downloads one, and
+//! `GET /api/recordings/{id}/export?from=&to=` streams one MP4 of a range.
+//! Times are Unix ms, `20261124T130000Z` or RFC 3339.
+
+use super::{authorize, ApiError, AppState};
+use crate::access::Caller;
+use crate::record::{export, segments};
+use axum::body::Body;
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tower_service::Service;
+
+fn time_arg(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => segments::parse_api_time(v).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{name}: expected Unix ms, 20261124T130000Z or RFC 3339"
+            ))
+        }),
+    }
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    crate::ids::parse_stream_id(id)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `GET /api/recordings`.
+pub(super) async fn list(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&st, caller)?;
+    let from = time_arg(&q, "from")?.unwrap_or(0);
+    let to = time_arg(&q, "to")?.unwrap_or(u64::MAX);
+    let streams = match q.get("stream") {
+        Some(id) => {
+            check_id(id)?;
+            vec![id.clone()]
+        }
+        None => segments::streams(st.recorder.dir()),
+    };
+    let rec = st.recorder.clone();
+    let segs = tokio::task::spawn_blocking(move || {
+        streams
+            .iter()
+            .flat_map(|id| export::overlapping(&rec, id, from, to))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    Ok(Json(json!({
+        "segments": segs,
+        "recorders": st.recorder.statuses(),
+    })))
+}
+
+/// `GET /api/recordings/{id}/{file}`: one finished segment (ranges
+/// supported).
+pub(super) async fn download(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, file)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    authorize(&st, caller)?;
+    check_id(&id)?;
+    if segments::parse_name(&id, &file).is_none() {
+        return Err(ApiError::not_found("no such segment"));
+    }
+    let path = st.recorder.dir().join(&id).join(&file);
+    let mut serve = tower_http::services::ServeFile::new(path);
+    match serve.call(req).await {
+        Ok(r) => Ok(r.map(Body::new)),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `GET /api/recordings/{id}/export?from=&to=`.
+pub(super) async fn export(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    authorize(&st, caller)?;
+    check_id(&id)?;
+    let (Some(from), Some(to)) = (time_arg(&q, "from")?, time_arg(&q, "to")?) else {
+        return Err(ApiError::bad_request("from and to are required"));
+    };
+    match export::export(&st.recorder, &id, from, to).await {
+        Ok(body) => Ok((
+            [
+                (header::CONTENT_TYPE, "video/mp4".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{id}-{}.mp4\"",
+                        segments::format_time(from)
+                    ),
+                ),
+            ],
+            Body::from_stream(body),
+        )
+            .into_response()),
+        Err(e @ export::ExportError::Range(_)) => Err(ApiError::bad_request(e.to_string())),
+        Err(e @ export::ExportError::Nothing(_)) => Err(ApiError::not_found(e.to_string())),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
