@@ -82,11 +82,23 @@ fn a_phone_is_watchable_over_rtmp_and_hls_and_its_positions_reach_api_store_and_
         (n >= 3).then_some(n)
     });
     assert!(points >= 3);
+    // Thumbnails from its stream while it is connected.
+    let thumb = format!("{}/thumb/{id}-small.jpg", s.nginx_base());
+    wait_for("the phone's thumbnails", T, || {
+        (get(&thumb).status == 200).then_some(())
+    });
     // The phone vanishes: its FFmpeg goes and it is offline.
     phone.kill();
     host.wait_stream(&id, "offline after the phone left", T, |v| {
         v["online"] == false && v["state"] == "idle"
     });
+    wait_for("the phone's thumbnails removed", T, || {
+        (get(&thumb).status == 404).then_some(())
+    });
+    assert_eq!(
+        host.get(&format!("/api/streams/{id}/thumbnail")).status,
+        404
+    );
     wait_for("no FFmpeg left for the phone", T, || {
         publishers_of(&id).is_empty().then_some(())
     });

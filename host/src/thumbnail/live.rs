@@ -2,10 +2,10 @@
 //! fragment nginx-rtmp wrote for the stream: the media already flowing,
 //! read from a local file, so the camera sees no second connection.
 //!
-//! Once a second the loop looks at the streams that are live: each one
-//! whose `[thumbnails] live_interval` (phones: `phone_interval`) has
-//! passed since its last attempt gets one FFmpeg run, if a worker is free
-//! (else it waits for the next second). Phones' thumbnails are removed
+//! Once a second the loop looks at the streams that are live: those whose
+//! `[thumbnails] live_interval` (phones: `phone_interval`) has passed
+//! since their last attempt are grabbed together, up to [`BATCH`] per
+//! FFmpeg run, as workers are free (the rest wait for the next second). Phones' thumbnails are removed
 //! when they disconnect.
 
 use super::{lock, Thumbnails, MAX_PLAYLIST};
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often the live streams are looked at.
 const TICK: Duration = Duration::from_secs(1);
@@ -24,17 +24,23 @@ const TICK: Duration = Duration::from_secs(1);
 /// first one after `hls_fragment`, 1 s): it is not attempted.
 const FIRST_FRAGMENT: Duration = Duration::from_secs(3);
 
-/// How long one grab from a local fragment may take.
+/// How long one grab (a batch) from local fragments may take.
 const GRAB_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Streams per FFmpeg run: start-up shared, a bounded argv and memory, and
+/// one bad fragment costs a batch its retry one by one.
+const BATCH: usize = 16;
+
 pub(super) async fn run(t: Arc<Thumbnails>) {
-    let mut last: HashMap<String, Instant> = HashMap::new();
+    // The interval slot (Unix seconds / interval) of each stream's last
+    // attempt: streams with the same interval fall due in the same second
+    // and share runs.
+    let mut last: HashMap<String, u64> = HashMap::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let snap = t.catalog.snapshot();
-        let now = Instant::now();
         let now_ms = crate::catalog::unix_ms(std::time::SystemTime::now());
         // Phones that left lose their thumbnails.
         let gone: Vec<String> = lock(&t.made)
@@ -50,6 +56,7 @@ pub(super) async fn run(t: Arc<Thumbnails>) {
             tracing::debug!(stream = %id, "phone left: thumbnails removed");
             t.remove(&id);
         }
+        let mut due = Vec::new();
         for (id, status) in t.supervisor.statuses() {
             if !matches!(status.state, State::Live | State::Stopping) {
                 last.remove(&id);
@@ -71,28 +78,80 @@ pub(super) async fn run(t: Arc<Thumbnails>) {
                 continue;
             }
             let cfg = &t.config.thumbnails;
-            let every = Duration::from_secs(if entry.is_ingest() {
+            let every = if entry.is_ingest() {
                 cfg.phone_interval
             } else {
                 cfg.live_interval
-            })
-            .max(TICK);
-            if last
-                .get(&id)
-                .is_some_and(|at| now.duration_since(*at) < every)
-            {
+            }
+            .max(1);
+            let slot = now_ms / 1000 / every;
+            if last.get(&id) == Some(&slot) {
                 continue;
             }
+            due.push((id, slot));
+        }
+        // One FFmpeg per batch: its start-up (~0.09 s of CPU, most of a
+        // single-stream run) is paid once for up to BATCH streams.
+        let mut due = due.into_iter().peekable();
+        while due.peek().is_some() {
             let Ok(permit) = t.jobs.clone().try_acquire_owned() else {
                 break;
             };
-            last.insert(id.clone(), now);
+            let batch: Vec<String> = due
+                .by_ref()
+                .take(BATCH)
+                .map(|(id, slot)| {
+                    last.insert(id.clone(), slot);
+                    id
+                })
+                .collect();
             let t = t.clone();
             tokio::spawn(async move {
-                let result = grab(&t, &id).await;
-                t.record(&id, &result);
+                grab_batch(&t, batch).await;
                 drop(permit);
             });
+        }
+    }
+}
+
+/// The global options of a grab.
+fn globals() -> Vec<String> {
+    ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Thumbnails of `ids` in one FFmpeg run; if it fails, each on its own.
+async fn grab_batch(t: &Thumbnails, ids: Vec<String>) {
+    let mut head = globals();
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        match newest_fragment(&t.config.run_dir().join("hls").join(&id)) {
+            Ok(fragment) => {
+                head.extend(input(&fragment, true));
+                found.push(id);
+            }
+            Err(e) => t.record(&id, &Err(e)),
+        }
+    }
+    if found.is_empty() {
+        return;
+    }
+    match t.make(&found, head, GRAB_TIMEOUT).await {
+        Ok(()) => {
+            for id in &found {
+                t.record(id, &Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::debug!(
+                streams = found.len(),
+                "batched thumbnails failed ({e}): one by one"
+            );
+            for id in &found {
+                let result = grab(t, id).await;
+                t.record(id, &result);
+            }
         }
     }
 }
@@ -104,25 +163,22 @@ async fn grab(t: &Thumbnails, id: &str) -> Result<(), String> {
     // nginx-rtmp starts fragments at keyframes: decoding only those and on
     // one thread costs ~30 % less; a fragment without one (a GOP longer
     // than nginx's longest fragment) is read again decoding everything.
-    match t.make(id, input(&fragment, true), GRAB_TIMEOUT).await {
+    let ids = [id.to_string()];
+    let mut head = globals();
+    head.extend(input(&fragment, true));
+    match t.make(&ids, head, GRAB_TIMEOUT).await {
         Ok(()) => Ok(()),
-        Err(_) => t.make(id, input(&fragment, false), GRAB_TIMEOUT).await,
+        Err(_) => {
+            let mut head = globals();
+            head.extend(input(&fragment, false));
+            t.make(&ids, head, GRAB_TIMEOUT).await
+        }
     }
 }
 
-/// The input half of a grab's argv.
+/// One input of a grab: its options and `-i FRAGMENT`.
 fn input(fragment: &std::path::Path, keyframes_only: bool) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "error",
-        "-threads",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut a: Vec<String> = ["-threads", "1"].map(String::from).to_vec();
     if keyframes_only {
         a.extend(["-skip_frame", "nokey"].map(String::from));
     }

@@ -130,62 +130,71 @@ impl Thumbnails {
             .collect()
     }
 
-    /// The host's outputs of a run, after its input: one frame of the
-    /// first video track, split into every size, each to `N.jpg` in the
-    /// run's working directory.
-    fn outputs(&self) -> Vec<String> {
+    /// The host's outputs of a run over `inputs` inputs: one frame of
+    /// each input's first video track, split into every size, to
+    /// `INPUT-SIZE.jpg` in the run's working directory.
+    fn outputs(&self, inputs: usize) -> Vec<String> {
         let n = self.sizes.len() + 1;
-        let mut graph = format!(
-            "[0:v:0]split={n}{}",
-            (0..n).map(|i| format!("[o{i}]")).collect::<String>()
-        );
-        for (i, (_, w, h)) in self.sizes.iter().enumerate() {
-            graph.push_str(&format!(";[o{}]scale={w}:{h}[s{}]", i + 1, i + 1));
-        }
-        let mut a = vec!["-filter_complex".to_string(), graph];
-        for i in 0..n {
-            let label = if i == 0 {
-                "[o0]".to_string()
-            } else {
-                format!("[s{i}]")
-            };
-            a.extend(
-                [
-                    "-map",
-                    &label,
-                    "-frames:v",
-                    "1",
-                    // JPEG quality (2 best .. 31): 11-26 KB at 640x360 to
-                    // 720p, still sharp at full size.
-                    "-q:v",
-                    "3",
-                    "-update",
-                    "1",
-                    "-f",
-                    "image2",
-                    &format!("file:{i}.jpg"),
-                ]
-                .map(String::from),
+        let mut graph = Vec::new();
+        for i in 0..inputs {
+            let mut g = format!(
+                "[{i}:v:0]split={n}{}",
+                (0..n).map(|k| format!("[o{i}_{k}]")).collect::<String>()
             );
+            for (k, (_, w, h)) in self.sizes.iter().enumerate() {
+                g.push_str(&format!(";[o{i}_{}]scale={w}:{h}[s{i}_{}]", k + 1, k + 1));
+            }
+            graph.push(g);
+        }
+        let mut a = vec!["-filter_complex".to_string(), graph.join(";")];
+        for i in 0..inputs {
+            for k in 0..n {
+                let label = if k == 0 {
+                    format!("[o{i}_0]")
+                } else {
+                    format!("[s{i}_{k}]")
+                };
+                a.extend(
+                    [
+                        "-map",
+                        &label,
+                        "-frames:v",
+                        "1",
+                        // JPEG quality (2 best .. 31): 11-26 KB at 640x360
+                        // to 720p, still sharp at full size.
+                        "-q:v",
+                        "3",
+                        "-update",
+                        "1",
+                        "-f",
+                        "image2",
+                        &format!("file:{i}-{k}.jpg"),
+                    ]
+                    .map(String::from),
+                );
+            }
         }
         a
     }
 
-    /// Runs FFmpeg with `input` (everything up to and including `-i
-    /// SOURCE`) and this host's outputs, then renames the results into
-    /// place. The error says what failed.
+    /// Runs one FFmpeg with `head` (global options, then one input per id
+    /// of `ids`, in order) and this host's outputs, then renames every
+    /// result into place. All or nothing: the error says what failed.
     async fn make(
         &self,
-        id: &str,
-        mut input: Vec<String>,
+        ids: &[String],
+        mut head: Vec<String>,
         timeout: Duration,
     ) -> Result<(), String> {
-        let work = self.work.join(id);
+        let Some(first) = ids.first() else {
+            return Ok(());
+        };
+        let work = self.work.join(first);
         let _ = tokio::fs::remove_dir_all(&work).await;
-        input.extend(self.outputs());
+        head.extend(self.outputs(ids.len()));
         let binary = &self.config.ffmpeg.binary;
         let mut p =
-            crate::ffmpeg::spawn(binary, &input, LOG_LINES, &work).map_err(|e| e.to_string())?;
+            crate::ffmpeg::spawn(binary, &head, LOG_LINES, &work).map_err(|e| e.to_string())?;
         let status = match tokio::time::timeout(timeout, p.child.wait()).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(format!("waiting for ffmpeg: {e}")),
@@ -201,13 +210,15 @@ impl Thumbnails {
             let last = p.log_tail(1).join("");
             return Err(format!("ffmpeg exited ({status}): {last}"));
         }
-        for (i, name) in self.names(id).iter().enumerate() {
-            tokio::fs::rename(work.join(format!("{i}.jpg")), self.dir.join(name))
-                .await
-                .map_err(|e| format!("thumbnail {name}: {e}"))?;
+        for (i, id) in ids.iter().enumerate() {
+            for (k, name) in self.names(id).iter().enumerate() {
+                tokio::fs::rename(work.join(format!("{i}-{k}.jpg")), self.dir.join(name))
+                    .await
+                    .map_err(|e| format!("thumbnail {name}: {e}"))?;
+            }
+            lock(&self.made).insert(id.clone());
         }
         let _ = tokio::fs::remove_dir(&work).await;
-        lock(&self.made).insert(id.to_string());
         Ok(())
     }
 

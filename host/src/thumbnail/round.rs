@@ -66,7 +66,10 @@ async fn round(t: &Arc<Thumbnails>) -> (usize, usize) {
         runs.spawn(async move {
             let result = match crate::ffmpeg::prepare(&entry).await {
                 Ok(plan) => match plan.input_argv(&[]) {
-                    Some(input) => t.make(&entry.id, input, timeout).await,
+                    Some(input) => {
+                        t.make(std::slice::from_ref(&entry.id), input, timeout)
+                            .await
+                    }
                     None => Err("no source to read".into()),
                 },
                 Err(e) => Err(e.to_string()),
