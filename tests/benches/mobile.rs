@@ -154,24 +154,8 @@ fn mb_s(bytes: usize, d: Duration) -> f64 {
 
 /// CPU time (user + system) of process `pid` so far.
 fn cpu(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15 (11 and 12 after the name).
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / USER_HZ)
+    cpu_time(pid, false)
 }
-
-/// The unit of `/proc/PID/stat` times: Linux's `USER_HZ`, 100 on every
-/// architecture's user-space ABI.
-const USER_HZ: f64 = 100.0;
 
 fn main() {
     let work = tempfile::tempdir().expect("tempdir");

@@ -14,30 +14,6 @@ const WINDOW: Duration = Duration::from_secs(30);
 /// A camera-like picture: 640x360 at 10 fps, a keyframe a second.
 const SOURCE: &str = "testsrc=size=640x360:rate=10";
 
-/// The unit of `/proc/PID/stat` times: Linux's `USER_HZ`, 100 on every
-/// architecture's user-space ABI.
-const USER_HZ: f64 = 100.0;
-
-/// CPU time of `pid`: its own (user + system) or, with `children`, that
-/// of its children that exited and were reaped (the thumbnail runs).
-fn cpu(pid: u32, children: bool) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime, stime, cutime, cstime are fields 14 to 17 (11 to 14 after
-    // the name).
-    let range = if children { 13..15 } else { 11..13 };
-    let ticks: u64 = fields
-        .get(range)
-        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    Duration::from_secs_f64(ticks as f64 / USER_HZ)
-}
-
 fn instance(mode: &str) -> String {
     let streams: Vec<String> = (0..STREAMS)
         .map(|i| format!("{{ key = \"c{i}\", source = \"{SOURCE}\" }}"))
@@ -88,9 +64,9 @@ fn measure(mode: &str) -> Figures {
     // (host, thumbnail runs, stream FFmpeg)
     let sample = || {
         (
-            cpu(host_pid, false),
-            cpu(host_pid, true),
-            pids.iter().map(|p| cpu(*p, false)).sum::<Duration>(),
+            cpu_time(host_pid, false),
+            cpu_time(host_pid, true),
+            pids.iter().map(|p| cpu_time(*p, false)).sum::<Duration>(),
         )
     };
     let (c0, t0) = (sample(), Instant::now());

@@ -1042,3 +1042,46 @@ pub fn live_bench_host() -> (Setup, Host) {
     });
     (s, host)
 }
+
+/// `ffprobe -v error ARGS -of csv=p=0 FILE`: the comma-separated values of
+/// its first line.
+pub fn ffprobe(file: &Path, args: &[&str]) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(args)
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+/// The unit of `/proc/PID/stat` times: Linux's `USER_HZ`, 100 on every
+/// architecture's user-space ABI.
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user + system) of process `pid` so far or, with `children`,
+/// of its children that exited and were reaped.
+pub fn cpu_time(pid: u32, children: bool) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime, stime, cutime, cstime are fields 14 to 17 (11 to 14 after the
+    // name).
+    let range = if children { 13..15 } else { 11..13 };
+    let ticks: u64 = fields
+        .get(range)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / USER_HZ)
+}

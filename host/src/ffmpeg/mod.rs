@@ -13,5 +13,19 @@ pub mod lavfi;
 pub mod policy;
 pub mod process;
 
+/// The options every FFmpeg the host runs starts with: no banner, no
+/// stdin, no interactive statistics, and messages from `loglevel` up.
+pub fn global_options(loglevel: &str) -> Vec<String> {
+    [
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        loglevel,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 pub use policy::{argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
 pub use process::{signal_group, spawn, spawn_piped, Monitor, Process, SpawnError, STOP_TIMEOUT};

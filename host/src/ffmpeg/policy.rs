@@ -1325,16 +1325,7 @@ impl Plan {
 
     /// The common options, the input options and the input.
     fn head(&self, progress: bool) -> Vec<String> {
-        let mut a: Vec<String> = [
-            "-hide_banner",
-            "-nostdin",
-            "-nostats",
-            "-loglevel",
-            "warning",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a = super::global_options("warning");
         if progress {
             // key=value blocks on stdout, about twice a second: the
             // liveness signal used for stale detection.

@@ -137,30 +137,26 @@ pub async fn export(
     }
     std::fs::write(work.0.join("list.ffconcat"), list)
         .map_err(|e| ExportError::Spawn(e.to_string()))?;
-    let argv: Vec<String> = [
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "error",
-        "-f",
-        "concat",
-        "-safe",
-        "0",
-        "-protocol_whitelist",
-        "file",
-        "-i",
-        "file:list.ffconcat",
-        "-t",
-        &format!("{duration:.3}"),
-        "-map",
-        "0",
-        "-c",
-        "copy",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut argv = argv;
+    let mut argv = crate::ffmpeg::global_options("error");
+    argv.extend(
+        [
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-protocol_whitelist",
+            "file",
+            "-i",
+            "file:list.ffconcat",
+            "-t",
+            &format!("{duration:.3}"),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+        ]
+        .map(String::from),
+    );
     if probe.adts_aac {
         // MPEG-TS carries AAC in ADTS frames; MP4 wants it raw.
         argv.extend(["-bsf:a", "aac_adtstoasc"].map(String::from));

@@ -159,29 +159,26 @@ impl Recorder {
             r.format,
             segments::PART
         ));
-        let mut a: Vec<String> = [
-            "-hide_banner",
-            "-nostdin",
-            "-nostats",
-            "-loglevel",
-            "warning",
-            "-progress",
-            "pipe:1",
-            "-rtmp_flashver",
-            FLASHVER,
-            // A live RTMP stream has no duration to probe for.
-            "-analyzeduration",
-            "2000000",
-            // A publisher gone quiet ends the recorder (in about twice
-            // this, µs) instead of leaving it waiting.
-            "-rw_timeout",
-            "5000000",
-            "-protocol_whitelist",
-            "tcp,rtmp",
-            "-i",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut a = crate::ffmpeg::global_options("warning");
+        a.extend(
+            [
+                "-progress",
+                "pipe:1",
+                "-rtmp_flashver",
+                FLASHVER,
+                // A live RTMP stream has no duration to probe for.
+                "-analyzeduration",
+                "2000000",
+                // A publisher gone quiet ends the recorder (in about twice
+                // this, µs) instead of leaving it waiting.
+                "-rw_timeout",
+                "5000000",
+                "-protocol_whitelist",
+                "tcp,rtmp",
+                "-i",
+            ]
+            .map(String::from),
+        );
         a.push(self.config.rtmp_url(id));
         a.extend(
             [

@@ -116,9 +116,7 @@ pub(super) async fn run(t: Arc<Thumbnails>) {
 
 /// The global options of a grab.
 fn globals() -> Vec<String> {
-    ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
-        .map(String::from)
-        .to_vec()
+    crate::ffmpeg::global_options("error")
 }
 
 /// Thumbnails of `ids` in one FFmpeg run; if it fails, each on its own.
