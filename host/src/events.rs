@@ -58,6 +58,12 @@ pub enum Event {
         /// Connected now.
         online: bool,
     },
+    /// A stream's statistics changed (a start, a publish, a failure, a
+    /// thumbnail attempt, a new peak of viewers).
+    Stats {
+        /// The stream.
+        id: String,
+    },
     /// A phone's position, as its provider transformed it.
     Position {
         /// Its stream id.

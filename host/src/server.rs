@@ -44,6 +44,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         Duration::from_secs(config.stats.save_interval_seconds.max(1)),
     ));
+    tokio::spawn(crate::stats::tell_loop(stats.clone(), events.clone()));
     let supervisor = Supervisor::new(
         config.clone(),
         catalog.clone(),
@@ -159,9 +160,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         // The server drains for at most SERVER_DRAIN itself.
         let _ = (&mut server).await;
     };
-    // Recorders close their segments while the streams still publish.
-    recorder.shutdown().await;
-    tokio::join!(drain, supervisor.shutdown());
+    // Recorders close their segments (SIGTERM) as the streams stop.
+    tokio::join!(drain, supervisor.shutdown(), recorder.shutdown());
     stats.save(store.as_ref()).await;
     if let Some(nginx) = nginx {
         nginx.stop().await;

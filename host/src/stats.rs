@@ -152,6 +152,8 @@ struct Entry {
     since: Instant,
     /// Changed since the last save.
     dirty: bool,
+    /// Changed since the last event about it.
+    told: bool,
 }
 
 impl Entry {
@@ -161,6 +163,7 @@ impl Entry {
             phase: Phase::Off,
             since: now,
             dirty: false,
+            told: true,
         }
     }
 
@@ -251,6 +254,7 @@ impl Stats {
             .or_insert_with(|| Entry::new(Totals::default(), now));
         f(e);
         e.dirty = true;
+        e.told = false;
     }
 
     /// Stream `id` entered `state` at `now`.
@@ -270,6 +274,7 @@ impl Stats {
         e.phase = phase;
         e.since = now;
         e.dirty = true;
+        e.told = false;
     }
 
     /// FFmpeg was spawned for `id`.
@@ -305,12 +310,14 @@ impl Stats {
             Some(e) => {
                 e.totals.peak_viewers = viewers;
                 e.dirty = true;
+                e.told = false;
             }
             None if viewers == 0 => {}
             None => {
                 let mut e = Entry::new(Totals::default(), Instant::now());
                 e.totals.peak_viewers = viewers;
                 e.dirty = true;
+                e.told = false;
                 streams.insert(id.to_string(), e);
             }
         }
@@ -367,6 +374,20 @@ impl Stats {
         out
     }
 
+    /// The streams whose statistics changed since the last call.
+    pub fn take_untold(&self) -> Vec<String> {
+        let mut out: Vec<String> = lock(&self.streams)
+            .iter_mut()
+            .filter(|(_, e)| !e.told)
+            .map(|(id, e)| {
+                e.told = true;
+                id.clone()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Saves what changed to `store` now (once the previous run's figures
     /// were read).
     pub async fn save(&self, store: &dyn Store) {
@@ -380,6 +401,23 @@ impl Stats {
         let n = changed.len();
         if let Err(e) = store.put_stats(changed).await {
             tracing::warn!(streams = n, "statistics not saved: {e}");
+        }
+    }
+}
+
+/// How often changed statistics are told on the event stream: a stream
+/// that changes many times in a second is told once.
+const TELL_EVERY: Duration = Duration::from_secs(1);
+
+/// Tells `events` which streams' statistics changed, at most once per
+/// [`TELL_EVERY`] per stream.
+pub async fn tell_loop(stats: Arc<Stats>, events: Arc<crate::events::Events>) {
+    let mut tick = tokio::time::interval(TELL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for id in stats.take_untold() {
+            events.send(crate::events::Event::Stats { id });
         }
     }
 }
@@ -479,6 +517,11 @@ mod tests {
         // Idle streams with no history are not tracked at all.
         s.state("c", State::Idle, t0);
         assert_eq!(s.all().len(), 2);
+        // Each change is told once.
+        assert_eq!(s.take_untold(), ["a", "b"]);
+        assert!(s.take_untold().is_empty());
+        s.crash("a", t0);
+        assert_eq!(s.take_untold(), ["a"]);
     }
 
     #[test]

@@ -47,10 +47,16 @@ fn crashes_are_counted_and_kept(mut s: Setup) {
     s.instance("cam", &test_pattern_instance(&["a", "b"]));
     let mut host = s.start();
     assert_eq!(host.provider_settled("cam")["state"], "ready");
+    let events = EventsClient::connect(&format!("http://127.0.0.1:{}", s.port), "/api/events");
     let viewer = Viewer::start(&s.rtmp_url("cam-a"));
     viewer.wait_frames(0, 5, T);
     kill_ffmpeg(&host, "cam-a");
     kill_ffmpeg(&host, "cam-a");
+    // The event stream tells of the figures as they change.
+    let told = events.wait("a stats event with both crashes", T, |name, v| {
+        name == "stats" && v["id"] == "cam-a" && v["crash"] == 2 && v["starts"] == 3
+    });
+    assert!(told["warmup"].as_f64() > Some(0.0), "{told}");
 
     // One field of one stream: the bare value.
     assert_eq!(json_at(&host, "/stats/cam-a/crash"), 2);
@@ -160,26 +166,17 @@ fn statistics_survive_a_restart_on_mongodb() {
 
 /// Width and height of the first video stream of `file`.
 fn size_of(file: &Path) -> (u64, u64) {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
+    let v = ffprobe(
+        file,
+        &[
             "-select_streams",
             "v:0",
             "-show_entries",
             "stream=width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text
-        .trim()
-        .split(',')
-        .map(|n| n.parse::<u64>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+        ],
+    );
+    let n = |i: usize| v.get(i).and_then(|x| x.parse().ok()).unwrap_or(0);
+    (n(0), n(1))
 }
 
 /// 40 s of 640x360 H.264 in MPEG-TS: a camera's stream, served by a test
@@ -321,24 +318,9 @@ fn live_streams_get_three_sizes_from_their_own_flow_and_idle_ones_only_in_all_mo
 
 /// `format=start_time,duration` of a media file, in seconds.
 fn start_and_duration(file: &Path) -> (f64, f64) {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=start_time,duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text
-        .trim()
-        .split(',')
-        .map(|n| n.parse::<f64>().unwrap_or(-1.0));
-    (it.next().unwrap_or(-1.0), it.next().unwrap_or(-1.0))
+    let v = ffprobe(file, &["-show_entries", "format=start_time,duration"]);
+    let n = |i: usize| v.get(i).and_then(|x| x.parse().ok()).unwrap_or(-1.0);
+    (n(0), n(1))
 }
 
 #[test]

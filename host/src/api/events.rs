@@ -119,6 +119,11 @@ fn render(st: &AppState, caller: Caller, event: &Event) -> Option<SseEvent> {
             Some(p) => sse("provider", &provider_json(p, caller)),
             None => sse("provider", &json!({ "id": id, "removed": true })),
         },
+        Event::Stats { id } => {
+            let mut v = json!(st.stats.get(id));
+            v["id"] = json!(id);
+            sse("stats", &v)
+        }
         Event::Stream { .. }
         | Event::Unlisted { .. }
         | Event::Phone { .. }

@@ -84,6 +84,7 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/status", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/web", get(web))
         .route("/api/providers", get(providers))
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(streams))
@@ -117,6 +118,17 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .merge(crate::mobile::http::router())
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
+}
+
+/// `GET /api/web`: the page's map settings (`[web]`).
+async fn web(State(st): State<AppState>) -> Json<Value> {
+    let w = &st.config.web;
+    Json(json!({
+        "tiles": w.tiles,
+        "attribution": w.attribution,
+        "center": w.center,
+        "zoom": w.zoom,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
