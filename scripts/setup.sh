@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what DSS needs on Debian 12 (run as root, or with sudo
 # available): nginx with the RTMP module, FFmpeg, Node.js (for the tests'
-# CongoDB), and the wasm32-wasip2 Rust target. Skips what is already there.
+# CongoDB), and the wasm32-wasip2 Rust target; with --tests also Chromium
+# (the web page's browser tests). Skips what is already there.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null || need+=(nginx)
@@ -9,6 +10,9 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 # Node.js runs CongoDB, the MongoDB-protocol server of the store's tests.
 command -v npm >/dev/null || need+=(nodejs npm)
+if [ "${1:-}" = "--tests" ]; then
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

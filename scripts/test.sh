@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Sets up, builds the providers, the test fixtures and the host, and runs
 # every test: the unit tests of each crate and the end-to-end tests in
-# tests/. The MongoDB half of the store's suite runs against CongoDB (a
-# MongoDB-protocol server from npm), started here on a free port unless
-# MONGO_TEST_URI already names a server.
+# tests/ (the web page's in Chromium). The MongoDB half of the store's
+# suite runs against CongoDB (a MongoDB-protocol server from npm), started
+# here on a free port unless MONGO_TEST_URI already names a server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
+# playwright-core (drives Chromium in tests/tests/page.rs), pinned by its lockfile.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 scripts/build-providers.sh
 scripts/build-fixtures.sh
 cargo build --release -p dss-host

@@ -1,0 +1,81 @@
+//! The web page in a real browser: Debian's `chromium`, driven by
+//! `playwright-core` (`tests/browser/page.test.mjs`), against a host
+//! running the shipped demo and a phone from `dss mobile-send`, through
+//! nginx's public port. The script checks what a visitor sees (markers,
+//! playing on click, live state changes, a moving phone, no console
+//! errors, nothing fetched from outside) and saves screenshots under
+//! `target/browser/`.
+
+use dss_e2e::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn the_page_shows_plays_and_follows_the_demo_in_a_real_browser() {
+    let browser = repo_root().join("tests/browser");
+    let ready = browser.join("node_modules/playwright-core").exists()
+        && Path::new("/usr/bin/chromium").exists();
+    if !ready {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium or playwright-core missing (scripts/test.sh installs them)"
+        );
+        eprintln!("skipped: chromium or tests/browser/node_modules missing (run scripts/test.sh)");
+        return;
+    }
+    let mut s = Setup::new();
+    s.with_nginx(5);
+    s.set("web", "center = [-22.93, -43.2]");
+    s.set("web", "zoom = 12");
+    // The demo as shipped, its feed served by this host.
+    for name in ["demo", "traffic", "phones"] {
+        let file = repo_root().join(format!("examples/demo/providers.d/{name}.toml"));
+        let text = std::fs::read_to_string(&file)
+            .expect("demo instance")
+            .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", s.port));
+        s.instance(name, &text);
+    }
+    let host = s.start();
+    for p in ["demo", "traffic", "phones"] {
+        assert_eq!(host.provider_settled(p)["state"], "ready", "{p}");
+    }
+    // The map's settings; no tiles unless configured (nothing from outside).
+    let web = host.get("/api/web").json();
+    assert_eq!(web["center"], serde_json::json!([-22.93, -43.2]), "{web}");
+    assert_eq!(
+        (web["zoom"].clone(), web["tiles"].clone()),
+        (12.into(), serde_json::Value::Null)
+    );
+    let state = s.dir.path().join("phone.state");
+    let server = format!("127.0.0.1:{}", s.mobile_port);
+    let mut phone = Sender::start(&[
+        "test",
+        "--server",
+        &server,
+        "--state",
+        &state.display().to_string(),
+        "--duration",
+        "300",
+        "--route",
+        "-22.90,-43.20;-22.91,-43.21;-22.92,-43.22;-22.93,-43.21",
+    ]);
+    let id = format!("phones-{}", phone.wait_id(T));
+    host.wait_stream(&id, "the phone live", T, |v| v["state"] == "live");
+
+    let out = repo_root().join("target/browser");
+    std::fs::create_dir_all(&out).expect("target/browser");
+    let status = Command::new("node")
+        .arg(browser.join("page.test.mjs"))
+        .args(["--page", &format!("{}/", s.nginx_base())])
+        .args(["--api", &format!("http://127.0.0.1:{}", s.port)])
+        .arg("--out")
+        .arg(&out)
+        .args(["--phone", &id])
+        .status()
+        .expect("node");
+    phone.kill();
+    assert!(status.success(), "the browser checks failed: {status}");
+}
