@@ -187,7 +187,7 @@ function tipContent(id) {
       h('div', { class: 'tip-meta' }),
       h('div', { class: 'tip-stats' }));
     tip.id = id;
-    refreshThumb(true);
+    refreshThumb();
   }
   fillTip();
   return tip.el;
@@ -210,12 +210,14 @@ function fillTip() {
 
 /**
  * Reloads the thumbnail (a new query each time: it changes under the same
- * URL). After a 404 only a live stream is asked again: one is made soon.
+ * URL), once the stream's figures say it has one (never a request that
+ * can only 404).
  */
-function refreshThumb(force = false) {
+function refreshThumb() {
   const img = tip.el?.querySelector('img');
-  if (!force && !tip.thumbOk && streams.get(tip.id)?.state !== 'live') return;
-  if (img) img.src = `${api(`streams/${enc(tip.id)}/thumbnail`)}?size=small&t=${Date.now()}`;
+  if (img && stats.get(tip.id)?.has_thumbnail) {
+    img.src = `${api(`streams/${enc(tip.id)}/thumbnail`)}?size=small&t=${Date.now()}`;
+  }
 }
 
 function tipOpened(id) {
@@ -224,7 +226,10 @@ function tipOpened(id) {
   tip.id = id;
   tip.timer = setInterval(refreshThumb, THUMB_REFRESH_MS);
   getJSON(api(`streams/${enc(id)}/stats`))
-    .then((x) => { stats.set(id, { ...stats.get(id), ...x }); if (tip.id === id) fillTip(); })
+    .then((x) => {
+      stats.set(id, { ...stats.get(id), ...x });
+      if (tip.id === id) { fillTip(); if (!tip.thumbOk) refreshThumb(); }
+    })
     .catch(() => {});
 }
 
@@ -720,8 +725,12 @@ const handlers = {
   },
   position: onPosition,
   stats(ev) {
+    const had = stats.get(ev.id)?.has_thumbnail;
     stats.set(ev.id, { ...stats.get(ev.id), ...ev });
-    if (tip.id === ev.id) fillTip();
+    if (tip.id === ev.id) {
+      fillTip();
+      if (ev.has_thumbnail && !had) refreshThumb();
+    }
   },
   resync() { /* a snapshot follows */ },
 };

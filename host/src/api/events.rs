@@ -119,11 +119,7 @@ fn render(st: &AppState, caller: Caller, event: &Event) -> Option<SseEvent> {
             Some(p) => sse("provider", &provider_json(p, caller)),
             None => sse("provider", &json!({ "id": id, "removed": true })),
         },
-        Event::Stats { id } => {
-            let mut v = json!(st.stats.get(id));
-            v["id"] = json!(id);
-            sse("stats", &v)
-        }
+        Event::Stats { id } => sse("stats", &super::stats::figures(st, id)),
         Event::Stream { .. }
         | Event::Unlisted { .. }
         | Event::Phone { .. }

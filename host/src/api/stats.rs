@@ -86,6 +86,15 @@ fn object(id: &str, stats: &StreamStats, fields: &[&str], percent: bool) -> Valu
     Value::Object(m)
 }
 
+/// Every figure of `id` (fractions in 0..1), its id, and whether it has
+/// thumbnails (so a page asks for one only when it exists).
+pub(super) fn figures(st: &AppState, id: &str) -> Value {
+    let mut v = json!(st.stats.get(id));
+    v["id"] = json!(id);
+    v["has_thumbnail"] = json!(st.thumbnails.has(id));
+    v
+}
+
 /// `GET /api/streams/{id}/stats`: every figure, fractions in 0..1.
 pub(super) async fn stream(
     State(st): State<AppState>,
@@ -93,9 +102,7 @@ pub(super) async fn stream(
 ) -> Result<Json<Value>, ApiError> {
     st.providers.ensure_for_stream(&id).await;
     let e = lookup(&st.catalog, &id)?;
-    let mut v = json!(st.stats.get(&e.id));
-    v["id"] = json!(e.id);
-    Ok(Json(v))
+    Ok(Json(figures(&st, &e.id)))
 }
 
 /// `GET /api/streams/{id}/thumbnail[?size=medium]`: the JPEG, 404 until

@@ -115,6 +115,11 @@ impl Thumbnails {
         }
     }
 
+    /// Whether `id` has thumbnails now.
+    pub fn has(&self, id: &str) -> bool {
+        lock(&self.made).contains(id)
+    }
+
     /// The JPEG of `id` (a checked stream id) at `size`.
     pub async fn read(&self, id: &str, size: Option<&str>) -> Result<Vec<u8>, ThumbError> {
         let file = self.file(id, size)?;
