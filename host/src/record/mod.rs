@@ -222,6 +222,7 @@ impl Recorder {
     async fn tick(self: &Arc<Self>) -> bool {
         let mut finished = 0;
         let mut failed = Vec::new();
+        let mut running: Vec<PathBuf> = Vec::new();
         let wanted = self.wanted();
         let now = Instant::now();
         let mut stops = Vec::new();
@@ -275,7 +276,7 @@ impl Recorder {
                             failed.push((id.clone(), why, delay));
                             stops.push((id.clone(), run));
                         } else {
-                            finished += segments::finish_parts(id, &dir, true);
+                            running.push(dir);
                         }
                     }
                     None => {
@@ -287,6 +288,11 @@ impl Recorder {
                     }
                 }
             }
+        }
+        // File work outside the lock.
+        for dir in running {
+            let id = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            finished += segments::finish_parts(id, &dir, true);
         }
         for (id, run) in stops {
             let dir = self.dir.join(&id);
