@@ -171,14 +171,7 @@ fn main() {
     host.provider_settled("bench");
 
     // 1. Callbacks on a live stream.
-    assert_eq!(
-        host.post("/api/streams/bench-live/watch?timeout=600")
-            .status,
-        200
-    );
-    host.wait_stream("bench-live", "live", Duration::from_secs(20), |v| {
-        v["state"] == "live"
-    });
+    host.keep_live("bench-live");
     callbacks(&s, &host);
 
     // 2. Time to first frame: through DSS (idle streams) vs by hand.

@@ -1032,15 +1032,20 @@ pub fn live_bench_host() -> (Setup, Host) {
     s.instance("bench", &test_pattern_instance(&["live"]));
     let host = s.start();
     host.provider_settled("bench");
-    assert_eq!(
-        host.post("/api/streams/bench-live/watch?timeout=600")
-            .status,
-        200
-    );
-    host.wait_stream("bench-live", "live", Duration::from_secs(20), |v| {
-        v["state"] == "live"
-    });
+    host.keep_live("bench-live");
     (s, host)
+}
+
+impl Host {
+    /// Holds a 600 s viewer lease on stream `id` and waits until it is
+    /// live (benches measure on a running stream).
+    pub fn keep_live(&self, id: &str) -> Value {
+        let r = self.post(&format!("/api/streams/{id}/watch?timeout=600"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        self.wait_stream(id, "live", Duration::from_secs(60), |v| {
+            v["state"] == "live"
+        })
+    }
 }
 
 /// `ffprobe -v error ARGS -of csv=p=0 FILE`: the comma-separated values of

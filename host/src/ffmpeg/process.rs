@@ -66,7 +66,13 @@ pub struct Process {
     pub pid: u32,
     /// Shared with the reader tasks.
     pub monitor: Arc<Mutex<Monitor>>,
+    /// The stderr reader: done once FFmpeg's stderr is closed.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long [`Process::final_log_tail`] waits for stderr to close (a
+/// process FFmpeg started could hold it open).
+const LOG_DRAIN: Duration = Duration::from_secs(1);
 
 /// Spawns `binary argv...` in its own process group, with SIGKILL as its
 /// parent-death signal, no environment at all (not `PATH`, not the API
@@ -149,7 +155,7 @@ fn spawn_inner(
     let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     let pid = child.id().unwrap_or(0);
     let monitor = Arc::new(Mutex::new(Monitor::default()));
-    if let Some(stderr) = child.stderr.take() {
+    let stderr_reader = child.stderr.take().map(|stderr| {
         let m = monitor.clone();
         tokio::spawn(async move {
             read_lines(BufReader::new(stderr), MAX_LINE, |line| {
@@ -160,8 +166,8 @@ fn spawn_inner(
                 m.log.push_back(line);
             })
             .await;
-        });
-    }
+        })
+    });
     let piped_out = if piped { child.stdout.take() } else { None };
     if let Some(stdout) = child.stdout.take() {
         let m = monitor.clone();
@@ -192,6 +198,7 @@ fn spawn_inner(
             child,
             pid,
             monitor,
+            stderr_reader,
         },
         piped_out,
     ))
@@ -200,7 +207,7 @@ fn spawn_inner(
 /// `binary` made absolute (against the host's working directory, not the
 /// child's) when it names a path, else the first executable file of that
 /// name in the host's `PATH`.
-pub fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
+fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
     if binary.as_os_str().is_empty() {
         return Err("empty binary path".into());
     }
@@ -301,6 +308,15 @@ impl Process {
                 self.child.wait().await.ok()
             }
         }
+    }
+
+    /// The last `n` stderr lines of an FFmpeg that exited, once its stderr
+    /// was read to the end (bounded by [`LOG_DRAIN`]).
+    pub async fn final_log_tail(&mut self, n: usize) -> Vec<String> {
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(LOG_DRAIN, reader).await;
+        }
+        self.log_tail(n)
     }
 
     /// The last stderr lines.

@@ -36,30 +36,36 @@ struct Probe {
 /// How long reading a segment's header may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// FFmpeg's stderr lines kept of a probe (its banner is about ten).
+const PROBE_LINES: usize = 64;
+
 /// Reads `file`'s start time and audio codec from what `ffmpeg -i` prints
-/// (zero and no when it cannot tell).
-async fn probe(binary: &std::path::Path, file: &std::path::Path) -> Probe {
-    let Ok(binary) = crate::ffmpeg::process::resolve_binary(binary) else {
-        return Probe::default();
-    };
-    let mut cmd = tokio::process::Command::new(binary);
-    cmd.args([
+/// (zero and no when it cannot tell), run like every FFmpeg of the host
+/// with `cwd` as its working directory.
+async fn probe(binary: &std::path::Path, file: &std::path::Path, cwd: &std::path::Path) -> Probe {
+    let argv: Vec<String> = [
         "-hide_banner",
         "-nostdin",
         "-protocol_whitelist",
         "file",
         "-i",
-    ])
-    .arg(format!("file:{}", file.display()))
-    .env_clear()
-    .stdin(std::process::Stdio::null())
-    .stdout(std::process::Stdio::null())
-    .kill_on_drop(true)
-    .process_group(0);
-    let Ok(Ok(out)) = tokio::time::timeout(PROBE_TIMEOUT, cmd.output()).await else {
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(std::iter::once(format!("file:{}", file.display())))
+    .collect();
+    let Ok(mut p) = crate::ffmpeg::spawn(binary, &argv, PROBE_LINES, cwd) else {
         return Probe::default();
     };
-    parse_probe(&String::from_utf8_lossy(&out.stderr), file)
+    if tokio::time::timeout(PROBE_TIMEOUT, p.child.wait())
+        .await
+        .is_err()
+    {
+        p.stop().await;
+        return Probe::default();
+    }
+    let text = p.final_log_tail(PROBE_LINES).await.join("\n");
+    parse_probe(&text, file)
 }
 
 fn parse_probe(text: &str, file: &std::path::Path) -> Probe {
@@ -115,10 +121,7 @@ pub async fn export(
     let Some(first) = segs.first() else {
         return Err(ExportError::Nothing(id.to_string()));
     };
-    let probe = probe(&rec.config.ffmpeg.binary, &first.path).await;
     let start = from_ms.max(first.start_ms);
-    // The concat demuxer's `inpoint` is in the file's own timestamps.
-    let inpoint = probe.start + (start - first.start_ms) as f64 / 1000.0;
     let duration = (to_ms - start) as f64 / 1000.0;
     let work = rec
         .config
@@ -127,6 +130,9 @@ pub async fn export(
         .join(crate::ids::unguessable_hex(8));
     std::fs::create_dir_all(&work).map_err(|e| ExportError::Spawn(e.to_string()))?;
     let work = WorkDir(work);
+    let probe = probe(&rec.config.ffmpeg.binary, &first.path, &work.0).await;
+    // The concat demuxer's `inpoint` is in the file's own timestamps.
+    let inpoint = probe.start + (start - first.start_ms) as f64 / 1000.0;
     // Paths made of checked ids and parsed names only: nothing to quote.
     let mut list = String::from("ffconcat version 1.0\n");
     for (i, s) in segs.iter().enumerate() {

@@ -301,29 +301,23 @@ impl Recorder {
                 .position(|(f, ..)| *f == id)
                 .map(|i| failed.swap_remove(i));
             let me = self.clone();
+            let mut proc = run.proc;
             tokio::spawn(async move {
-                let tail = run.proc.monitor.clone();
-                run.proc.stop().await;
-                segments::finish_parts(&id, &dir, false);
+                // FFmpeg's last words, once its stderr is read to the end
+                // (a stalled recorder has none until it is stopped).
                 if let Some((_, why, delay)) = failure {
-                    // FFmpeg's last words, once its stderr is read to the end.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    let last = {
-                        let log = lock(&tail);
-                        let n = log.log.len().saturating_sub(3);
-                        log.log
-                            .iter()
-                            .skip(n)
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(" | ")
-                    };
+                    if proc.child.try_wait().ok().flatten().is_none() {
+                        crate::ffmpeg::signal_group(proc.pid, libc::SIGTERM);
+                    }
+                    let last = proc.final_log_tail(3).await.join(" | ");
                     let why = format!("{why}: {last}");
                     tracing::warn!(stream = %id, retry_in = ?delay, "{why}");
                     if let Some(r) = lock(&me.recs).get_mut(&id) {
                         r.last_error = Some(why);
                     }
                 }
+                proc.stop().await;
+                segments::finish_parts(&id, &dir, false);
             });
         }
         for (id, settings, publisher) in starts {

@@ -81,7 +81,7 @@ impl Thumbnails {
         crate::files::HostDir::create(&dir)?;
         let work = config.run_dir().join("thumb-work");
         crate::files::HostDir::create(&config.run_dir())?.private_dir("thumb-work")?;
-        let made = existing(&dir);
+        let made = existing(&dir, &sizes);
         let workers = config.thumbnails.workers.max(1);
         Ok(Arc::new(Thumbnails {
             config,
@@ -210,9 +210,7 @@ impl Thumbnails {
             }
         };
         if !status.success() {
-            // The readers may still be draining stderr.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let last = p.log_tail(1).join("");
+            let last = p.final_log_tail(1).await.join("");
             return Err(format!("ffmpeg exited ({status}): {last}"));
         }
         for (i, id) in ids.iter().enumerate() {
@@ -274,22 +272,57 @@ impl Thumbnails {
     }
 }
 
-/// The stream ids that have a full-size thumbnail in `dir`.
-fn existing(dir: &Path) -> HashSet<String> {
+/// The stream ids that have a full-size thumbnail in `dir`: every
+/// `ID.jpg` whose stem is a stream id, less the `ID-SIZE.jpg` copies of
+/// another one (their stems read as stream ids too).
+fn existing(dir: &Path, sizes: &[(String, u32, u32)]) -> HashSet<String> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return HashSet::new();
     };
-    rd.filter_map(|e| e.ok())
+    let stems: HashSet<String> = rd
+        .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let id = name.strip_suffix(".jpg")?;
             crate::ids::parse_stream_id(id).ok()?;
             Some(id.to_string())
         })
-        .collect()
+        .collect();
+    let copy = |id: &str| {
+        sizes.iter().any(|(n, ..)| {
+            id.strip_suffix(n.as_str())
+                .and_then(|b| b.strip_suffix('-'))
+                .is_some_and(|base| stems.contains(base))
+        })
+    };
+    stems.iter().filter(|id| !copy(id)).cloned().collect()
 }
 
 /// Runs the live thumbnails and the idle rounds until the host stops.
 pub async fn run(t: Arc<Thumbnails>) {
     tokio::join!(live::run(t.clone()), round::run(t));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sized_copies_are_not_taken_for_streams() {
+        let dir = std::env::temp_dir().join(format!("dss-thumbs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "cam-a.jpg",
+            "cam-a-small.jpg",
+            "cam-x-small.jpg",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let sizes = vec![("small".to_string(), 176, 132)];
+        let mut got: Vec<String> = super::existing(&dir, &sizes).into_iter().collect();
+        got.sort();
+        // cam-x-small has no cam-x.jpg: a stream of its own.
+        assert_eq!(got, ["cam-a", "cam-x-small"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
