@@ -7,7 +7,7 @@ out=target/fixtures
 mkdir -p "$out"
 build() { cargo build --profile wasm --target wasm32-wasip2 -p "dss-fixture-$1"; }
 install() { cp "target/wasm32-wasip2/wasm/dss_fixture_${1//-/_}.wasm" "$out/$2.wasm"; }
-for f in hostile panic-describe other-world future-version; do
+for f in hostile panic-describe other-world future-version legacy-list; do
   build "$f"
   install "$f" "$f"
 done

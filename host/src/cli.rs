@@ -229,7 +229,7 @@ async fn mobile_send(args: MobileSendArgs) -> anyhow::Result<()> {
 }
 
 fn engine(config: &Config) -> anyhow::Result<Arc<PluginEngine>> {
-    PluginEngine::new(Some(config.module_cache_dir()))
+    PluginEngine::from_config(config)
         .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))
 }
 
@@ -291,7 +291,7 @@ fn stem(p: &Path) -> String {
 
 fn print_report(what: &str, r: &CallReport) {
     println!(
-        "  {what}: {:.2} ms wall, {:.2} ms guest, peak memory {} KiB, {} http-get",
+        "  {what}: {:.2} ms wall, {:.2} ms guest, peak memory {} KiB, {} http requests",
         r.wall.as_secs_f64() * 1e3,
         r.guest.as_secs_f64() * 1e3,
         r.peak_memory / 1024,
@@ -329,6 +329,10 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
         Some(i) => i.source_grant().map_err(|e| anyhow::anyhow!("{e}"))?,
         None => SourceGrant::default(),
     };
+    let secrets = inst
+        .as_ref()
+        .map(|i| i.secret_values.clone())
+        .unwrap_or_default();
     let (input_override, output_override) = match inst {
         Some(i) => (i.input_options, i.output_options),
         None => (None, None),
@@ -338,6 +342,7 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
         limits: limits.clone(),
         allow_hosts: Arc::from(allow_hosts),
         allow_private,
+        secrets,
     };
     let file = file.to_path_buf();
     let with_config = instance.is_some();

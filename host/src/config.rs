@@ -98,6 +98,10 @@ pub struct ProvidersConfig {
     pub instances_dir: PathBuf,
     /// Default limits; each instance may override them.
     pub limits: Limits,
+    /// A PEM file of certificate authorities trusted for providers'
+    /// `https` requests besides the public (webpki) roots: a private CA
+    /// of a camera site or a city's intranet.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl Default for ProvidersConfig {
@@ -106,6 +110,7 @@ impl Default for ProvidersConfig {
             modules_dir: PathBuf::from("providers"),
             instances_dir: PathBuf::from("providers.d"),
             limits: Limits::default(),
+            extra_ca_file: None,
         }
     }
 }
@@ -895,6 +900,14 @@ pub struct InstanceConfig {
     /// Passed to the provider's `init` and every call, as JSON.
     #[serde(default)]
     pub config: toml::Table,
+    /// Where the instance's secrets come from (`name = { env = "VAR" }` or
+    /// `{ file = "PATH" }`); a provider sends them in request headers by
+    /// name and never sees them (see [`crate::secrets`]).
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, crate::secrets::SecretSource>,
+    /// The secrets' values, read when the file is loaded; never serialized.
+    #[serde(skip)]
+    pub secret_values: std::sync::Arc<crate::secrets::Secrets>,
 }
 
 fn yes() -> bool {
@@ -917,7 +930,11 @@ impl InstanceConfig {
             path: path.to_path_buf(),
             error,
         })?;
-        let inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let mut inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        inst.secret_values = std::sync::Arc::new(
+            crate::secrets::Secrets::load(&inst.secrets, dir).map_err(&invalid)?,
+        );
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
         inst.source_grant().map_err(invalid)?;

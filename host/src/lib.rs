@@ -28,6 +28,7 @@ pub mod plugin;
 pub mod providers;
 pub mod record;
 pub mod scaffold;
+pub mod secrets;
 pub mod server;
 pub mod stats;
 pub mod supervisor;

@@ -533,6 +533,7 @@ impl Providers {
             limits: inst.limits.clone(),
             allow_hosts: Arc::from(inst.config.allow_hosts.clone()),
             allow_private: inst.config.allow_private,
+            secrets: inst.config.secret_values.clone(),
         };
         let mut status = ProviderStatus {
             id: id.clone(),

@@ -21,7 +21,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         instances = %config.providers.instances_dir.display(),
         "starting DSS"
     );
-    let engine = PluginEngine::new(Some(config.module_cache_dir()))
+    let engine = PluginEngine::from_config(&config)
         .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))?;
     let store = dss_store::open(&config.store)
         .await

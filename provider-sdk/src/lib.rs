@@ -2,7 +2,7 @@
 //!
 //! A provider implements [`Provider`] with plain Rust types and exports it
 //! with [`export_provider!`]; built for `wasm32-wasip2` it is a component of
-//! the `dss:provider@0.1.0` world (see `wit/provider.wit`, the one source of
+//! the `dss:provider@0.2.0` world (see `wit/provider.wit`, the one source of
 //! truth shared with the host). Built natively, the same code runs in
 //! ordinary `cargo test`s, with the host functions answered by
 //! [`testing::MockHost`].
@@ -38,7 +38,7 @@ mod types;
 pub use types::{Error, ErrorCode, Geo, ProviderInfo, Result, Stream};
 
 /// The version of the WIT interface this SDK builds against.
-pub const INTERFACE_VERSION: &str = "0.1.0";
+pub const INTERFACE_VERSION: &str = "0.2.0";
 
 /// Raw bindings generated from `wit/provider.wit`. Providers use the
 /// idiomatic API of this crate instead; these are public for the export

@@ -9,14 +9,15 @@
 //! assert_eq!(mock.requests, ["http://feed.test/list"]);
 //! ```
 
-use crate::host::{HttpResponse, Level};
+use crate::host::{HttpResponse, Level, Request};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// The host as seen by a provider running natively.
 #[derive(Debug, Clone, Default)]
 pub struct MockHost {
-    /// Answers to `http_get`, by exact URL; other URLs get an error.
+    /// Answers to `http_get` and `http_request`, by exact URL; other URLs
+    /// get an error.
     pub responses: HashMap<String, Result<HttpResponse, String>>,
     /// What `now_ms` returns.
     pub now_ms: u64,
@@ -24,6 +25,9 @@ pub struct MockHost {
     pub logs: Vec<(Level, String)>,
     /// URLs the provider requested, in order.
     pub requests: Vec<String>,
+    /// The requests themselves (method, headers with secrets by name,
+    /// body), in order.
+    pub sent: Vec<Request>,
 }
 
 thread_local! {
@@ -42,8 +46,8 @@ impl MockHost {
             url.to_string(),
             Ok(HttpResponse {
                 status,
-                content_type: None,
                 body: body.into(),
+                ..HttpResponse::default()
             }),
         );
         self

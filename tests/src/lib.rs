@@ -3,6 +3,7 @@
 //! real HTTP servers on 127.0.0.1 for providers to fetch from.
 
 pub mod faults;
+pub mod tls;
 
 use serde_json::Value;
 use std::net::TcpListener;
@@ -183,6 +184,8 @@ pub struct Setup {
     /// The host's `RUST_LOG` (tests read debug lines; benches measure at
     /// the operator's default, `info`).
     pub log_filter: String,
+    /// Extra environment of the host process (secrets).
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -211,6 +214,7 @@ impl Setup {
             mobile_port: free_port(),
             sections: Default::default(),
             log_filter: "info,dss_host=debug".into(),
+            env: Vec::new(),
         };
         // No nginx unless a test asks for it.
         s.set("nginx", "managed = false");
@@ -345,6 +349,7 @@ impl Setup {
             .arg(&config)
             .arg("serve")
             .env("RUST_LOG", &self.log_filter)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -356,12 +361,20 @@ impl Setup {
             log,
         };
         let base = host.base.clone();
-        wait_for("the host's API", Duration::from_secs(30), || {
-            ureq::get(&format!("{base}/healthz"))
-                .call()
-                .ok()
-                .map(|_| ())
+        let log_path = host.log.clone();
+        let up = std::panic::catch_unwind(|| {
+            wait_for("the host's API", Duration::from_secs(30), || {
+                ureq::get(&format!("{base}/healthz"))
+                    .call()
+                    .ok()
+                    .map(|_| ())
+            })
         });
+        if let Err(e) = up {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            eprintln!("--- dss log ---\n{log}");
+            std::panic::resume_unwind(e);
+        }
         host
     }
 }

@@ -60,7 +60,7 @@ streams = ["gate", { key = "lobby", name = "Lobby", lat = -22.9, lon = -43.2 }]"
     for id in ["cams", "traffic", "phones"] {
         let p = host.provider_settled(id);
         assert_eq!(p["state"], "ready", "{p}");
-        assert_eq!(p["interface_version"], "0.1.0");
+        assert_eq!(p["interface_version"], "0.2.0");
         assert_eq!(p["module_hash"].as_str().map(str::len), Some(64));
     }
     let streams = host.get("/api/streams").json();

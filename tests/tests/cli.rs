@@ -29,7 +29,7 @@ fn check_passes_on_the_shipped_providers() {
         );
         assert!(ok, "{m}: {out}{err}");
         assert!(out.contains(&format!("provider {m} ")), "{out}");
-        assert!(out.contains("interface dss:provider@0.1.0"), "{out}");
+        assert!(out.contains("interface dss:provider@0.2.0"), "{out}");
         assert!(out.contains("limits:"), "{out}");
     }
 }

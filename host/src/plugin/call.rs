@@ -2,7 +2,7 @@
 //! guest may use, and the classification of what went wrong.
 
 use super::bindings::{self, LogLevel};
-use super::http::{HttpError, HttpGate};
+use super::http::{self, HttpError, HttpGate};
 use super::stderr::StderrTail;
 use super::EPOCH_TICK;
 use crate::config::Limits;
@@ -276,9 +276,32 @@ impl wasmtime::ResourceLimiter for CallState {
     }
 }
 
-impl bindings::dss::provider::types::Host for CallState {}
+impl bindings::v0_2::dss::provider::types::Host for CallState {}
+impl bindings::v0_1::dss::provider::types::Host for CallState {}
 
-impl bindings::dss::provider::host::Host for CallState {
+impl CallState {
+    /// Answers `http-get` and `http-request` (both versions).
+    fn http(
+        &mut self,
+        request: http::Request,
+    ) -> wasmtime::Result<Result<bindings::HttpResponse, String>> {
+        match self.http.request(request) {
+            Ok(f) => Ok(Ok(bindings::HttpResponse {
+                status: f.status,
+                content_type: f.content_type,
+                headers: f.headers,
+                body: f.body,
+            })),
+            Err(HttpError::Failed(e)) => {
+                tracing::debug!(provider = %self.provider, "http request refused or failed: {e}");
+                Ok(Err(e))
+            }
+            Err(HttpError::Deadline) => Err(self.stop(self.bounds.wall_error())),
+        }
+    }
+}
+
+impl bindings::v0_2::dss::provider::host::Host for CallState {
     fn log(&mut self, level: LogLevel, message: String) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
@@ -302,18 +325,32 @@ impl bindings::dss::provider::host::Host for CallState {
         &mut self,
         url: String,
     ) -> wasmtime::Result<Result<bindings::HttpResponse, String>> {
-        match self.http.get(&url) {
-            Ok(f) => Ok(Ok(bindings::HttpResponse {
-                status: f.status,
-                content_type: f.content_type,
-                body: f.body,
-            })),
-            Err(HttpError::Failed(e)) => {
-                tracing::debug!(provider = %self.provider, "http-get refused or failed: {e}");
-                Ok(Err(e))
-            }
-            Err(HttpError::Deadline) => Err(self.stop(self.bounds.wall_error())),
-        }
+        self.http(http::Request::get(&url))
+    }
+
+    fn http_request(
+        &mut self,
+        request: bindings::HttpRequest,
+    ) -> wasmtime::Result<Result<bindings::HttpResponse, String>> {
+        self.http(http::Request {
+            method: match request.method {
+                bindings::Method::Get => http::Method::Get,
+                bindings::Method::Post => http::Method::Post,
+            },
+            url: request.url,
+            headers: request
+                .headers
+                .into_iter()
+                .map(|h| {
+                    let value = match h.value {
+                        bindings::HeaderValue::Text(t) => http::Value::Text(t),
+                        bindings::HeaderValue::Secret(s) => http::Value::Secret(s),
+                    };
+                    (h.name, value)
+                })
+                .collect(),
+            body: request.body,
+        })
     }
 
     fn now_ms(&mut self) -> u64 {
@@ -321,6 +358,24 @@ impl bindings::dss::provider::host::Host for CallState {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+}
+
+/// A 0.1.0 module's imports, answered by the 0.2.0 implementation.
+impl bindings::v0_1::dss::provider::host::Host for CallState {
+    fn log(&mut self, level: bindings::v0_1::dss::provider::host::LogLevel, message: String) {
+        bindings::v0_2::dss::provider::host::Host::log(self, level.into(), message)
+    }
+
+    fn http_get(
+        &mut self,
+        url: String,
+    ) -> wasmtime::Result<Result<bindings::v0_1::dss::provider::host::HttpResponse, String>> {
+        Ok(self.http(http::Request::get(&url))?.map(Into::into))
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        bindings::v0_2::dss::provider::host::Host::now_ms(self)
     }
 }
 

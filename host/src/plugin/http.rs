@@ -1,39 +1,177 @@
-//! `http-get` as granted to a provider: plain `http://` GETs to hosts in the
-//! instance's `allow_hosts`, redirects re-checked against the same list, a
-//! time and body-size cap per request and a request count per call.
+//! `http-get` and `http-request` as granted to a provider: `http://` and
+//! `https://` requests to hosts in the instance's `allow_hosts`, redirects
+//! re-checked against the same list (and never from `https` down to
+//! `http`), a time and body-size cap per request and a request count per
+//! call.
+//!
 //! A host name that resolves to a private, loopback or link-local address
 //! is refused unless the instance sets `allow_private` (IP addresses listed
-//! literally are the operator's explicit choice); the request goes to the
-//! address that was checked, so DNS cannot be switched under it.
+//! literally are the operator's explicit choice). The request goes to the
+//! address that was checked, so DNS cannot be switched under it: the host
+//! connects to that IP itself, then (for `https`) speaks TLS with the URL's
+//! host name for SNI and the certificate check — the URL is never
+//! rewritten to the IP. Certificates are checked against the webpki roots
+//! plus the operator's `extra_ca_file` ([`HttpClient::new`]).
+//!
+//! Header values may name one of the instance's secrets ([`Value::Secret`]):
+//! the gate puts the value in, marked sensitive, and drops it on a redirect
+//! to another origin. Neither the guest nor the log ever sees it.
+//!
 //! Refusals are error messages returned to the guest, never traps; only
 //! the call's wall-clock deadline stops it ([`HttpError::Deadline`]): each
 //! request waits at most `http_timeout_ms` and never past that deadline.
 
 use crate::addr::is_public;
 use crate::config::Limits;
-use http_body_util::{BodyExt, Empty};
+use crate::secrets::Secrets;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The shared HTTP client (one connection pool for all providers).
-pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+/// How long connecting to one address may take (within the request's own
+/// time budget): a dead address fails fast.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Request headers a provider may add. A feed needs a key, `accept` and a
+/// `content-type` or two; more is a mistake or an attack on the upstream.
+const MAX_HEADERS: usize = 32;
+/// Bytes of one request header (name and value).
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Headers the host sets itself (framing, routing, identity).
+const RESERVED: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "user-agent",
+    "proxy-authorization",
+    "proxy-connection",
+];
 
-/// Makes the shared client.
-pub fn client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+/// The TLS settings shared by all providers' requests. Each request opens
+/// its own connection (to the address it checked): providers list every
+/// few seconds at most, so there is nothing worth pooling.
+#[derive(Clone)]
+pub struct HttpClient {
+    tls: Arc<rustls::ClientConfig>,
 }
 
-/// The `http-get` grant of one call.
+impl HttpClient {
+    /// Trusts the webpki (Mozilla) roots, plus every certificate in
+    /// `extra_ca_file` (PEM) when given.
+    pub fn new(extra_ca_file: Option<&Path>) -> Result<HttpClient, String> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(path) = extra_ca_file {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("extra_ca_file {}: {e}", path.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("extra_ca_file {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "extra_ca_file {}: no PEM certificate in it",
+                    path.display()
+                ));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("extra_ca_file {}: {e}", path.display()))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS set-up: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(HttpClient { tls: Arc::new(tls) })
+    }
+}
+
+/// Makes the shared client with the default roots.
+pub fn client() -> HttpClient {
+    HttpClient::new(None).expect("the built-in roots are valid")
+}
+
+/// A request method a provider may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+}
+
+impl Method {
+    fn as_hyper(self) -> hyper::Method {
+        match self {
+            Method::Get => hyper::Method::GET,
+            Method::Post => hyper::Method::POST,
+        }
+    }
+}
+
+/// A request header's value as the guest gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Sent as written.
+    Text(String),
+    /// The instance's secret of this name.
+    Secret(String),
+}
+
+/// A request as the guest gave it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// URL (checked by the gate).
+    pub url: String,
+    /// Headers besides the host's own.
+    pub headers: Vec<(String, Value)>,
+    /// Body.
+    pub body: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// A plain `GET` (what `http-get` sends).
+    pub fn get(url: &str) -> Request {
+        Request {
+            method: Method::Get,
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+/// A checked header ready to send; `secret` ones are dropped across
+/// origins.
+struct Prepared {
+    name: HeaderName,
+    value: HeaderValue,
+    secret: bool,
+}
+
+/// The HTTP grant of one call.
 pub struct HttpGate {
     client: HttpClient,
     runtime: Option<tokio::runtime::Handle>,
     allow_hosts: Arc<[String]>,
     allow_private: bool,
+    secrets: Arc<Secrets>,
     max_requests: u32,
     max_body: usize,
     timeout: Duration,
@@ -46,7 +184,7 @@ pub struct HttpGate {
     pub waited: Duration,
 }
 
-/// Why `http-get` gave no response.
+/// Why a request gave no response.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HttpError {
     /// Refused or failed: the message goes back to the guest.
@@ -101,8 +239,39 @@ pub struct Fetched {
     pub status: u16,
     /// `content-type`, if any.
     pub content_type: Option<String>,
+    /// Response headers (lower-case names; values that are not UTF-8 left
+    /// out).
+    pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
+}
+
+/// Scheme, host and port: what a secret header is bound to.
+fn origin(url: &url::Url) -> (String, Option<String>, Option<u16>) {
+    (
+        url.scheme().to_string(),
+        url.host_str().map(str::to_ascii_lowercase),
+        url.port_or_known_default(),
+    )
+}
+
+/// The method after a redirect with `status`: `301`, `302` and `303` turn
+/// a `POST` into a `GET` without a body, as browsers do.
+pub fn redirected_method(method: Method, status: u16) -> (Method, bool) {
+    match (method, status) {
+        (Method::Post, 301..=303) => (Method::Get, true),
+        (m, _) => (m, false),
+    }
+}
+
+/// Aborts a spawned task when dropped (the connection of a request that
+/// timed out or failed must not linger).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl HttpGate {
@@ -118,6 +287,7 @@ impl HttpGate {
             runtime: tokio::runtime::Handle::try_current().ok(),
             allow_hosts,
             allow_private,
+            secrets: Arc::new(Secrets::default()),
             max_requests: limits.http_max_requests,
             max_body: limits.http_max_body,
             timeout: Duration::from_millis(limits.http_timeout_ms),
@@ -126,6 +296,12 @@ impl HttpGate {
             requests: 0,
             waited: Duration::ZERO,
         }
+    }
+
+    /// The instance's secrets, for header values that name one.
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Bounds every request of this grant by the call's wall-clock deadline.
@@ -137,13 +313,13 @@ impl HttpGate {
     pub fn check(&self, url: &str) -> Result<url::Url, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
         match parsed.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(format!(
-                    "{url}: https is not supported by this host; use an http:// URL"
-                ))
-            }
+            "http" | "https" => {}
             other => return Err(format!("{url}: scheme {other:?} is not allowed")),
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!(
+                "{url}: credentials in the URL are refused; send them in a header from [secrets]"
+            ));
         }
         let host = parsed
             .host_str()
@@ -166,6 +342,59 @@ impl HttpGate {
             ));
         }
         Ok(parsed)
+    }
+
+    /// Checks the guest's headers and fills in secrets.
+    fn prepare(&self, headers: &[(String, Value)]) -> Result<Vec<Prepared>, String> {
+        if headers.len() > MAX_HEADERS {
+            return Err(format!(
+                "{} headers: at most {MAX_HEADERS} per request",
+                headers.len()
+            ));
+        }
+        let mut out = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            let name_h = HeaderName::from_bytes(lower.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            if RESERVED.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+                return Err(format!(
+                    "header {lower} is set by the host and cannot be sent"
+                ));
+            }
+            let (text, secret) = match value {
+                Value::Text(t) => (t.as_str(), false),
+                Value::Secret(s) => (
+                    self.secrets.get(s).ok_or_else(|| {
+                        format!(
+                            "header {lower}: secret {s:?} is not in this instance's [secrets]{}",
+                            self.secrets.names_hint()
+                        )
+                    })?,
+                    true,
+                ),
+            };
+            if lower.len() + text.len() > MAX_HEADER_BYTES {
+                return Err(format!(
+                    "header {lower}: longer than {MAX_HEADER_BYTES} bytes"
+                ));
+            }
+            let mut value_h = HeaderValue::from_str(text).map_err(|_| {
+                // Never echo a secret's value.
+                if secret {
+                    format!("header {lower}: the secret's value is not a valid header value")
+                } else {
+                    format!("header {lower}: invalid value (control characters?)")
+                }
+            })?;
+            value_h.set_sensitive(secret);
+            out.push(Prepared {
+                name: name_h,
+                value: value_h,
+                secret,
+            });
+        }
+        Ok(out)
     }
 
     /// Resolves the host of an allowed URL to the address to connect to,
@@ -197,9 +426,59 @@ impl HttpGate {
         Ok(first)
     }
 
-    /// Performs the GET, blocking the calling (non-async) thread for at
-    /// most `http_timeout_ms`, and never past the call's deadline.
+    /// Sends one request (no redirects) to the checked address `addr`.
+    async fn send_once(
+        &self,
+        url: &url::Url,
+        addr: SocketAddr,
+        req: hyper::Request<Full<Bytes>>,
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, AbortOnDrop), String> {
+        let what = format!("{} {url}", req.method());
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("{what}: connecting to {addr} timed out"))?
+            .map_err(|e| format!("{what}: connecting to {addr}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let fail = |e: hyper::Error| format!("{what}: {}", error_chain(&e));
+        if url.scheme() == "https" {
+            let name = match url.host() {
+                Some(url::Host::Domain(d)) => {
+                    ServerName::try_from(d.to_string()).map_err(|e| format!("{what}: {e}"))?
+                }
+                Some(url::Host::Ipv4(ip)) => ServerName::from(IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => ServerName::from(IpAddr::V6(ip)),
+                None => return Err(format!("{what}: no host")),
+            };
+            let tls = tokio_rustls::TlsConnector::from(self.client.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("{what}: TLS: {}", error_chain(&e)))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(fail)?;
+            let conn = AbortOnDrop(tokio::spawn(async move {
+                let _ = conn.await;
+            }));
+            Ok((sender.send_request(req).await.map_err(fail)?, conn))
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(fail)?;
+            let conn = AbortOnDrop(tokio::spawn(async move {
+                let _ = conn.await;
+            }));
+            Ok((sender.send_request(req).await.map_err(fail)?, conn))
+        }
+    }
+
+    /// A plain GET (`http-get`).
     pub fn get(&mut self, url: &str) -> Result<Fetched, HttpError> {
+        self.request(Request::get(url))
+    }
+
+    /// Performs the request, blocking the calling (non-async) thread for
+    /// at most `http_timeout_ms`, and never past the call's deadline.
+    pub fn request(&mut self, request: Request) -> Result<Fetched, HttpError> {
         let started = Instant::now();
         let Some((timeout, cut_by_deadline)) = request_budget(self.timeout, self.deadline, started)
         else {
@@ -207,108 +486,157 @@ impl HttpGate {
         };
         if self.requests >= self.max_requests {
             return Err(HttpError::Failed(format!(
-                "request limit reached: at most {} http-get calls per provider call",
+                "request limit reached: at most {} http-get/http-request calls per provider call",
                 self.max_requests
             )));
         }
         self.requests += 1;
-        let mut current = self.check(url)?;
+        let first = self.check(&request.url)?;
+        let headers = self.prepare(&request.headers)?;
+        if let Some(b) = &request.body {
+            if request.method == Method::Get {
+                return Err(HttpError::Failed(
+                    "a body is only sent with post".to_string(),
+                ));
+            }
+            if b.len() > self.max_body {
+                return Err(HttpError::Failed(format!(
+                    "request body of {} bytes is larger than the limit of {} bytes",
+                    b.len(),
+                    self.max_body
+                )));
+            }
+        }
         let Some(runtime) = self.runtime.clone() else {
             return Err(HttpError::Failed(
-                "http-get is unavailable outside the host runtime".into(),
+                "http requests are unavailable outside the host runtime".into(),
             ));
         };
+        let url = request.url.clone();
         let result = runtime.block_on(async {
-            tokio::time::timeout(timeout, async {
-                let mut redirects = 0;
-                loop {
-                    let addr = self.resolve(&current).await?;
-                    let mut target = current.clone();
-                    let _ = target.set_ip_host(addr.ip());
-                    let uri: hyper::Uri = target
-                        .as_str()
-                        .parse()
-                        .map_err(|e| format!("invalid URL {current}: {e}"))?;
-                    let host_header = match current.port() {
-                        Some(p) => format!("{}:{p}", current.host_str().unwrap_or_default()),
-                        None => current.host_str().unwrap_or_default().to_string(),
-                    };
-                    let req = hyper::Request::get(uri)
-                        .header(hyper::header::HOST, host_header)
-                        .header(
-                            hyper::header::USER_AGENT,
-                            concat!("dss/", env!("CARGO_PKG_VERSION")),
-                        )
-                        .body(Empty::new())
-                        .map_err(|e| format!("GET {current}: {e}"))?;
-                    let resp = self
-                        .client
-                        .request(req)
-                        .await
-                        .map_err(|e| format!("GET {current}: {}", error_chain(&e)))?;
-                    let status = resp.status();
-                    if status.is_redirection() {
-                        if let Some(loc) = resp.headers().get(hyper::header::LOCATION) {
-                            redirects += 1;
-                            if redirects > self.max_redirects {
-                                return Err(format!(
-                                    "GET {url}: more than {} redirects",
-                                    self.max_redirects
-                                ));
-                            }
-                            let loc = loc
-                                .to_str()
-                                .map_err(|_| format!("GET {current}: bad Location header"))?;
-                            let next = current
-                                .join(loc)
-                                .map_err(|e| format!("GET {current}: bad redirect {loc:?}: {e}"))?;
-                            current = self
-                                .check(next.as_str())
-                                .map_err(|e| format!("redirect from {current} refused: {e}"))?;
-                            continue;
-                        }
-                    }
-                    let content_type = resp
-                        .headers()
-                        .get(hyper::header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    let mut body = resp.into_body();
-                    let mut out = Vec::new();
-                    while let Some(frame) = body.frame().await {
-                        let frame = frame.map_err(|e| format!("GET {current}: {e}"))?;
-                        if let Some(data) = frame.data_ref() {
-                            if out.len() + data.len() > self.max_body {
-                                return Err(format!(
-                                    "GET {current}: body larger than the limit of {} bytes",
-                                    self.max_body
-                                ));
-                            }
-                            out.extend_from_slice(data);
-                        }
-                    }
-                    return Ok(Fetched {
-                        status: status.as_u16(),
-                        content_type,
-                        body: out,
-                    });
-                }
-            })
-            .await
-            .map(|r| r.map_err(HttpError::Failed))
-            .unwrap_or_else(|_| {
-                Err(if cut_by_deadline {
-                    HttpError::Deadline
-                } else {
-                    HttpError::Failed(format!(
-                        "GET {url}: timed out after {} ms",
-                        timeout.as_millis()
-                    ))
+            tokio::time::timeout(timeout, self.follow(first, request, headers))
+                .await
+                .map(|r| r.map_err(HttpError::Failed))
+                .unwrap_or_else(|_| {
+                    Err(if cut_by_deadline {
+                        HttpError::Deadline
+                    } else {
+                        HttpError::Failed(format!(
+                            "{url}: timed out after {} ms",
+                            timeout.as_millis()
+                        ))
+                    })
                 })
-            })
         });
         self.waited += started.elapsed();
         result
+    }
+
+    /// Sends the request and follows redirects, each hop checked again.
+    async fn follow(
+        &self,
+        mut current: url::Url,
+        request: Request,
+        mut headers: Vec<Prepared>,
+    ) -> Result<Fetched, String> {
+        let first_origin = origin(&current);
+        let mut method = request.method;
+        let mut body = request.body.map(Bytes::from);
+        let mut redirects = 0;
+        loop {
+            let addr = self.resolve(&current).await?;
+            let host_header = match current.port() {
+                Some(p) => format!("{}:{p}", current.host_str().unwrap_or_default()),
+                None => current.host_str().unwrap_or_default().to_string(),
+            };
+            let path = &current[url::Position::BeforePath..url::Position::AfterQuery];
+            let mut builder = hyper::Request::builder()
+                .method(method.as_hyper())
+                .uri(if path.is_empty() { "/" } else { path })
+                .header(hyper::header::HOST, host_header)
+                .header(
+                    hyper::header::USER_AGENT,
+                    concat!("dss/", env!("CARGO_PKG_VERSION")),
+                );
+            for h in &headers {
+                builder = builder.header(h.name.clone(), h.value.clone());
+            }
+            let what = format!("{} {current}", method.as_hyper());
+            let req = builder
+                .body(Full::new(body.clone().unwrap_or_default()))
+                .map_err(|e| format!("{what}: {e}"))?;
+            // The guard keeps the connection driven until the body is read.
+            let (resp, _conn) = self.send_once(&current, addr, req).await?;
+            let status = resp.status();
+            if status.is_redirection() {
+                if let Some(loc) = resp.headers().get(hyper::header::LOCATION) {
+                    redirects += 1;
+                    if redirects > self.max_redirects {
+                        return Err(format!(
+                            "{} {}: more than {} redirects",
+                            request.method.as_hyper(),
+                            request.url,
+                            self.max_redirects
+                        ));
+                    }
+                    let loc = loc
+                        .to_str()
+                        .map_err(|_| format!("{what}: bad Location header"))?;
+                    let next = current
+                        .join(loc)
+                        .map_err(|e| format!("{what}: bad redirect {loc:?}: {e}"))?;
+                    if current.scheme() == "https" && next.scheme() != "https" {
+                        return Err(format!(
+                            "redirect from {current} to {next} refused: https never goes down to http"
+                        ));
+                    }
+                    let next = self
+                        .check(next.as_str())
+                        .map_err(|e| format!("redirect from {current} refused: {e}"))?;
+                    if origin(&next) != first_origin {
+                        headers.retain(|h| !h.secret);
+                    }
+                    let (m, drop_body) = redirected_method(method, status.as_u16());
+                    method = m;
+                    if drop_body {
+                        body = None;
+                        headers.retain(|h| h.name != hyper::header::CONTENT_TYPE);
+                    }
+                    current = next;
+                    continue;
+                }
+            }
+            let content_type = resp
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let resp_headers = resp
+                .headers()
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
+            let mut incoming = resp.into_body();
+            let mut out = Vec::new();
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|e| format!("{what}: {e}"))?;
+                if let Some(data) = frame.data_ref() {
+                    if out.len() + data.len() > self.max_body {
+                        return Err(format!(
+                            "{what}: body larger than the limit of {} bytes",
+                            self.max_body
+                        ));
+                    }
+                    out.extend_from_slice(data);
+                }
+            }
+            return Ok(Fetched {
+                status: status.as_u16(),
+                content_type,
+                headers: resp_headers,
+                body: out,
+            });
+        }
     }
 }
 
@@ -333,7 +661,7 @@ mod tests {
     }
 
     fn client_for_test() -> HttpClient {
-        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new())
+        client()
     }
 
     #[test]
@@ -350,10 +678,11 @@ mod tests {
             .check("file:///etc/passwd")
             .unwrap_err()
             .contains("scheme"));
+        assert!(g.check("https://feed.example/").is_ok());
         assert!(g
-            .check("https://feed.example/")
+            .check("http://user:pw@feed.example/")
             .unwrap_err()
-            .contains("https"));
+            .contains("credentials"));
         assert!(g.check("not a url").is_err());
     }
 
@@ -430,5 +759,329 @@ mod tests {
         g.set_deadline(Some(Instant::now()));
         assert_eq!(g.get("http://a.example/").unwrap_err(), HttpError::Deadline);
         assert_eq!(g.requests, 0);
+    }
+
+    /// A local HTTP(S) server: `/echo` answers with the method, the
+    /// headers and the body it got (JSON, and an `x-seen` header);
+    /// `/to?status=N&url=U` redirects.
+    mod server {
+        use http_body_util::{BodyExt, Full};
+        use hyper::body::Bytes;
+        use hyper_util::rt::TokioIo;
+        use std::net::SocketAddr;
+        use std::sync::Arc;
+
+        pub struct TestCa {
+            pub ca_pem: String,
+            pub server: Arc<rustls::ServerConfig>,
+        }
+
+        /// A CA and a server certificate for `names` signed by it.
+        pub fn ca(names: &[&str]) -> TestCa {
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "DSS test CA");
+            let ca_cert = params.self_signed(&ca_key).unwrap();
+            let issuer = rcgen::Issuer::new(params, ca_key);
+            let key = rcgen::KeyPair::generate().unwrap();
+            let leaf = rcgen::CertificateParams::new(
+                names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                )
+                .unwrap();
+            TestCa {
+                ca_pem: ca_cert.pem(),
+                server: Arc::new(server),
+            }
+        }
+
+        async fn handle(
+            req: hyper::Request<hyper::body::Incoming>,
+        ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+            let query: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            if req.uri().path() == "/to" {
+                let status: u16 = query["status"].parse().unwrap();
+                return Ok(hyper::Response::builder()
+                    .status(status)
+                    .header("location", &query["url"])
+                    .body(Full::new(Bytes::new()))
+                    .unwrap());
+            }
+            let method = req.method().to_string();
+            let headers: serde_json::Map<String, serde_json::Value> = req
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").into()))
+                .collect();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let seen = serde_json::json!({
+                "method": method,
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+            });
+            Ok(hyper::Response::builder()
+                .header("content-type", "application/json")
+                .header("x-seen", "yes")
+                .body(Full::new(Bytes::from(seen.to_string())))
+                .unwrap())
+        }
+
+        /// Serves on 127.0.0.1 (TLS with `tls`); returns the address.
+        pub async fn start(tls: Option<Arc<rustls::ServerConfig>>) -> SocketAddr {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(handle);
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            Some(cfg) => {
+                                // A client refusing the certificate ends
+                                // the handshake: nothing to serve.
+                                if let Ok(stream) =
+                                    tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await
+                                {
+                                    let _ =
+                                        http.serve_connection(TokioIo::new(stream), service).await;
+                                }
+                            }
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                            }
+                        }
+                    });
+                }
+            });
+            addr
+        }
+    }
+
+    /// A runtime with the servers, and gates made inside it (their
+    /// requests are made from the test's own, non-async thread).
+    struct Lab {
+        rt: tokio::runtime::Runtime,
+        https: SocketAddr,
+        http: SocketAddr,
+        wrong_name: SocketAddr,
+        ca_file: tempfile::NamedTempFile,
+    }
+
+    impl Lab {
+        fn new() -> Lab {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let ca = server::ca(&["localhost"]);
+            let other = server::ca(&["wrong.example"]);
+            let (https, http, wrong_name) = rt.block_on(async {
+                (
+                    server::start(Some(ca.server.clone())).await,
+                    server::start(None).await,
+                    server::start(Some(other.server.clone())).await,
+                )
+            });
+            let ca_file = tempfile::NamedTempFile::new().unwrap();
+            // Both test CAs: the wrong-name server's chain is trusted, only
+            // its name is wrong.
+            std::fs::write(ca_file.path(), format!("{}{}", ca.ca_pem, other.ca_pem)).unwrap();
+            Lab {
+                rt,
+                https,
+                http,
+                wrong_name,
+                ca_file,
+            }
+        }
+
+        fn gate(&self, trust_test_ca: bool) -> HttpGate {
+            let _in = self.rt.enter();
+            let client = if trust_test_ca {
+                HttpClient::new(Some(self.ca_file.path())).unwrap()
+            } else {
+                client()
+            };
+            let hosts: Vec<String> = ["localhost", "127.0.0.1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let mut secrets = std::collections::BTreeMap::new();
+            secrets.insert(
+                "key".to_string(),
+                crate::secrets::SecretSource {
+                    env: Some("K".into()),
+                    file: None,
+                },
+            );
+            let secrets =
+                Secrets::load_with(&secrets, Path::new("."), |_| Some("s3cr3t".to_string()))
+                    .unwrap();
+            let mut g = HttpGate::new(client, hosts.into(), true, &Limits::default())
+                .with_secrets(Arc::new(secrets));
+            g.max_requests = 100;
+            g
+        }
+
+        fn url(&self, addr: SocketAddr, scheme: &str, path: &str) -> String {
+            format!("{scheme}://localhost:{}{path}", addr.port())
+        }
+    }
+
+    fn seen(f: &Fetched) -> serde_json::Value {
+        serde_json::from_slice(&f.body).unwrap()
+    }
+
+    #[test]
+    fn https_is_checked_against_the_roots_and_the_extra_ca() {
+        let lab = Lab::new();
+        let url = lab.url(lab.https, "https", "/echo");
+        let f = lab.gate(true).get(&url).unwrap();
+        assert_eq!(f.status, 200);
+        assert_eq!(seen(&f)["method"], "GET");
+        // SNI and Host carry the name, not the address connected to.
+        assert_eq!(
+            seen(&f)["headers"]["host"],
+            format!("localhost:{}", lab.https.port())
+        );
+        assert!(f
+            .headers
+            .contains(&("x-seen".to_string(), "yes".to_string())));
+        // The public roots alone do not trust the test CA.
+        let e = failure(lab.gate(false).get(&url));
+        assert!(e.contains("certificate"), "{e}");
+        // A certificate for another name is refused, even from a trusted CA.
+        let wrong = lab.url(lab.wrong_name, "https", "/echo");
+        let e = failure(lab.gate(true).get(&wrong));
+        assert!(e.contains("certificate") && e.contains("Name"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_ca_file_is_an_error() {
+        let e = HttpClient::new(Some(Path::new("/nonexistent/ca.pem")))
+            .err()
+            .unwrap();
+        assert!(e.contains("extra_ca_file"), "{e}");
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let e = HttpClient::new(Some(empty.path())).err().unwrap();
+        assert!(e.contains("no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn headers_methods_bodies_and_secrets() {
+        let lab = Lab::new();
+        let mut g = lab.gate(true);
+        let url = lab.url(lab.https, "https", "/echo");
+        let req = Request {
+            method: Method::Post,
+            url: url.clone(),
+            headers: vec![
+                ("Accept".into(), Value::Text("application/json".into())),
+                ("x-api-key".into(), Value::Secret("key".into())),
+                ("content-type".into(), Value::Text("text/plain".into())),
+            ],
+            body: Some(b"query".to_vec()),
+        };
+        let f = g.request(req.clone()).unwrap();
+        let s = seen(&f);
+        assert_eq!(s["method"], "POST");
+        assert_eq!(s["body"], "query");
+        assert_eq!(s["headers"]["x-api-key"], "s3cr3t");
+        assert_eq!(s["headers"]["accept"], "application/json");
+        // An unknown secret, a reserved header, a body on GET: refused,
+        // and the message never carries a secret's value.
+        let mut bad = req.clone();
+        bad.headers = vec![("x-api-key".into(), Value::Secret("nope".into()))];
+        let e = failure(g.request(bad));
+        assert!(e.contains("\"nope\"") && e.contains("it has: key"), "{e}");
+        let mut bad = req.clone();
+        bad.headers = vec![("Host".into(), Value::Text("evil".into()))];
+        assert!(failure(g.request(bad)).contains("set by the host"));
+        let mut bad = req.clone();
+        bad.headers = vec![("x".into(), Value::Text("a\r\nb: c".into()))];
+        assert!(failure(g.request(bad)).contains("invalid value"));
+        let mut bad = req;
+        bad.method = Method::Get;
+        assert!(failure(g.request(bad)).contains("only sent with post"));
+    }
+
+    #[test]
+    fn redirects_keep_secrets_at_home_and_never_go_down_to_http() {
+        let lab = Lab::new();
+        let mut g = lab.gate(true);
+        let redirect = |from: &str, status: u16, to: &str| {
+            let q: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("status", &status.to_string())
+                .append_pair("url", to)
+                .finish();
+            format!("{from}/to?{q}")
+        };
+        let https = lab.url(lab.https, "https", "");
+        let http = lab.url(lab.http, "http", "");
+        let with_secret = |url: String, method: Method| Request {
+            method,
+            url,
+            headers: vec![
+                ("x-api-key".into(), Value::Secret("key".into())),
+                ("x-plain".into(), Value::Text("kept".into())),
+            ],
+            body: (method == Method::Post).then(|| b"q".to_vec()),
+        };
+        // Same origin: the secret follows.
+        let f = g
+            .request(with_secret(redirect(&https, 307, "/echo"), Method::Post))
+            .unwrap();
+        let s = seen(&f);
+        assert_eq!(s["headers"]["x-api-key"], "s3cr3t");
+        assert_eq!(
+            (s["method"].as_str(), s["body"].as_str()),
+            (Some("POST"), Some("q"))
+        );
+        // Another origin (same host, other port): the secret is dropped,
+        // the plain header kept; a 303 turns the POST into a bodiless GET.
+        let mut g2 = lab.gate(true);
+        let from_http = redirect(&http, 303, &format!("{http}/echo"));
+        let f = g2.request(with_secret(from_http, Method::Post)).unwrap();
+        let s = seen(&f);
+        assert_eq!(
+            (s["method"].as_str(), s["body"].as_str()),
+            (Some("GET"), Some(""))
+        );
+        let cross = redirect(
+            &http,
+            302,
+            &lab.url(lab.http, "http", "/echo")
+                .replace("localhost", "127.0.0.1"),
+        );
+        let f = g2.request(with_secret(cross, Method::Get)).unwrap();
+        let s = seen(&f);
+        assert!(s["headers"].get("x-api-key").is_none(), "{s}");
+        assert_eq!(s["headers"]["x-plain"], "kept");
+        // https never goes down to http.
+        let down = redirect(&https, 302, &format!("{http}/echo"));
+        let e = failure(g.request(with_secret(down, Method::Get)));
+        assert!(e.contains("never goes down"), "{e}");
     }
 }

@@ -12,7 +12,11 @@
 //!   it), a memory cap and a WASI context with nothing in it (no files,
 //!   sockets, environment or arguments); the end of its stderr is kept
 //!   ([`stderr`]) and logged under the provider's name.
-//! - The host grants `log`, `http-get` (allow-listed, [`http`]) and a clock.
+//! - The host grants `log`, `http-get` and `http-request` (allow-listed,
+//!   `https` checked against the webpki roots and the operator's CA,
+//!   secrets put into headers by name: [`http`]) and a clock.
+//! - Two interface versions are served side by side ([`bindings`]):
+//!   `dss:provider@0.2.0` and the frozen `0.1.0`; one linker holds both.
 
 pub mod bindings;
 pub mod cache;
@@ -60,6 +64,25 @@ impl PluginEngine {
         cache_dir: Option<PathBuf>,
         pooling: bool,
     ) -> wasmtime::Result<Arc<Self>> {
+        Self::with_http(cache_dir, pooling, http::client())
+    }
+
+    /// The engine of a host or CLI run: the configured module cache and
+    /// the `[providers] extra_ca_file` (an unreadable one is an error).
+    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Arc<Self>> {
+        let http = http::HttpClient::new(config.providers.extra_ca_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("[providers] {e}"))?;
+        Self::with_http(Some(config.module_cache_dir()), true, http)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
+
+    /// [`PluginEngine::with_allocator`] with the providers' HTTP client
+    /// (its trusted roots: see [`http::HttpClient::new`]).
+    pub fn with_http(
+        cache_dir: Option<PathBuf>,
+        pooling: bool,
+        http: http::HttpClient,
+    ) -> wasmtime::Result<Arc<Self>> {
         let mut pool = wasmtime::PoolingAllocationConfig::default();
         // Concurrent calls across all providers; a call holds one component
         // instance for a few milliseconds.
@@ -87,7 +110,11 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         // ... except that its waits are bounded by the call's deadline.
         wait::add_to_linker(&mut linker)?;
-        bindings::DssProvider::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        bindings::v0_2::DssProvider::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::v0_1::DssProvider::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
         )?;
@@ -111,7 +138,7 @@ impl PluginEngine {
             cache: cache::ComponentCache::new(&engine, cache_dir),
             engine,
             linker,
-            http: http::client(),
+            http,
             stop_ticker,
         }))
     }

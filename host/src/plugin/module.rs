@@ -2,7 +2,7 @@
 //! from the cache), its interface version verified and its imports resolved
 //! into an `InstancePre`; and the typed calls made on fresh instances of it.
 
-use super::bindings::{self, DssProviderPre, GuestError};
+use super::bindings::{self, v0_1, v0_2, GuestError};
 use super::cache::{ComponentCache, Origin};
 use super::call::{self, CallError, CallReport, CallState};
 use super::http::HttpGate;
@@ -16,8 +16,12 @@ use wasmtime::component::types::ComponentItem;
 
 /// The interface package this host implements.
 pub const INTERFACE: &str = "dss:provider";
-/// The interface version this host implements.
-pub const INTERFACE_VERSION: (u64, u64, u64) = (0, 1, 0);
+/// The newest interface version this host implements.
+pub const INTERFACE_VERSION: (u64, u64, u64) = (0, 2, 0);
+/// Every interface version this host serves, as `(major, minor)`: a
+/// module of any of them loads (0.x versions are compatible within a
+/// minor version, as semver says).
+pub const SERVED_VERSIONS: &[(u64, u64)] = &[(0, 1), (0, 2)];
 /// Largest `.wasm` file accepted.
 pub const MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -57,7 +61,7 @@ pub enum LoadError {
         exports: String,
     },
     /// The component targets an interface version this host does not know.
-    #[error("{path}: targets {INTERFACE}@{found}, but this host supports {INTERFACE}@{supported}")]
+    #[error("{path}: targets {INTERFACE}@{found}, but this host supports {supported}")]
     Version {
         /// The file.
         path: PathBuf,
@@ -128,6 +132,8 @@ pub struct Grant {
     pub allow_hosts: Arc<[String]>,
     /// Whether host names may resolve to private addresses.
     pub allow_private: bool,
+    /// Values request headers may name.
+    pub secrets: Arc<crate::secrets::Secrets>,
 }
 
 impl Grant {
@@ -138,6 +144,7 @@ impl Grant {
             limits,
             allow_hosts: Arc::from(Vec::new()),
             allow_private: false,
+            secrets: Arc::default(),
         }
     }
 }
@@ -150,7 +157,7 @@ pub struct ProviderModule {
     pub path: PathBuf,
     /// SHA-256 of the file, hex.
     pub hash: String,
-    /// The interface version it exports (`0.1.0`).
+    /// The interface version it exports (`0.1.0`, `0.2.0`).
     pub interface_version: String,
     /// What `describe` returned.
     pub info: ModuleInfo,
@@ -158,8 +165,20 @@ pub struct ProviderModule {
     pub loaded_at: SystemTime,
     /// Whether compilation was skipped thanks to the cache.
     pub origin: Origin,
-    pre: DssProviderPre<CallState>,
+    pre: Pre,
     engine: Arc<PluginEngine>,
+}
+
+/// The prepared component, by the interface version it exports.
+enum Pre {
+    V0_1(v0_1::DssProviderPre<CallState>),
+    V0_2(v0_2::DssProviderPre<CallState>),
+}
+
+/// A fresh instance, by interface version.
+enum Instance {
+    V0_1(v0_1::DssProvider),
+    V0_2(v0_2::DssProvider),
 }
 
 impl std::fmt::Debug for ProviderModule {
@@ -221,30 +240,41 @@ fn interface_version(
             },
         });
     };
-    let (maj, min, _) = INTERFACE_VERSION;
     let parts: Vec<u64> = version
         .split(['.', '-', '+'])
         .take(2)
         .filter_map(|p| p.parse().ok())
         .collect();
-    // Semver: 0.x versions are compatible within a minor version.
+    // Semver: 0.x versions are compatible within a minor version, others
+    // within a major one.
     let compatible = match parts.as_slice() {
-        [0, m] => maj == 0 && *m == min,
-        [m, _] => *m == maj && maj != 0,
+        [0, m] => SERVED_VERSIONS.contains(&(0, *m)),
+        [m, _] => SERVED_VERSIONS.iter().any(|(maj, _)| maj == m),
         _ => false,
     };
     if !compatible {
         return Err(LoadError::Version {
             path: path.to_path_buf(),
             found: version,
-            supported: if maj == 0 {
-                format!("0.{min}.x")
-            } else {
-                format!("{maj}.x")
-            },
+            supported: served_versions(),
         });
     }
     Ok(version)
+}
+
+/// `dss:provider@0.1.x and dss:provider@0.2.x`, for messages.
+pub fn served_versions() -> String {
+    let names: Vec<String> = SERVED_VERSIONS
+        .iter()
+        .map(|(maj, min)| {
+            if *maj == 0 {
+                format!("{INTERFACE}@0.{min}.x")
+            } else {
+                format!("{INTERFACE}@{maj}.x")
+            }
+        })
+        .collect();
+    names.join(" and ")
 }
 
 impl ProviderModule {
@@ -295,7 +325,11 @@ impl ProviderModule {
             message: format!("{e}"),
         };
         let pre = engine.linker.instantiate_pre(&component).map_err(link)?;
-        let pre = DssProviderPre::new(pre).map_err(link)?;
+        let pre = if interface_version.starts_with("0.1.") {
+            Pre::V0_1(v0_1::DssProviderPre::new(pre).map_err(link)?)
+        } else {
+            Pre::V0_2(v0_2::DssProviderPre::new(pre).map_err(link)?)
+        };
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -336,7 +370,7 @@ impl ProviderModule {
         &self,
         grant: &Grant,
         f: impl FnOnce(
-            &bindings::exports::dss::provider::provider::Guest,
+            &Instance,
             &mut wasmtime::Store<CallState>,
         ) -> wasmtime::Result<Result<R, GuestError>>,
     ) -> Result<(R, CallReport), CallError> {
@@ -345,10 +379,15 @@ impl ProviderModule {
             grant.allow_hosts.clone(),
             grant.allow_private,
             &grant.limits,
-        );
+        )
+        .with_secrets(grant.secrets.clone());
         let state = CallState::new(grant.provider.clone(), grant.limits.clone(), http);
         let mut store = call::new_store(&self.engine.engine, state);
-        let instance = match self.pre.instantiate(&mut store) {
+        let instance = match &self.pre {
+            Pre::V0_1(pre) => pre.instantiate(&mut store).map(Instance::V0_1),
+            Pre::V0_2(pre) => pre.instantiate(&mut store).map(Instance::V0_2),
+        };
+        let instance = match instance {
             Ok(i) => i,
             Err(e) => {
                 let err = call::classify(&store, e);
@@ -358,7 +397,7 @@ impl ProviderModule {
                 });
             }
         };
-        let result = f(instance.dss_provider_provider(), &mut store);
+        let result = f(&instance, &mut store);
         call::log_stderr(&store);
         let report = call::report(&store);
         match result {
@@ -370,14 +409,26 @@ impl ProviderModule {
 
     /// `describe`.
     pub fn describe(&self, grant: &Grant) -> Result<(ModuleInfo, CallReport), CallError> {
-        self.call(grant, |g, s| g.call_describe(s).map(Ok))
-            .map(|(i, r)| (i.into(), r))
+        self.call(grant, |i, s| match i {
+            Instance::V0_1(p) => p
+                .dss_provider_provider()
+                .call_describe(s)
+                .map(|x| Ok(x.into())),
+            Instance::V0_2(p) => p.dss_provider_provider().call_describe(s).map(Ok),
+        })
+        .map(|(i, r)| (i.into(), r))
     }
 
     /// `init` with the instance configuration (JSON).
     pub fn init(&self, grant: &Grant, config: &str) -> Result<(ModuleInfo, CallReport), CallError> {
-        self.call(grant, |g, s| g.call_init(s, config))
-            .map(|(i, r)| (i.into(), r))
+        self.call(grant, |i, s| match i {
+            Instance::V0_1(p) => p
+                .dss_provider_provider()
+                .call_init(s, config)
+                .map(|r| r.map(Into::into).map_err(Into::into)),
+            Instance::V0_2(p) => p.dss_provider_provider().call_init(s, config),
+        })
+        .map(|(i, r)| (i.into(), r))
     }
 
     /// `list-streams` with the instance configuration (JSON).
@@ -386,7 +437,16 @@ impl ProviderModule {
         grant: &Grant,
         config: &str,
     ) -> Result<(Vec<bindings::StreamSource>, CallReport), CallError> {
-        self.call(grant, |g, s| g.call_list_streams(s, config))
+        self.call(grant, |i, s| match i {
+            Instance::V0_1(p) => p
+                .dss_provider_provider()
+                .call_list_streams(s, config)
+                .map(|r| {
+                    r.map(|v| v.into_iter().map(Into::into).collect())
+                        .map_err(Into::into)
+                }),
+            Instance::V0_2(p) => p.dss_provider_provider().call_list_streams(s, config),
+        })
     }
 
     /// `transform-metadata`.
@@ -397,8 +457,14 @@ impl ProviderModule {
         key: &str,
         metadata: &str,
     ) -> Result<(String, CallReport), CallError> {
-        self.call(grant, |g, s| {
-            g.call_transform_metadata(s, config, key, metadata)
+        self.call(grant, |i, s| match i {
+            Instance::V0_1(p) => p
+                .dss_provider_provider()
+                .call_transform_metadata(s, config, key, metadata)
+                .map(|r| r.map_err(Into::into)),
+            Instance::V0_2(p) => p
+                .dss_provider_provider()
+                .call_transform_metadata(s, config, key, metadata),
         })
     }
 }

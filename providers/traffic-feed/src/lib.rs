@@ -11,6 +11,10 @@
 //! source_template = "rtsp://feed.example/cam{key}"
 //! refresh_seconds = 300
 //! fields = { key = "id", name = "name", lat = "lat", lon = "lon", status = "status" }
+//! headers = { accept = "application/json" }
+//! # The API key: the header carries the instance's secret `city_key`
+//! # (`[secrets] city_key = { env = "CITY_KEY" }`), which the provider never sees.
+//! secret_headers = { "x-api-key" = "city_key" }
 //! ```
 
 use dss_provider_sdk::host::{self, Level};
@@ -22,8 +26,15 @@ use serde_json::Value;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the camera list is downloaded from.
+    /// Where the camera list is downloaded from (`http` or `https`).
     pub url: String,
+    /// Request headers sent with text values.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Request headers whose value is one of the instance's secrets:
+    /// header name → secret name.
+    #[serde(default)]
+    pub secret_headers: std::collections::BTreeMap<String, String>,
     /// How it is parsed.
     #[serde(default)]
     pub format: Format,
@@ -139,7 +150,14 @@ impl Provider for TrafficFeed {
     }
 
     fn list_streams(config: &Config) -> Result<Vec<Stream>> {
-        let resp = host::http_get_ok(&config.url)?;
+        let mut request = host::Request::get(&config.url);
+        for (name, value) in &config.headers {
+            request = request.header(name, value);
+        }
+        for (name, secret) in &config.secret_headers {
+            request = request.secret_header(name, secret);
+        }
+        let resp = host::http_request_ok(&request)?;
         let text = decode(&resp.body);
         let streams = match config.format {
             Format::Json => parse_json(config, &text)?,
@@ -299,7 +317,7 @@ pub fn parse_cetrio(config: &Config, text: &str) -> Result<Vec<Stream>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dss_provider_sdk::{parse_config, testing::MockHost, ErrorCode};
+    use dss_provider_sdk::{host::HeaderValue, parse_config, testing::MockHost, ErrorCode};
 
     const CETRIO: &str = "function init() {\n\
         var c = new google.maps.LatLng(-22.90026953385686, -43.17699603271244);\n\
@@ -374,6 +392,24 @@ mod tests {
         let (r, mock) = mock.run(|| TrafficFeed::list_streams(&c));
         assert_eq!(r.unwrap()[0].source, "s/a");
         assert_eq!(mock.requests, ["http://f/c.json"]);
+    }
+
+    #[test]
+    fn headers_are_sent_and_secrets_only_by_name() {
+        let c = config(
+            r#"{"url":"https://f/c.json","source_template":"s/{key}",
+                "headers":{"accept":"application/json"},
+                "secret_headers":{"x-api-key":"city_key"}}"#,
+        );
+        let mock = MockHost::new().respond("https://f/c.json", 200, r#"[{"id":"a"}]"#);
+        let (r, mock) = mock.run(|| TrafficFeed::list_streams(&c));
+        assert_eq!(r.unwrap().len(), 1);
+        let sent = &mock.sent[0].headers;
+        assert!(sent.contains(&(
+            "accept".into(),
+            HeaderValue::Text("application/json".into())
+        )));
+        assert!(sent.contains(&("x-api-key".into(), HeaderValue::Secret("city_key".into()))));
     }
 
     #[test]

@@ -1,0 +1,129 @@
+//! The provider platform end to end: interface versions served side by
+//! side, https feeds with a key from the operator's secrets, and providers
+//! written in other languages.
+
+use dss_e2e::tls::TlsFeed;
+use dss_e2e::*;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const X264: &str = r#"["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", "25"]"#;
+
+#[test]
+fn an_https_feed_with_a_key_lists_through_a_0_2_provider_while_a_0_1_provider_serves() {
+    let key = "k-3f9a-not-in-any-log";
+    let feed = TlsFeed::start(
+        "/cams.json",
+        r#"[{"id": "north", "name": "North gate", "source": "testsrc2=size=320x240:rate=25",
+             "lat": 52.52, "lon": 13.40, "status": "ok"}]"#,
+        "x-api-key",
+        key,
+    );
+    let mut s = Setup::new();
+    s.install_module("legacy-list", &fixture("legacy-list"));
+    s.with_nginx(2);
+    s.set(
+        "providers",
+        &format!("extra_ca_file = {:?}", feed.ca_file().display().to_string()),
+    );
+    s.env.push(("CITY_KEY_FOR_TEST".into(), key.into()));
+    s.instance(
+        "city",
+        &format!(
+            r#"module = "traffic-feed"
+allow_hosts = ["localhost:{port}"]
+allow_private = true
+input_options = ["-re", "-f", "lavfi"]
+output_options = {X264}
+[config]
+url = "{url}"
+fields = {{ key = "id", name = "name", lat = "lat", lon = "lon", status = "status", source = "source" }}
+secret_headers = {{ "x-api-key" = "city_key" }}
+[secrets]
+city_key = {{ env = "CITY_KEY_FOR_TEST" }}
+"#,
+            port = feed.port,
+            url = feed.url("/cams.json"),
+        ),
+    );
+    s.instance(
+        "old",
+        &format!(
+            r#"module = "legacy-list"
+output_options = {X264}
+[config]
+streams = [{{ key = "bars", name = "Bars", source = "testsrc=size=320x240:rate=25" }}]
+"#
+        ),
+    );
+    let host = s.start();
+
+    let city = host.provider_settled("city");
+    assert_eq!(city["state"], "ready", "{city}");
+    assert_eq!(city["interface_version"], "0.2.0");
+    assert_eq!(city["stream_count"], 1);
+    let old = host.provider_settled("old");
+    assert_eq!(old["state"], "ready", "{old}");
+    assert_eq!(old["interface_version"], "0.1.0");
+    assert!(feed.authorized.load(Ordering::SeqCst) >= 1);
+    assert_eq!(feed.refused.load(Ordering::SeqCst), 0);
+    let ids = host.stream_ids();
+    assert!(ids.contains(&"city-north".to_string()), "{ids:?}");
+    assert!(ids.contains(&"old-bars".to_string()), "{ids:?}");
+
+    // Both serve viewers at once.
+    let a = Viewer::start(&s.rtmp_url("city-north"));
+    let b = Viewer::start(&s.rtmp_url("old-bars"));
+    a.wait_frames(0, 25, Duration::from_secs(60));
+    b.wait_frames(0, 25, Duration::from_secs(60));
+
+    // The key went to the feed, and nowhere else.
+    assert!(
+        !host.log_text().contains(key),
+        "the secret leaked into the log"
+    );
+    let providers = host.get("/api/providers").body;
+    assert!(!providers.contains(key), "the secret leaked into the API");
+}
+
+#[test]
+fn a_wrong_key_is_an_upstream_error_and_a_missing_secret_refuses_the_instance() {
+    let feed = TlsFeed::start("/cams.json", "[]", "x-api-key", "right");
+    let mut s = Setup::new();
+    s.set(
+        "providers",
+        &format!("extra_ca_file = {:?}", feed.ca_file().display().to_string()),
+    );
+    s.env.push(("WRONG_KEY_FOR_TEST".into(), "wrong".into()));
+    let instance = |env: &str| {
+        format!(
+            r#"module = "traffic-feed"
+allow_hosts = ["localhost:{port}"]
+allow_private = true
+[config]
+url = "{url}"
+source_template = "rtsp://cams.example/{{key}}"
+secret_headers = {{ "x-api-key" = "key" }}
+[secrets]
+key = {{ env = "{env}" }}
+"#,
+            port = feed.port,
+            url = feed.url("/cams.json"),
+        )
+    };
+    s.instance("wrong", &instance("WRONG_KEY_FOR_TEST"));
+    s.instance("unset", &instance("NEVER_SET_FOR_TEST"));
+    let host = s.start();
+    let wrong = host.provider_settled("wrong");
+    assert_eq!(wrong["state"], "failed", "{wrong}");
+    let msg = wrong["last_error"].to_string();
+    assert!(msg.contains("401"), "{msg}");
+    assert!(feed.refused.load(Ordering::SeqCst) >= 1);
+    let unset = host.provider_settled("unset");
+    assert_eq!(unset["state"], "failed", "{unset}");
+    let msg = unset["last_error"].to_string();
+    assert!(
+        msg.contains("[secrets] key: environment variable NEVER_SET_FOR_TEST is not set"),
+        "{msg}"
+    );
+}
