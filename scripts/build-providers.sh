@@ -17,4 +17,14 @@ for p in "${providers[@]}"; do
   cp "$src" "$out/.$p.wasm.tmp"
   mv "$out/.$p.wasm.tmp" "$out/$p.wasm"
 done
+# The JavaScript provider: ComponentizeJS from npm (pinned by its lock file).
+# `npm ci` only when the lock file changed since the last install.
+js=providers/geojson-feed
+if [ ! -f "$js/node_modules/.package-lock.json" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+(cd "$js" && npm run --silent build)
+cp "$js/geojson-feed.wasm" "$out/.geojson-feed.wasm.tmp"
+mv "$out/.geojson-feed.wasm.tmp" "$out/geojson-feed.wasm"
+providers+=(geojson-feed)
 echo "providers installed in $out: ${providers[*]}"

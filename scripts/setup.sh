@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what DSS needs on Debian 12 (run as root, or with sudo
 # available): nginx with the RTMP module, FFmpeg, Node.js (for the tests'
-# CongoDB), and the wasm32-wasip2 Rust target; with --tests also Chromium
-# (the web page's browser tests). Skips what is already there.
+# CongoDB and the JavaScript provider's build), and the wasm32-wasip2 Rust
+# target; with --tests also Chromium (the web page's browser tests) and
+# Python's venv (componentize-py for the Python providers' tests). Skips
+# what is already there.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null || need+=(nginx)
@@ -12,6 +14,7 @@ command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v npm >/dev/null || need+=(nodejs npm)
 if [ "${1:-}" = "--tests" ]; then
   command -v chromium >/dev/null || need+=(chromium)
+  python3 -c 'import ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 fi
 if ((${#need[@]})); then
   sudo=""

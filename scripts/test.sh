@@ -9,8 +9,16 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
 # playwright-core (drives Chromium in tests/tests/page.rs), pinned by its lockfile.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# componentize-py (Python providers), pinned, in target/python-tools.
+scripts/python-tools.sh
 scripts/build-providers.sh
 scripts/build-fixtures.sh
+# The SDKs in other languages and their providers: native tests, and the
+# Python example's component (tests/tests/platform.rs checks and serves it).
+(cd provider-sdk/js && npm test --silent)
+(cd providers/geojson-feed && npm test --silent)
+(cd provider-sdk/python && python3 -m unittest discover -q -s tests)
+(cd examples/python-cameras && python3 -m unittest -q && ./build.sh -q)
 cargo build --release -p dss-host
 if [ -z "${MONGO_TEST_URI:-}" ]; then
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -140,6 +140,9 @@ pub enum ProvidersCommand {
         /// `dss` binary was built in).
         #[arg(long)]
         sdk: Option<PathBuf>,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::scaffold::Lang,
     },
 }
 
@@ -182,19 +185,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ProvidersCommand::Check { file, instance } => {
                 check(&config, &file, instance.as_deref()).await
             }
-            ProvidersCommand::New { name, dir, sdk } => {
+            ProvidersCommand::New {
+                name,
+                dir,
+                sdk,
+                lang,
+            } => {
                 let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-                let sdk = crate::scaffold::find_sdk(sdk.as_deref())?;
-                crate::scaffold::create(&name, &dir, &sdk)?;
+                let sdk = crate::scaffold::find_sdk(sdk.as_deref(), lang)?;
+                crate::scaffold::create(&name, &dir, &sdk, lang)?;
                 println!(
                     "created provider {name} in {} (SDK: {})",
                     dir.display(),
                     sdk.display()
                 );
-                println!(
-                    "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
-                    dir.display()
-                );
+                println!("next: cd {} && {}", dir.display(), lang.next_steps());
                 Ok(())
             }
         },

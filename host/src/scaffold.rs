@@ -1,18 +1,96 @@
-//! `dss providers new NAME`: a provider crate that builds and passes
-//! `dss providers check` unchanged (Cargo.toml, src/lib.rs with the SDK and
-//! a test, an instance file, a README).
+//! `dss providers new NAME --lang rust|js|python`: a provider project that
+//! builds with one command and passes `dss providers check` unchanged: the
+//! code on the language's SDK (`provider-sdk/`, `provider-sdk/js/`,
+//! `provider-sdk/python/`), a native test, an instance file, a README.
 
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
-const CARGO_TOML: &str = include_str!("scaffold/Cargo.toml.in");
-const LIB_RS: &str = include_str!("scaffold/lib.rs.in");
-const INSTANCE: &str = include_str!("scaffold/instance.toml.in");
-const README: &str = include_str!("scaffold/README.md.in");
+/// The language of a new provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Rust on `provider-sdk` (the smallest and fastest components).
+    Rust,
+    /// JavaScript on `provider-sdk/js` (ComponentizeJS).
+    Js,
+    /// Python on `provider-sdk/python` (componentize-py).
+    Python,
+}
+
+/// A template file: where it goes in the project and its text.
+type Template = (&'static str, &'static str);
+
+const RUST: &[Template] = &[
+    ("Cargo.toml", include_str!("scaffold/Cargo.toml.in")),
+    ("src/lib.rs", include_str!("scaffold/lib.rs.in")),
+    ("instance.toml", include_str!("scaffold/instance.toml.in")),
+    ("README.md", include_str!("scaffold/README.md.in")),
+];
+
+const JS: &[Template] = &[
+    ("package.json", include_str!("scaffold/js/package.json.in")),
+    (
+        "src/{{name}}.js",
+        include_str!("scaffold/js/provider.js.in"),
+    ),
+    (
+        "test/{{name}}.test.js",
+        include_str!("scaffold/js/provider.test.js.in"),
+    ),
+    (
+        "instance.toml",
+        include_str!("scaffold/js/instance.toml.in"),
+    ),
+    ("README.md", include_str!("scaffold/js/README.md.in")),
+    (".gitignore", include_str!("scaffold/js/gitignore.in")),
+];
+
+const PYTHON: &[Template] = &[
+    ("app.py", include_str!("scaffold/python/app.py.in")),
+    (
+        "test_app.py",
+        include_str!("scaffold/python/test_app.py.in"),
+    ),
+    ("build.sh", include_str!("scaffold/python/build.sh.in")),
+    (
+        "instance.toml",
+        include_str!("scaffold/python/instance.toml.in"),
+    ),
+    ("README.md", include_str!("scaffold/python/README.md.in")),
+    (".gitignore", include_str!("scaffold/python/gitignore.in")),
+];
+
+impl Lang {
+    fn templates(self) -> &'static [Template] {
+        match self {
+            Lang::Rust => RUST,
+            Lang::Js => JS,
+            Lang::Python => PYTHON,
+        }
+    }
+
+    /// The SDK file that must exist for this language.
+    fn sdk_marker(self) -> &'static str {
+        match self {
+            Lang::Rust => "Cargo.toml",
+            Lang::Js => "js/package.json",
+            Lang::Python => "python/dss_provider/__init__.py",
+        }
+    }
+
+    /// What to run next, in the project directory.
+    pub fn next_steps(self) -> &'static str {
+        match self {
+            Lang::Rust => "cargo test && cargo build --release --target wasm32-wasip2",
+            Lang::Js => "npm install && npm test && npm run build",
+            Lang::Python => "python3 -m unittest && ./build.sh",
+        }
+    }
+}
 
 /// Finds the SDK: the flag, else `./provider-sdk`, else beside the binary
 /// of a repository build (`target/<profile>/dss`).
-pub fn find_sdk(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub fn find_sdk(flag: Option<&Path>, lang: Lang) -> anyhow::Result<PathBuf> {
     let candidates: Vec<PathBuf> = match flag {
         Some(p) => vec![p.to_path_buf()],
         None => {
@@ -26,7 +104,7 @@ pub fn find_sdk(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
         }
     };
     for c in &candidates {
-        if c.join("Cargo.toml").exists() && c.join("wit").exists() {
+        if c.join(lang.sdk_marker()).exists() && c.join("wit").exists() {
             return std::path::absolute(c).context("resolving the SDK path");
         }
     }
@@ -40,8 +118,8 @@ pub fn find_sdk(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Creates the crate of provider `name` in `dir`.
-pub fn create(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<()> {
+/// Creates the project of provider `name` in `dir`.
+pub fn create(name: &str, dir: &Path, sdk: &Path, lang: Lang) -> anyhow::Result<()> {
     let valid = name.len() <= 40
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
@@ -64,17 +142,19 @@ pub fn create(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<()> {
             .replace("{{crate}}", &crate_name)
             .replace("{{sdk}}", &sdk.display().to_string())
     };
-    std::fs::create_dir_all(dir.join("src"))
-        .with_context(|| format!("creating {}", dir.display()))?;
-    for (file, template) in [
-        ("Cargo.toml", CARGO_TOML),
-        ("src/lib.rs", LIB_RS),
-        ("instance.toml", INSTANCE),
-        ("README.md", README),
-    ] {
-        let path = dir.join(file);
+    for (file, template) in lang.templates() {
+        let path = dir.join(fill(file));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         std::fs::write(&path, fill(template))
             .with_context(|| format!("writing {}", path.display()))?;
+        if file.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("making {} executable", path.display()))?;
+        }
     }
     Ok(())
 }

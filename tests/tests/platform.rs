@@ -127,3 +127,165 @@ key = {{ env = "{env}" }}
         "{msg}"
     );
 }
+
+/// Waits (longer than `provider_settled`: a JavaScript or Python
+/// component compiles for seconds, more on a busy machine) until provider
+/// `id` has left `loading`.
+fn settled_slowly(host: &Host, id: &str) -> serde_json::Value {
+    wait_for(
+        &format!("provider {id} to settle"),
+        Duration::from_secs(180),
+        || {
+            let r = host.get(&format!("/api/providers/{id}"));
+            let v = r.json();
+            (r.status == 200 && v["state"] != "loading").then_some(v)
+        },
+    )
+}
+
+#[test]
+fn the_shipped_javascript_provider_serves_the_demo_city() {
+    let mut s = Setup::new();
+    s.install_module("geojson-feed", &module("geojson-feed"));
+    s.with_nginx(2);
+    // The demo's own instance file, pointed at this host's port.
+    let demo = std::fs::read_to_string(repo_root().join("examples/demo/providers.d/city.toml"))
+        .expect("demo instance");
+    s.instance(
+        "city",
+        &demo.replace("127.0.0.1:8000", &format!("127.0.0.1:{}", s.port)),
+    );
+    let host = s.start();
+    let city = settled_slowly(&host, "city");
+    assert_eq!(city["state"], "ready", "{city}");
+    assert_eq!(city["interface_version"], "0.2.0");
+    assert_eq!(city["stream_count"], 4);
+    let offline = host.stream("city-enseada-botafogo");
+    assert_eq!(offline["online"], false, "{offline}");
+    let cam = host.stream("city-maracana");
+    assert!(cam["geo"]["lat"].as_f64().is_some(), "{cam}");
+    let v = Viewer::start(&s.rtmp_url("city-maracana"));
+    v.wait_frames(0, 25, Duration::from_secs(60));
+}
+
+/// Runs `program args` in `dir`, panicking with its output on failure;
+/// returns its stdout.
+fn run(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{program} {args:?} in {}:\n{text}",
+        dir.display()
+    );
+    text
+}
+
+/// `dss providers new NAME --lang LANG` in a scratch directory; then
+/// `build` (the commands the scaffold's README gives) must produce
+/// `NAME.wasm` that passes `dss providers check` with its instance file.
+fn scaffold_builds_and_checks(lang: &str, build: &[(&str, &[&str])]) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("my-cams");
+    let out = run(
+        &repo_root(),
+        dss_bin().to_str().unwrap(),
+        &[
+            "providers",
+            "new",
+            "my-cams",
+            "--lang",
+            lang,
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("created provider my-cams"), "{out}");
+    for (program, args) in build {
+        run(&dir, program, args);
+    }
+    let wasm = dir.join("my-cams.wasm");
+    assert!(wasm.exists(), "{} was not built", wasm.display());
+    let out = run(
+        &repo_root(),
+        dss_bin().to_str().unwrap(),
+        &[
+            "providers",
+            "check",
+            wasm.to_str().unwrap(),
+            "--instance",
+            dir.join("instance.toml").to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("interface dss:provider@0.2.0"), "{out}");
+    assert!(out.contains("2 streams"), "{out}");
+}
+
+#[test]
+fn a_javascript_scaffold_builds_and_passes_check() {
+    scaffold_builds_and_checks(
+        "js",
+        &[
+            (
+                "npm",
+                &["install", "--no-audit", "--no-fund", "--loglevel=error"],
+            ),
+            ("npm", &["test"]),
+            ("npm", &["run", "build"]),
+        ],
+    );
+}
+
+#[test]
+fn a_python_scaffold_builds_and_passes_check() {
+    scaffold_builds_and_checks(
+        "python",
+        &[
+            ("python3", &["-m", "unittest", "-q"]),
+            ("./build.sh", &["-q"]),
+        ],
+    );
+}
+
+#[test]
+fn the_python_example_passes_check_and_serves() {
+    let wasm = repo_root().join("examples/python-cameras/python-cameras.wasm");
+    assert!(
+        wasm.exists(),
+        "{} missing: run examples/python-cameras/build.sh (scripts/test.sh does)",
+        wasm.display()
+    );
+    let instance = repo_root().join("examples/python-cameras/instance.toml");
+    let out = run(
+        &repo_root(),
+        dss_bin().to_str().unwrap(),
+        &[
+            "providers",
+            "check",
+            wasm.to_str().unwrap(),
+            "--instance",
+            instance.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("interface dss:provider@0.2.0"), "{out}");
+    assert!(out.contains("3 streams"), "{out}");
+
+    let mut s = Setup::new();
+    s.install_module("python-cameras", &wasm);
+    s.with_nginx(2);
+    s.instance("py", &std::fs::read_to_string(&instance).expect("instance"));
+    let host = s.start();
+    let py = settled_slowly(&host, "py");
+    assert_eq!(py["state"], "ready", "{py}");
+    assert_eq!(py["stream_count"], 3);
+    let v = Viewer::start(&s.rtmp_url("py-bars"));
+    v.wait_frames(0, 25, Duration::from_secs(60));
+}
