@@ -146,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "s3cr3t-file\n").unwrap();
         let mut t = BTreeMap::new();
-        t.insert("key".to_string(), env_src("DSS_TEST_KEY"));
+        t.insert("key".to_string(), env_src("CITY_TEST_KEY"));
         t.insert(
             "token".to_string(),
             SecretSource {
@@ -155,7 +155,7 @@ mod tests {
             },
         );
         let s = Secrets::load_with(&t, dir.path(), |k| {
-            (k == "DSS_TEST_KEY").then(|| "s3cr3t-env".to_string())
+            (k == "CITY_TEST_KEY").then(|| "s3cr3t-env".to_string())
         })
         .unwrap();
         assert_eq!(s.get("key"), Some("s3cr3t-env"));
