@@ -7,7 +7,12 @@
 //!    (parsing its 10,000-entry configuration) — against the same provider
 //!    code compiled natively, in the same run; and 10,000 streams generated
 //!    by a component with nothing to parse (the call and the transfer).
-//! 3. Swap latency in a running host: a module renamed into place until the
+//! 3. Each language's cost, in the same run: the first load (compile,
+//!    no cache), a fresh instance + `describe`, and a `list-streams` of a
+//!    few cameras, for the Rust `static-list`, the JavaScript
+//!    `geojson-feed` (its feed served locally) and the Python example
+//!    `python-cameras`.
+//! 4. Swap latency in a running host: a module renamed into place until the
 //!    new version serves; cold (never compiled) and with the compile cache
 //!    warm.
 //!
@@ -22,7 +27,7 @@ use dss_provider_sdk::Provider;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-const CALLS: usize = 20_000;
+const CALLS: usize = 50_000;
 const LIST_RUNS: usize = 50;
 const SWAPS: usize = 10;
 
@@ -165,12 +170,112 @@ fn swaps() -> (Vec<Duration>, Vec<Duration>) {
 }
 
 fn main() {
+    // `cargo bench --bench plugin -- describe`: only the sections named.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if run("describe") {
+        describe_figures();
+    }
+    if run("list") {
+        list_figures();
+    }
+    if run("languages") {
+        language_figures();
+    }
+    if run("swap") {
+        swap_figures();
+    }
+}
+
+/// (first load, describe p50, list-streams p50) of one module.
+fn language(path: &std::path::Path, config: &str, grant: &Grant) -> (Duration, Duration, Duration) {
+    const RUNS: usize = 300;
+    let engine = PluginEngine::new(None).expect("engine");
+    let start = Instant::now();
+    let m = ProviderModule::load(&engine, path, &grant.limits).expect("load");
+    let load = start.elapsed();
+    let mut describe = Vec::with_capacity(RUNS);
+    let mut list = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let s = Instant::now();
+        m.describe(grant).expect("describe");
+        describe.push(s.elapsed());
+        let s = Instant::now();
+        let (streams, _) = m.list_streams(grant, config).expect("list");
+        list.push(s.elapsed());
+        assert!(!streams.is_empty());
+    }
+    describe.sort();
+    list.sort();
+    (load, pct(&describe, 0.5), pct(&list, 0.5))
+}
+
+fn language_figures() {
+    let rust_config =
+        r#"{"source_template":"testsrc2=size=640x360:rate=25","streams":["a","b","c"]}"#;
+    let rust = language(
+        &module("static-list"),
+        rust_config,
+        &Grant::new("bench", Limits::default()),
+    );
+    let geojson = std::fs::read(repo_root().join("www/demo/cameras.geojson")).expect("geojson");
+    let feed = FileServer::start(vec![(
+        "/cameras.geojson",
+        Answer::Body("application/geo+json", geojson),
+    )]);
+    let mut js_grant = Grant::new("bench", Limits::default());
+    js_grant.allow_hosts = vec![feed.addr.clone()].into();
+    let js_config = format!(r#"{{"url":"http://{}/cameras.geojson"}}"#, feed.addr);
+    // `http-get` runs on the host's runtime, from a blocking thread, as in
+    // the host.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let js = rt
+        .block_on(
+            rt.spawn_blocking(move || language(&module("geojson-feed"), &js_config, &js_grant)),
+        )
+        .expect("js bench");
+    let py_path = repo_root().join("examples/python-cameras/python-cameras.wasm");
+    let py_config = r#"{"cameras":[
+        {"key":"bars","name":"Bars","source":"smptehdbars=size=640x360:rate=25"},
+        {"key":"pattern","name":"Pattern","source":"testsrc2=size=640x360:rate=25"},
+        {"key":"mandel","name":"Mandelbrot","source":"mandelbrot=size=640x360:rate=25"}]}"#;
+    let py = py_path
+        .exists()
+        .then(|| language(&py_path, py_config, &Grant::new("bench", Limits::default())));
+    let line = |lang: &str, (load, d, l): (Duration, Duration, Duration)| {
+        println!(
+            "{lang}: first load (compile) {:.0} ms, fresh instance + describe p50 {:.1} µs ({:.0}× Rust), list-streams p50 {:.1} µs ({:.0}× Rust)",
+            ms(load),
+            us(d),
+            d.as_secs_f64() / rust.1.as_secs_f64(),
+            us(l),
+            l.as_secs_f64() / rust.2.as_secs_f64()
+        )
+    };
+    line("Rust (static-list, 3 streams from its config)", rust);
+    line("JavaScript (geojson-feed, 4 cameras over HTTP)", js);
+    match py {
+        Some(py) => line("Python (python-cameras, 3 streams from its config)", py),
+        None => println!(
+            "Python: {} not built (examples/python-cameras/build.sh)",
+            py_path.display()
+        ),
+    }
+}
+
+fn describe_figures() {
     let (p50, p99) = instance_and_call(true);
     let (b50, b99) = instance_and_call(false);
     println!(
         "instance + describe, pooling allocator: p50 {:.1} µs, p99 {:.1} µs; on-demand allocator: p50 {:.1} µs, p99 {:.1} µs; ratio pooling/on-demand p50 {:.2}",
         us(p50), us(p99), us(b50), us(b99), p50.as_secs_f64() / b50.as_secs_f64()
     );
+}
+
+fn list_figures() {
     let (wasm, native) = list_10k();
     println!(
         "list-streams of 10,000 streams (static-list, median of {LIST_RUNS}): component {:.2} ms, same code native {:.2} ms, ratio {:.2}",
@@ -180,6 +285,9 @@ fn main() {
         "list-streams of 10,000 streams generated by the component (median of {LIST_RUNS}): {:.2} ms",
         ms(generate_10k())
     );
+}
+
+fn swap_figures() {
     let (cold, cached) = swaps();
     println!(
         "swap (renamed into place → new version serving), {SWAPS} each: cold p50 {:.1} ms max {:.1} ms; cache warm p50 {:.1} ms max {:.1} ms",

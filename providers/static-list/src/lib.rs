@@ -34,13 +34,38 @@ pub struct Config {
 }
 
 /// One configured stream: a bare key, or a table.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Entry {
     /// Only a key; name = key, source from the template.
     Key(String),
     /// A described stream.
     Named(Named),
+}
+
+/// By the JSON type seen (a string or a table), not `#[serde(untagged)]`:
+/// untagged buffers every entry into an intermediate value before trying
+/// each variant — the most of the time of a 10,000-stream listing.
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Entry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a stream key or a table with a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Entry, E> {
+                Ok(Entry::Key(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Entry, A::Error> {
+                Named::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Entry::Named)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// A described stream.
