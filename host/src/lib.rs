@@ -14,6 +14,7 @@ pub mod addr;
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod ffmpeg;

@@ -51,6 +51,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         events.clone(),
         stats.clone(),
     );
+    let cluster = crate::cluster::Cluster::new(&config, store.clone());
+    if let Some(c) = &cluster {
+        if !store.supports_cluster() {
+            anyhow::bail!(
+                "[cluster] enabled, but {} cannot be shared by several hosts",
+                store.describe()
+            );
+        }
+        tracing::info!(node = %c.node_id(), "cluster mode: streams run here by lease");
+        supervisor.set_cluster(c.clone());
+        tokio::spawn(cluster_loop(c.clone(), supervisor.clone()));
+    }
     let thumbnails = crate::thumbnail::Thumbnails::new(
         config.clone(),
         catalog.clone(),
@@ -162,6 +174,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     // Recorders close their segments (SIGTERM) as the streams stop.
     tokio::join!(drain, supervisor.shutdown(), recorder.shutdown());
+    if let Some(c) = &cluster {
+        // Handed over at once rather than after a lease period.
+        let _ = tokio::time::timeout(Duration::from_secs(2), c.release_all()).await;
+    }
     stats.save(store.as_ref()).await;
     if let Some(nginx) = nginx {
         nginx.stop().await;
@@ -211,6 +227,33 @@ async fn wait_for_listings(catalog: &Catalog) {
 /// Rebuilds viewer counts from nginx `/stat` now (recovery after a
 /// restart: viewers still connected get their stream started again) and
 /// then periodically (callbacks nginx failed to deliver).
+/// Cluster mode: every tick, this host's record and leases; streams whose
+/// lease was lost are woken (their FFmpeg stops), streams placed here by
+/// another host are held wanted until their relay connects.
+async fn cluster_loop(cluster: Arc<crate::cluster::Cluster>, supervisor: Arc<Supervisor>) {
+    let every = cluster.tick_interval();
+    // A placed stream waits this long for the relay that asked for it.
+    let hold = Duration::from_secs(supervisor_config_hold(&supervisor));
+    loop {
+        cluster.set_running(supervisor.running());
+        let (lost, adopted) = cluster.tick().await;
+        for id in lost {
+            supervisor.wake(&id);
+        }
+        for id in adopted {
+            if let Err(e) = supervisor.lease(&id, "cluster-placement", Some(hold), None) {
+                tracing::warn!(stream = %id, "cluster: a stream placed here cannot run: {e}");
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn supervisor_config_hold(supervisor: &Supervisor) -> u64 {
+    let f = supervisor.ffmpeg_config();
+    f.start_timeout_seconds + f.grace_seconds + 5
+}
+
 async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>, catalog: Arc<Catalog>) {
     let url = config.stat_url();
     let every = Duration::from_secs(config.ffmpeg.stat_interval_seconds.max(1));

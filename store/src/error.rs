@@ -109,6 +109,14 @@ pub enum StoreError {
         /// What failed.
         message: String,
     },
+    /// The backend cannot do this.
+    #[error("{target} does not support {what}")]
+    Unsupported {
+        /// Which store.
+        target: String,
+        /// What was asked.
+        what: &'static str,
+    },
     /// The store's worker has stopped (the store is shutting down).
     #[error("store {target} is closed")]
     Closed {

@@ -5,7 +5,8 @@
 //! What it keeps: provider listings (the host's stream-list cache, with the
 //! time each was fetched), stream geotags (queried by bounding box), mobile
 //! stream sessions and their GPS tracks, key/value metadata, and the latest
-//! statistics snapshot of each stream.
+//! statistics snapshot of each stream; with MongoDB, the [`cluster`]
+//! leases and host records of several hosts sharing it.
 //!
 //! MongoDB outages never stop DSS: opening the store does not wait for
 //! MongoDB beyond [`StoreConfig::connect_wait_ms`]; while it is unreachable
@@ -31,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cluster;
 mod config;
 mod error;
 mod lenient;
@@ -126,6 +128,70 @@ pub trait Store: Send + Sync + 'static {
     async fn get_stats(&self, stream_id: &str) -> Result<Option<StatsSnapshot>, StoreError>;
     /// The latest snapshot of every stream, ordered by stream id.
     async fn all_stats(&self) -> Result<Vec<StatsSnapshot>, StoreError>;
+
+    /// Whether several hosts can share this store ([`cluster`]): MongoDB
+    /// yes, the embedded SQLite no.
+    fn supports_cluster(&self) -> bool {
+        false
+    }
+
+    /// Acquires lease `name` for `owner` for `ttl_ms` when it is free,
+    /// expired or already `owner`'s (a new epoch each time). Never waits
+    /// on the write queue: while the database is unreachable it fails.
+    async fn lease_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl_ms: u64,
+    ) -> Result<cluster::Acquired, StoreError> {
+        let _ = (name, owner, ttl_ms);
+        Err(self.no_cluster())
+    }
+
+    /// Renews `owner`'s lease `name` of `epoch`; `false` when it is no
+    /// longer theirs (taken over after expiring, or released).
+    async fn lease_renew(
+        &self,
+        name: &str,
+        owner: &str,
+        epoch: u64,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let _ = (name, owner, epoch, ttl_ms);
+        Err(self.no_cluster())
+    }
+
+    /// Gives `owner`'s lease `name` of `epoch` up (it expires at once).
+    async fn lease_release(&self, name: &str, owner: &str, epoch: u64) -> Result<(), StoreError> {
+        let _ = (name, owner, epoch);
+        Err(self.no_cluster())
+    }
+
+    /// Every lease whose name starts with `prefix`.
+    async fn leases(&self, prefix: &str) -> Result<Vec<cluster::Lease>, StoreError> {
+        let _ = prefix;
+        Err(self.no_cluster())
+    }
+
+    /// Records host `node` (its `seen_ms` set to the server's clock);
+    /// returns the server's clock (ms since epoch).
+    async fn put_node(&self, node: cluster::NodeRecord) -> Result<u64, StoreError> {
+        let _ = node;
+        Err(self.no_cluster())
+    }
+
+    /// Every host record.
+    async fn nodes(&self) -> Result<Vec<cluster::NodeRecord>, StoreError> {
+        Err(self.no_cluster())
+    }
+
+    /// The error of a cluster operation on a store that cannot share.
+    fn no_cluster(&self) -> StoreError {
+        StoreError::Unsupported {
+            target: self.describe(),
+            what: "several hosts sharing one store (cluster mode needs MongoDB)",
+        }
+    }
 }
 
 /// Opens the store the configuration selects.

@@ -6,6 +6,7 @@
 //! checked exactly here), integers decoded leniently, and every write
 //! idempotent so that the queue ([`crate::queue`]) may retry it.
 
+use crate::cluster::{Acquired, Lease, NodeRecord};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::lenient;
@@ -20,7 +21,7 @@ use bson::oid::ObjectId;
 use bson::{doc, Bson, Document};
 use futures_util::TryStreamExt;
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,10 @@ use std::time::Duration;
 
 /// Database used when the URL names none.
 const DEFAULT_DATABASE: &str = "dss";
+/// Cluster leases ([`crate::cluster`]).
+const LEASES: &str = "cluster_leases";
+/// Cluster hosts' records.
+const NODES: &str = "cluster_nodes";
 
 /// Server selection and connect timeouts when the URL sets none (the
 /// driver's default is 30 s). 2 s: a write stalls at most that long before
@@ -1118,6 +1123,253 @@ impl Store for MongoStore {
         out.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
         Ok(out)
     }
+
+    fn supports_cluster(&self) -> bool {
+        true
+    }
+
+    async fn lease_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl_ms: u64,
+    ) -> Result<Acquired, StoreError> {
+        let id = name_id("lease", name);
+        let ttl = ttl_ms.min(i64::MAX as u64) as i64;
+        // Free (never held, expired or released) or ours: decided by the
+        // server, on its clock, atomically with the update.
+        let filter = doc! {
+            "_id": id,
+            "$expr": { "$or": [
+                { "$lt": [ { "$add": ["$renewed", ttl] }, "$$NOW" ] },
+                { "$eq": ["$owner", owner] },
+            ] },
+        };
+        let update = doc! {
+            "$set": { "name": name, "owner": owner, "ttl_ms": ttl },
+            "$inc": { "epoch": 1_i64 },
+            "$currentDate": { "renewed": true },
+        };
+        let coll = self.db.coll(LEASES);
+        let got = self
+            .coordinate(LEASES, &format!("acquire lease {name:?}"), async move {
+                coll.find_one_and_update(filter, update)
+                    .upsert(true)
+                    .return_document(ReturnDocument::After)
+                    .write_concern(WriteConcern::majority())
+                    .await
+            })
+            .await?;
+        match got {
+            Some(Some(doc)) => Ok(Acquired::Held(lease_from(&doc)?)),
+            // Held by another (the upsert lost to the existing document).
+            _ => Ok(Acquired::Busy(self.lease(name).await?)),
+        }
+    }
+
+    async fn lease_renew(
+        &self,
+        name: &str,
+        owner: &str,
+        epoch: u64,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let filter = doc! { "_id": name_id("lease", name), "owner": owner, "epoch": epoch as i64 };
+        let update = doc! {
+            "$set": { "ttl_ms": ttl_ms.min(i64::MAX as u64) as i64 },
+            "$currentDate": { "renewed": true },
+        };
+        let coll = self.db.coll(LEASES);
+        let got = self
+            .coordinate(LEASES, &format!("renew lease {name:?}"), async move {
+                coll.find_one_and_update(filter, update)
+                    .write_concern(WriteConcern::majority())
+                    .await
+            })
+            .await?;
+        Ok(matches!(got, Some(Some(_))))
+    }
+
+    async fn lease_release(&self, name: &str, owner: &str, epoch: u64) -> Result<(), StoreError> {
+        let filter = doc! { "_id": name_id("lease", name), "owner": owner, "epoch": epoch as i64 };
+        let update = doc! { "$set": { "renewed": bson::DateTime::from_millis(0) } };
+        let coll = self.db.coll(LEASES);
+        self.coordinate(LEASES, &format!("release lease {name:?}"), async move {
+            coll.find_one_and_update(filter, update)
+                .write_concern(WriteConcern::majority())
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>, StoreError> {
+        let docs: Vec<Document> = self.find_all(LEASES, "list leases", doc! {}).await?;
+        let mut out = Vec::new();
+        for d in &docs {
+            let lease = lease_from(d)?;
+            if lease.name.starts_with(prefix) {
+                out.push(lease);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn put_node(&self, node: NodeRecord) -> Result<u64, StoreError> {
+        let filter = doc! { "_id": name_id("node", &node.id) };
+        let update = doc! {
+            "$set": {
+                "id": &node.id,
+                "advertise_rtmp": &node.advertise_rtmp,
+                "api": &node.api,
+                "running": node.running as i64,
+                "owned": node.owned as i64,
+                "started_ms": node.started_ms.min(i64::MAX as u64) as i64,
+            },
+            "$currentDate": { "seen": true },
+        };
+        let coll = self.db.coll(NODES);
+        let got = self
+            .coordinate(NODES, &format!("record host {:?}", node.id), async move {
+                coll.find_one_and_update(filter, update)
+                    .upsert(true)
+                    .return_document(ReturnDocument::After)
+                    .write_concern(WriteConcern::majority())
+                    .await
+            })
+            .await?;
+        match got {
+            Some(Some(doc)) => Ok(node_from(&doc)?.seen_ms),
+            _ => Err(StoreError::Decode {
+                collection: NODES,
+                key: node.id,
+                message: "the server returned no document for an upsert".into(),
+            }),
+        }
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let docs: Vec<Document> = self.find_all(NODES, "list hosts", doc! {}).await?;
+        let mut out = docs.iter().map(node_from).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
+
+impl MongoStore {
+    /// Runs a coordination command: never queued (a lease written later is
+    /// worthless), bounded by the operation timeout. `Ok(None)`: the
+    /// server refused it as a duplicate key (a racing upsert lost).
+    async fn coordinate<T>(
+        &self,
+        collection: &'static str,
+        context: &str,
+        f: impl Future<Output = Result<T, mongodb::error::Error>>,
+    ) -> Result<Option<T>, StoreError> {
+        match tokio::time::timeout(self.op_timeout, f).await {
+            Err(_) => Err(StoreError::Unavailable {
+                target: self.db.target.clone(),
+                reason: format!(
+                    "{context}: no answer within {} ms",
+                    self.op_timeout.as_millis()
+                ),
+            }),
+            Ok(Ok(v)) => Ok(Some(v)),
+            Ok(Err(e)) if is_duplicate_key(&e) => Ok(None),
+            Ok(Err(e)) => Err(match self.db.failure(collection, context, e) {
+                Failure::Transient(reason) => StoreError::Unavailable {
+                    target: self.db.target.clone(),
+                    reason,
+                },
+                Failure::Auth(detail) => StoreError::AuthFailed {
+                    target: self.db.target.clone(),
+                    detail,
+                },
+                Failure::Permanent(err) => err,
+            }),
+        }
+    }
+
+    /// Lease `name`'s record, if any.
+    async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        let doc: Option<Document> = self
+            .find_one(LEASES, "read lease", doc! { "_id": name_id("lease", name) })
+            .await?;
+        doc.as_ref().map(lease_from).transpose()
+    }
+}
+
+/// The `_id` of a lease or host record: 12 bytes of the SHA-256 of its
+/// kind and name (CongoDB takes only ObjectIds; 96 bits never collide in
+/// practice).
+fn name_id(kind: &str, name: &str) -> ObjectId {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(kind.as_bytes())
+        .chain_update([0u8])
+        .chain_update(name.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 12];
+    bytes.copy_from_slice(&digest[..12]);
+    ObjectId::from_bytes(bytes)
+}
+
+/// A duplicate-key refusal: MongoDB's code 11000, or CongoDB's "Duplicate
+/// key error" (code 1).
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    codes(e).contains(&11000) || e.to_string().contains("Duplicate key")
+}
+
+fn int_field(doc: &Document, key: &str) -> u64 {
+    match doc.get(key) {
+        Some(Bson::Int64(v)) => (*v).max(0) as u64,
+        Some(Bson::Int32(v)) => (*v).max(0) as u64,
+        Some(Bson::Double(v)) if *v >= 0.0 => *v as u64,
+        _ => 0,
+    }
+}
+
+fn date_field(doc: &Document, key: &str) -> u64 {
+    match doc.get(key) {
+        Some(Bson::DateTime(d)) => d.timestamp_millis().max(0) as u64,
+        _ => 0,
+    }
+}
+
+fn lease_from(doc: &Document) -> Result<Lease, StoreError> {
+    let name = doc.get_str("name").map_err(|e| StoreError::Decode {
+        collection: LEASES,
+        key: doc.get("_id").map(|v| v.to_string()).unwrap_or_default(),
+        message: e.to_string(),
+    })?;
+    Ok(Lease {
+        name: name.to_string(),
+        owner: doc.get_str("owner").unwrap_or_default().to_string(),
+        epoch: int_field(doc, "epoch"),
+        renewed_ms: date_field(doc, "renewed"),
+        ttl_ms: int_field(doc, "ttl_ms"),
+    })
+}
+
+fn node_from(doc: &Document) -> Result<NodeRecord, StoreError> {
+    let id = doc.get_str("id").map_err(|e| StoreError::Decode {
+        collection: NODES,
+        key: doc.get("_id").map(|v| v.to_string()).unwrap_or_default(),
+        message: e.to_string(),
+    })?;
+    Ok(NodeRecord {
+        id: id.to_string(),
+        advertise_rtmp: doc
+            .get_str("advertise_rtmp")
+            .unwrap_or_default()
+            .to_string(),
+        api: doc.get_str("api").unwrap_or_default().to_string(),
+        running: int_field(doc, "running").min(u32::MAX as u64) as u32,
+        owned: int_field(doc, "owned").min(u32::MAX as u64) as u32,
+        seen_ms: date_field(doc, "seen"),
+        started_ms: int_field(doc, "started_ms"),
+    })
 }
 
 /// Splits items of the given sizes into consecutive ranges of at most

@@ -85,6 +85,7 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
         .route("/api/status", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/web", get(web))
+        .route("/api/cluster", get(cluster))
         .route("/api/providers", get(providers))
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(streams))
@@ -129,6 +130,16 @@ async fn web(State(st): State<AppState>) -> Json<Value> {
         "center": w.center,
         "zoom": w.zoom,
     }))
+}
+
+/// `GET /api/cluster`: the hosts (last seen, running FFmpeg, owned
+/// streams) and who owns which stream; `{"enabled": false}` on a single
+/// host.
+async fn cluster(State(st): State<AppState>) -> Json<Value> {
+    match st.supervisor.cluster() {
+        Some(c) => Json(serde_json::to_value(c.snapshot()).unwrap_or_default()),
+        None => Json(json!({ "enabled": false })),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,5 +27,60 @@ pub fn global_options(loglevel: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// The flash version a cluster relay announces when it plays a stream
+/// from its owner's nginx-rtmp (a viewer there like any other).
+pub const RELAY_FLASHVER: &str = "DSS-relay";
+
+/// A cluster relay: the stream read from its owner's nginx-rtmp (`from`,
+/// `rtmp://HOST:PORT/APP/ID`, from the cluster's records) and copied — no
+/// decoding — to `output`. `from` passes its own allow-list: an `rtmp` URL
+/// with a host and a two-segment path of id characters, nothing else.
+pub fn relay_argv(from: &str, output: &str) -> Result<Vec<String>, String> {
+    let url = url::Url::parse(from).map_err(|e| format!("relay source {from:?}: {e}"))?;
+    let safe = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+    let ok = url.scheme() == "rtmp"
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && segments.len() == 2
+        && segments.iter().all(|s| safe(s));
+    if !ok {
+        return Err(format!(
+            "relay source {from:?}: not rtmp://HOST:PORT/APP/ID"
+        ));
+    }
+    let mut a = global_options("warning");
+    a.extend(
+        [
+            "-progress",
+            "pipe:1",
+            "-rtmp_flashver",
+            RELAY_FLASHVER,
+            "-analyzeduration",
+            "2000000",
+            // The owner gone quiet (dead, partitioned) ends the relay in
+            // a few seconds (µs), so that this host can take over.
+            "-rw_timeout",
+            "3000000",
+            "-protocol_whitelist",
+            "tcp,rtmp",
+            "-i",
+        ]
+        .map(String::from),
+    );
+    a.push(url.to_string());
+    a.extend(["-map", "0", "-c", "copy", "-f", "flv"].map(String::from));
+    a.push(output.to_string());
+    Ok(a)
+}
+
 pub use policy::{argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
 pub use process::{signal_group, spawn, spawn_piped, Monitor, Process, SpawnError, STOP_TIMEOUT};

@@ -180,6 +180,8 @@ pub struct Supervisor {
     nginx_epoch: AtomicU64,
     /// Where phones' media is (set by the mobile ingest).
     feeds: std::sync::OnceLock<Arc<dyn Feeds>>,
+    /// The cluster, in cluster mode: who runs which stream.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 /// The inputs of phones' streams: the FIFOs the mobile ingest writes.
@@ -221,7 +223,30 @@ impl Supervisor {
             capacity_refusals: AtomicU64::new(0),
             nginx_epoch: AtomicU64::new(0),
             feeds: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Cluster mode: streams run here only by lease, else relayed.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The FFmpeg settings in force.
+    pub fn ffmpeg_config(&self) -> &crate::config::FfmpegConfig {
+        &self.config.ffmpeg
+    }
+
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Wakes stream `id`'s task, if it has one (its lease changed).
+    pub fn wake(&self, id: &str) {
+        if let Some(slot) = lock(&self.slots).get(id) {
+            slot.wake.notify_one();
+        }
     }
 
     /// FFmpeg spawned since start.

@@ -18,6 +18,10 @@ use tokio::sync::OwnedSemaphorePermit;
 /// How often a running FFmpeg's progress is checked.
 const CHECK_RUNNING: Duration = Duration::from_secs(1);
 
+/// Cluster mode: how soon a stream that waits on its lease (the owner
+/// dead, the store away) looks again. A claim is one store round trip.
+const CLUSTER_RETRY: Duration = Duration::from_secs(1);
+
 /// An unguessable publish token (128 bits).
 fn token() -> String {
     crate::ids::unguessable_hex(16)
@@ -32,6 +36,9 @@ struct Running {
     stop_generation: u64,
     /// The phone session it reads (ingest streams).
     ingest: Option<u64>,
+    /// Cluster mode: the host it relays the stream from (`None`: this
+    /// host runs the stream's own FFmpeg).
+    relay: Option<String>,
 }
 
 struct Task {
@@ -238,8 +245,23 @@ impl Task {
         if run.stop_generation != stop_generation {
             tracing::info!(stream = %self.slot.id, "admin stop");
             self.stop_process().await;
+            self.release_lease().await;
             self.set_state(State::Idle);
             return None;
+        }
+        if run.relay.is_none() && run.ingest.is_none() {
+            if let Some(c) = self.sup.cluster() {
+                if !c.may_run(&self.slot.id, now) {
+                    // Not renewed in time (or taken over): another host may
+                    // run it now, so this FFmpeg stops first.
+                    tracing::warn!(stream = %self.slot.id, "cluster lease lost: stopping ffmpeg");
+                    self.stop_process().await;
+                    self.status.last_error =
+                        Some("cluster lease lost: another host may run it".into());
+                    self.set_state(State::Idle);
+                    return Some(now);
+                }
+            }
         }
         if published && self.status.state == State::Starting {
             run.live_since = Some(now);
@@ -262,6 +284,7 @@ impl Task {
             let since = *run.unwanted_since.get_or_insert(now);
             if now.duration_since(since) >= grace {
                 self.stop_process().await;
+                self.release_lease().await;
                 self.set_state(State::Idle);
                 return None;
             }
@@ -329,6 +352,26 @@ impl Task {
             }
             return Some(at);
         }
+        // Cluster mode: this host runs it, or relays it from the host that
+        // does (phones' streams stay on the host the phone talks to).
+        if let Some(c) = self.sup.cluster().filter(|_| !entry.is_ingest()).cloned() {
+            match c.claim(&self.slot.id).await {
+                crate::cluster::Role::Owner => {}
+                crate::cluster::Role::Relay { owner, from } => {
+                    return self.start_relay(&owner, &from, stop_generation, now).await;
+                }
+                crate::cluster::Role::Wait(reason) => {
+                    // Not the stream's failure: look again shortly, without
+                    // growing its backoff (a takeover waits on a lease).
+                    if self.status.last_error.as_deref() != Some(reason.as_str()) {
+                        tracing::info!(stream = %self.slot.id, "cluster: {reason}");
+                    }
+                    self.status.last_error = Some(reason);
+                    self.set_state(State::Backoff);
+                    return Some(now + CLUSTER_RETRY);
+                }
+            }
+        }
         // The listing-time check, then the source's addresses (resolved now:
         // a name may point elsewhere than when it was listed).
         let plan = match ffmpeg::prepare(&entry).await {
@@ -361,9 +404,57 @@ impl Task {
             self.set_state(State::Backoff);
             return None;
         };
-        self.spawn(&plan, permit, stop_generation, ingest, now)
-            .await;
+        self.spawn(
+            &|out| plan.argv(out),
+            permit,
+            stop_generation,
+            ingest,
+            None,
+            now,
+        )
+        .await;
         self.backoff.next_allowed()
+    }
+
+    /// Cluster mode: copies the stream from host `owner`'s nginx-rtmp
+    /// (`from`) into this host's, for the viewers here.
+    async fn start_relay(
+        &mut self,
+        owner: &str,
+        from: &str,
+        stop_generation: u64,
+        now: Instant,
+    ) -> Option<Instant> {
+        let Ok(permit) = self.sup.capacity.clone().try_acquire_owned() else {
+            self.capacity_wait = true;
+            self.set_state(State::Backoff);
+            return None;
+        };
+        if let Err(e) = ffmpeg::relay_argv(from, "rtmp://127.0.0.1/check") {
+            self.fail(format!("relay from host {owner}: {e}"), now, None);
+            return self.backoff.next_allowed();
+        }
+        let from = from.to_string();
+        let make = move |out: &str| ffmpeg::relay_argv(&from, out).unwrap_or_default();
+        tracing::info!(stream = %self.slot.id, host = %owner, "cluster: relaying from its owner");
+        self.spawn(
+            &make,
+            permit,
+            stop_generation,
+            None,
+            Some(owner.to_string()),
+            now,
+        )
+        .await;
+        self.backoff.next_allowed()
+    }
+
+    /// Cluster mode: gives the stream's lease up once its FFmpeg stopped
+    /// for want of viewers, so that the next host to want it gets it.
+    async fn release_lease(&mut self) {
+        if let Some(c) = self.sup.cluster() {
+            c.release(&self.slot.id).await;
+        }
     }
 
     fn refuse(&mut self, entry: Arc<StreamEntry>, reason: String) {
@@ -374,17 +465,19 @@ impl Task {
         self.set_state(State::Refused);
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn spawn(
         &mut self,
-        plan: &ffmpeg::Plan,
+        make_argv: &(dyn Fn(&str) -> Vec<String> + Send + Sync),
         permit: OwnedSemaphorePermit,
         stop_generation: u64,
         ingest: Option<u64>,
+        relay: Option<String>,
         now: Instant,
     ) {
         let token = token();
         let output = format!("{}?token={token}", self.sup.config.rtmp_url(&self.slot.id));
-        let argv = plan.argv(&output);
+        let argv = make_argv(&output);
         let cfg = &self.sup.config.ffmpeg;
         self.backoff.spawned(now);
         {
@@ -417,6 +510,7 @@ impl Task {
                     unwanted_since: None,
                     stop_generation,
                     ingest,
+                    relay,
                 });
                 self.set_state(State::Starting);
             }
@@ -454,7 +548,17 @@ impl Task {
         // after an admin stop, it is just the end.
         let wanted = run.unwanted_since.is_none()
             && matches!(self.status.state, State::Starting | State::Live);
-        if wanted {
+        if wanted && run.relay.is_some() {
+            // A relay ends when its owner stops serving (died, moved the
+            // stream): claim again at once rather than back off.
+            let message = format!(
+                "relay from host {} ended ({code}): {last}",
+                run.relay.as_deref().unwrap_or_default()
+            );
+            tracing::info!(stream = %self.slot.id, "{message}");
+            self.status.last_error = Some(message);
+            self.set_state(State::Idle);
+        } else if wanted {
             let delay = self.backoff.fail(live, now);
             self.sup.stats.crash(&self.slot.id, now);
             let message = format!("ffmpeg exited ({code}): {last}");

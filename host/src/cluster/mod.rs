@@ -1,0 +1,495 @@
+//! Several DSS hosts sharing one MongoDB, each stream run by exactly one of
+//! them: this host's side of it.
+//!
+//! - **Membership**: every tick the host records itself in the store
+//!   (`cluster_nodes`: its RTMP address, its running FFmpeg, its owned
+//!   streams), stamped with the server's clock; a host not seen for a
+//!   lease period is gone.
+//! - **Ownership**: a stream wanted here (a viewer, a pin, a recording) is
+//!   claimed through its lease `stream/<id>` ([`Cluster::claim`]). The
+//!   holder runs its FFmpeg; any other host with viewers runs a copy relay
+//!   from the holder's nginx-rtmp, which is a viewer there and keeps the
+//!   stream wanted on the owner. A free stream goes to the live host with
+//!   the fewest owned streams: the claimant acquires the lease *for* that
+//!   host, which adopts it on its next tick ([`Cluster::tick`]).
+//! - **Failure**: leases are renewed every third of their length; one not
+//!   renewed in time is dropped by its holder on its own monotonic clock
+//!   ([`lease::LeaseBook`]) and the stream's task stops its FFmpeg, before
+//!   the server lets another host take it. A dead host's relays see their
+//!   input stop, retry, and take the expired lease over.
+//!
+//! Phones' streams are not clustered: a phone's media reaches only the host
+//! it is connected to, which runs its FFmpeg.
+
+pub mod lease;
+
+use crate::config::Config;
+use dss_store::cluster::{Acquired, Lease, NodeRecord};
+use dss_store::Store;
+use lease::LeaseBook;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Renewals sent at once (each is one round trip to the store).
+const RENEW_CONCURRENCY: usize = 64;
+
+/// What this host does for a wanted stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// It holds the lease: it runs the stream's FFmpeg.
+    Owner,
+    /// Host `owner` runs it: relay from `from` (`rtmp://HOST:PORT/APP/ID`).
+    Relay {
+        /// The owner's node id.
+        owner: String,
+        /// Where to read the stream.
+        from: String,
+    },
+    /// Nothing can be decided now (the store is unreachable, the owner's
+    /// address is unknown): try again after a backoff.
+    Wait(String),
+}
+
+/// The cluster as last read from the store.
+#[derive(Debug, Default)]
+struct View {
+    nodes: Vec<NodeRecord>,
+    leases: Vec<Lease>,
+    /// The server's clock at the last heartbeat, and when (ours) it was read.
+    server_now_ms: u64,
+    read_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// This host in the cluster.
+pub struct Cluster {
+    node_id: String,
+    advertise_rtmp: String,
+    api: String,
+    app: String,
+    ttl: Duration,
+    store: Arc<dyn Store>,
+    book: Mutex<LeaseBook>,
+    view: Mutex<View>,
+    started_ms: u64,
+    running: AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The lease of stream `id`.
+pub fn stream_lease(id: &str) -> String {
+    format!("stream/{id}")
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Cluster {
+    /// This host's side of the cluster `config` describes, on `store`
+    /// (`None` when cluster mode is off).
+    pub fn new(config: &Config, store: Arc<dyn Store>) -> Option<Arc<Cluster>> {
+        let c = &config.cluster;
+        if !c.enabled {
+            return None;
+        }
+        let n = &config.nginx;
+        let advertise_rtmp = c.advertise_rtmp.clone().unwrap_or_else(|| {
+            format!(
+                "rtmp://{}/{}",
+                std::net::SocketAddr::new(n.host, n.rtmp_port),
+                n.app
+            )
+        });
+        Some(Arc::new(Cluster {
+            node_id: c.node_id(),
+            advertise_rtmp: advertise_rtmp.trim_end_matches('/').to_string(),
+            api: format!("http://{}", config.listen),
+            app: n.app.clone(),
+            ttl: Duration::from_secs(c.lease_seconds),
+            store,
+            book: Mutex::new(LeaseBook::new(Duration::from_secs(c.lease_seconds))),
+            view: Mutex::new(View::default()),
+            started_ms: unix_ms(),
+            running: AtomicU32::new(0),
+        }))
+    }
+
+    /// This host's node id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// How often the cluster is looked at: a sixth of a lease (renewals
+    /// are due every third, so each gets two chances before the next).
+    pub fn tick_interval(&self) -> Duration {
+        (self.ttl / 6).max(Duration::from_millis(300))
+    }
+
+    /// Whether this host may run stream `id`'s FFmpeg now.
+    pub fn may_run(&self, id: &str, now: Instant) -> bool {
+        lock(&self.book).holds(&stream_lease(id), now).is_some()
+    }
+
+    /// The live host with the fewest owned streams (ties: this host, then
+    /// by id), from the last view; `None` when the view is stale.
+    fn placement(&self) -> Option<NodeRecord> {
+        let view = lock(&self.view);
+        let fresh = view.read_at.is_some_and(|t| t.elapsed() < self.ttl);
+        if !fresh {
+            return None;
+        }
+        let now = view.server_now_ms;
+        let ttl = self.ttl.as_millis() as u64;
+        let mine = lock(&self.book).len() as u32;
+        view.nodes
+            .iter()
+            .filter(|n| n.seen_ms + ttl >= now)
+            .map(|n| {
+                // Our own count is the book's, not the last heartbeat's.
+                let owned = if n.id == self.node_id { mine } else { n.owned };
+                (owned, n.id != self.node_id, n.id.clone(), n)
+            })
+            .min_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)))
+            .map(|(_, _, _, n)| n.clone())
+    }
+
+    fn relay_from(&self, owner: &str, id: &str) -> Role {
+        let view = lock(&self.view);
+        let ttl = self.ttl.as_millis() as u64;
+        match view.nodes.iter().find(|n| n.id == owner) {
+            // Three heartbeats missed: the owner is dead or cut off; its
+            // lease runs out soon and the stream is taken over then.
+            Some(n) if n.seen_ms + ttl / 2 < view.server_now_ms => Role::Wait(format!(
+                "host {owner} stopped answering: taking the stream over when its lease expires"
+            )),
+            Some(n) if !n.advertise_rtmp.is_empty() => Role::Relay {
+                owner: owner.to_string(),
+                from: format!("{}/{id}", n.advertise_rtmp.trim_end_matches('/')),
+            },
+            _ => Role::Wait(format!(
+                "stream is run by host {owner}, whose address is not known yet"
+            )),
+        }
+    }
+
+    /// Decides who runs wanted stream `id`: this host when it holds or
+    /// gets its lease, else a relay from its owner.
+    pub async fn claim(&self, id: &str) -> Role {
+        let name = stream_lease(id);
+        if self.may_run(id, Instant::now()) {
+            return Role::Owner;
+        }
+        // A free stream goes to the least loaded live host.
+        let target = self
+            .placement()
+            .map(|n| n.id)
+            .unwrap_or_else(|| self.node_id.clone());
+        let sent = Instant::now();
+        let ttl_ms = self.ttl.as_millis() as u64;
+        match self.store.lease_acquire(&name, &target, ttl_ms).await {
+            Ok(Acquired::Held(l)) if l.owner == self.node_id => {
+                lock(&self.book).acquired(&name, l.epoch, sent);
+                tracing::info!(stream = %id, epoch = l.epoch, "cluster: this host runs it");
+                Role::Owner
+            }
+            Ok(Acquired::Held(l)) => {
+                tracing::info!(stream = %id, host = %l.owner, "cluster: placed on a less loaded host");
+                self.remember(l.clone());
+                self.relay_from(&l.owner, id)
+            }
+            Ok(Acquired::Busy(Some(l))) if l.owner == self.node_id => {
+                // Ours by an earlier epoch this host no longer acts on
+                // (lost in a partition, then the store came back): wait for
+                // it to expire rather than run on a stale epoch.
+                Role::Wait(format!(
+                    "this host's earlier lease (epoch {}) has not expired yet",
+                    l.epoch
+                ))
+            }
+            Ok(Acquired::Busy(Some(l))) => {
+                self.remember(l.clone());
+                self.relay_from(&l.owner, id)
+            }
+            Ok(Acquired::Busy(None)) => Role::Wait("the stream's lease is busy".into()),
+            Err(e) => Role::Wait(format!("cluster store: {e}")),
+        }
+    }
+
+    fn remember(&self, lease: Lease) {
+        let mut view = lock(&self.view);
+        match view.leases.iter_mut().find(|l| l.name == lease.name) {
+            Some(l) => *l = lease,
+            None => view.leases.push(lease),
+        }
+    }
+
+    /// Gives stream `id`'s lease up (its FFmpeg stopped: nobody wants it
+    /// here), so that the next claimant gets it at once.
+    pub async fn release(&self, id: &str) {
+        let name = stream_lease(id);
+        let Some(held) = lock(&self.book).release(&name) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .lease_release(&name, &self.node_id, held.epoch)
+            .await
+        {
+            tracing::warn!(stream = %id, "cluster: releasing the lease failed (it expires on its own): {e}");
+        }
+    }
+
+    /// Gives every lease up (shutdown).
+    pub async fn release_all(&self) {
+        let names: Vec<String> = lock(&self.book).names().map(str::to_string).collect();
+        for name in names {
+            if let Some(id) = name.strip_prefix("stream/") {
+                self.release(id).await;
+            }
+        }
+    }
+
+    /// Sets the count of FFmpeg this host runs (for placement).
+    pub fn set_running(&self, n: usize) {
+        self.running.store(n as u32, Ordering::Relaxed);
+    }
+
+    /// One round: record this host, renew due leases, drop the ones that
+    /// ran out, read the cluster, and adopt streams placed here. Returns
+    /// the streams whose lease was lost (their FFmpeg must stop) and those
+    /// adopted (they must start).
+    pub async fn tick(&self) -> (Vec<String>, Vec<String>) {
+        let node = NodeRecord {
+            id: self.node_id.clone(),
+            advertise_rtmp: self.advertise_rtmp.clone(),
+            api: self.api.clone(),
+            running: self.running.load(Ordering::Relaxed),
+            owned: lock(&self.book).len() as u32,
+            seen_ms: 0,
+            started_ms: self.started_ms,
+        };
+        let beat = self.store.put_node(node).await;
+        // Renewals.
+        let due = lock(&self.book).due(Instant::now());
+        let ttl_ms = self.ttl.as_millis() as u64;
+        for chunk in due.chunks(RENEW_CONCURRENCY) {
+            let answers = futures_util::future::join_all(chunk.iter().map(|(name, epoch)| {
+                let sent = Instant::now();
+                async move {
+                    let r = self
+                        .store
+                        .lease_renew(name, &self.node_id, *epoch, ttl_ms)
+                        .await;
+                    (name, *epoch, sent, r)
+                }
+            }))
+            .await;
+            let mut book = lock(&self.book);
+            for (name, epoch, sent, r) in answers {
+                match r {
+                    Ok(ok) => {
+                        if !ok {
+                            tracing::warn!(lease = %name, "cluster: lease taken over by another host");
+                        }
+                        book.renewed(name, epoch, sent, ok);
+                    }
+                    // Unreachable: keep it until its time runs out.
+                    Err(e) => tracing::debug!(lease = %name, "cluster: renewal failed: {e}"),
+                }
+            }
+        }
+        let lost: Vec<String> = lock(&self.book)
+            .expire(Instant::now())
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("stream/").map(str::to_string))
+            .collect();
+        for id in &lost {
+            tracing::warn!(stream = %id, "cluster: lease not renewed in time: stopping its ffmpeg");
+        }
+        // The cluster as it is now.
+        let mut adopted = Vec::new();
+        match (
+            beat,
+            self.store.nodes().await,
+            self.store.leases("stream/").await,
+        ) {
+            (Ok(server_now), Ok(nodes), Ok(leases)) => {
+                let ttl = self.ttl.as_millis() as u64;
+                let placed: Vec<Lease> = {
+                    let book = lock(&self.book);
+                    let now = Instant::now();
+                    leases
+                        .iter()
+                        .filter(|l| {
+                            l.owner == self.node_id
+                                && !l.expired_at(server_now)
+                                && book.holds(&l.name, now).is_none()
+                                // Placed here by another host: a fresh
+                                // first epoch of ours, renewed within a tick.
+                                && l.renewed_ms + ttl / 3 >= server_now
+                        })
+                        .cloned()
+                        .collect()
+                };
+                for l in placed {
+                    let sent = Instant::now();
+                    match self
+                        .store
+                        .lease_renew(&l.name, &self.node_id, l.epoch, ttl)
+                        .await
+                    {
+                        Ok(true) => {
+                            lock(&self.book).acquired(&l.name, l.epoch, sent);
+                            if let Some(id) = l.name.strip_prefix("stream/") {
+                                tracing::info!(stream = %id, epoch = l.epoch, "cluster: placed here by another host");
+                                adopted.push(id.to_string());
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::debug!(lease = %l.name, "cluster: adopting failed: {e}"),
+                    }
+                }
+                let mut view = lock(&self.view);
+                view.nodes = nodes;
+                view.leases = leases;
+                view.server_now_ms = server_now;
+                view.read_at = Some(Instant::now());
+                view.last_error = None;
+            }
+            (a, b, c) => {
+                let err = [a.err(), b.err(), c.err()]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                let mut view = lock(&self.view);
+                if view.last_error.as_deref() != Some(err.as_str()) {
+                    tracing::warn!("cluster: cannot reach the store: {err}");
+                }
+                view.last_error = Some(err);
+            }
+        }
+        (lost, adopted)
+    }
+
+    /// `GET /api/cluster`.
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        let view = lock(&self.view);
+        let now = view.server_now_ms;
+        let ttl = self.ttl.as_millis() as u64;
+        let nodes = view
+            .nodes
+            .iter()
+            .map(|n| NodeView {
+                id: n.id.clone(),
+                advertise_rtmp: n.advertise_rtmp.clone(),
+                api: n.api.clone(),
+                running: n.running,
+                owned: n.owned,
+                alive: n.seen_ms + ttl >= now,
+                last_seen_ms_ago: now.saturating_sub(n.seen_ms),
+                this: n.id == self.node_id,
+            })
+            .collect();
+        let mut ownership = BTreeMap::new();
+        for l in &view.leases {
+            if let Some(id) = l.name.strip_prefix("stream/") {
+                if !l.expired_at(now) {
+                    ownership.insert(
+                        id.to_string(),
+                        OwnerView {
+                            host: l.owner.clone(),
+                            epoch: l.epoch,
+                        },
+                    );
+                }
+            }
+        }
+        ClusterSnapshot {
+            enabled: true,
+            node_id: self.node_id.clone(),
+            lease_seconds: self.ttl.as_secs(),
+            advertise_rtmp: self.advertise_rtmp.clone(),
+            owned_here: lock(&self.book).len(),
+            store_error: view.last_error.clone(),
+            nodes,
+            ownership,
+        }
+    }
+
+    /// The application name streams are under (for relay URLs).
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+}
+
+/// `GET /api/cluster`.
+#[derive(Debug, Serialize)]
+pub struct ClusterSnapshot {
+    /// Cluster mode is on.
+    pub enabled: bool,
+    /// This host.
+    pub node_id: String,
+    /// The lease length.
+    pub lease_seconds: u64,
+    /// Where other hosts pull this host's streams.
+    pub advertise_rtmp: String,
+    /// Streams this host runs by lease.
+    pub owned_here: usize,
+    /// Why the store could not be read, if it could not.
+    pub store_error: Option<String>,
+    /// The hosts.
+    pub nodes: Vec<NodeView>,
+    /// Live leases: stream → owner.
+    pub ownership: BTreeMap<String, OwnerView>,
+}
+
+/// A host in `GET /api/cluster`.
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    /// Its node id.
+    pub id: String,
+    /// Its RTMP address.
+    pub advertise_rtmp: String,
+    /// Its API.
+    pub api: String,
+    /// FFmpeg it runs (relays included).
+    pub running: u32,
+    /// Streams it owns.
+    pub owned: u32,
+    /// Seen within a lease period.
+    pub alive: bool,
+    /// Since its last record, server clock.
+    pub last_seen_ms_ago: u64,
+    /// Whether it is the host answering.
+    pub this: bool,
+}
+
+/// An owner in `GET /api/cluster`.
+#[derive(Debug, Serialize)]
+pub struct OwnerView {
+    /// The owning host.
+    pub host: String,
+    /// Its lease's epoch.
+    pub epoch: u64,
+}
+
+/// Counts of streams by owner (for tests and the scaling figures).
+pub fn spread(snapshot: &ClusterSnapshot) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for o in snapshot.ownership.values() {
+        *out.entry(o.host.clone()).or_default() += 1;
+    }
+    out
+}

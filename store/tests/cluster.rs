@@ -1,0 +1,184 @@
+//! Cluster coordination through the store: leases that exactly one host
+//! holds (server clock, epochs that fence a stale holder), hosts' records,
+//! and the embedded store's clear refusal. Against CongoDB in CI (or the
+//! MongoDB that `MONGO_TEST_URI` names).
+
+mod common;
+
+use common::Fixture;
+use dss_store::cluster::{Acquired, NodeRecord};
+use dss_store::StoreError;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn the_embedded_store_refuses_cluster_mode_clearly() {
+    let f = Fixture::sqlite();
+    let store = f.open().await;
+    assert!(!store.supports_cluster());
+    let e = store
+        .lease_acquire("stream/a", "h1", 10_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("cluster mode needs MongoDB"), "{e}");
+}
+
+fn held(a: Acquired) -> dss_store::cluster::Lease {
+    match a {
+        Acquired::Held(l) => l,
+        Acquired::Busy(l) => panic!("expected to hold the lease; held by {l:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_has_one_holder_and_epochs_fence_the_stale_one() {
+    let Some(f) = Fixture::mongo("lease_one_holder") else {
+        return;
+    };
+    let store = f.open().await;
+    assert!(store.supports_cluster());
+    let a = held(
+        store
+            .lease_acquire("stream/cam-1", "h1", 10_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((a.owner.as_str(), a.epoch), ("h1", 1));
+    assert!(a.renewed_ms > 0);
+    // Another host finds it busy, and who holds it.
+    match store
+        .lease_acquire("stream/cam-1", "h2", 10_000)
+        .await
+        .unwrap()
+    {
+        Acquired::Busy(Some(l)) => assert_eq!((l.owner.as_str(), l.epoch), ("h1", 1)),
+        other => panic!("{other:?}"),
+    }
+    assert!(store
+        .lease_renew("stream/cam-1", "h1", 1, 10_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .lease_renew("stream/cam-1", "h2", 1, 10_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .lease_renew("stream/cam-1", "h1", 7, 10_000)
+        .await
+        .unwrap());
+    // Released, it is free at once; the new holder's epoch fences the old.
+    store.lease_release("stream/cam-1", "h1", 1).await.unwrap();
+    let b = held(
+        store
+            .lease_acquire("stream/cam-1", "h2", 10_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((b.owner.as_str(), b.epoch), ("h2", 2));
+    assert!(!store
+        .lease_renew("stream/cam-1", "h1", 1, 10_000)
+        .await
+        .unwrap());
+    // A release by the stale holder changes nothing.
+    store.lease_release("stream/cam-1", "h1", 1).await.unwrap();
+    assert!(matches!(
+        store
+            .lease_acquire("stream/cam-1", "h3", 10_000)
+            .await
+            .unwrap(),
+        Acquired::Busy(Some(_))
+    ));
+    // Listing by prefix.
+    held(
+        store
+            .lease_acquire("provider/demo", "h3", 10_000)
+            .await
+            .unwrap(),
+    );
+    let streams = store.leases("stream/").await.unwrap();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0].owner, "h2");
+    assert_eq!(store.leases("").await.unwrap().len(), 2);
+    f.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_taken_over_by_the_server_clock() {
+    let Some(f) = Fixture::mongo("lease_expiry") else {
+        return;
+    };
+    let store = f.open().await;
+    let a = held(store.lease_acquire("stream/x", "h1", 300).await.unwrap());
+    let started = Instant::now();
+    let b = loop {
+        match store.lease_acquire("stream/x", "h2", 10_000).await.unwrap() {
+            Acquired::Held(l) => break l,
+            Acquired::Busy(_) => {
+                assert!(started.elapsed() < Duration::from_secs(10), "never expired");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!((b.owner.as_str(), b.epoch), ("h2", a.epoch + 1));
+    assert!(b.renewed_ms >= a.renewed_ms + 300, "{a:?} {b:?}");
+    assert!(!store
+        .lease_renew("stream/x", "h1", a.epoch, 300)
+        .await
+        .unwrap());
+    f.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_racing_hosts_exactly_one_acquires() {
+    let Some(f) = Fixture::mongo("lease_race") else {
+        return;
+    };
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(f.open().await);
+    }
+    for round in 0..10 {
+        let name = format!("stream/race-{round}");
+        let tries = stores.iter().enumerate().flat_map(|(i, s)| {
+            let name = name.clone();
+            (0..2).map(move |j| {
+                let s = s.clone();
+                let name = name.clone();
+                async move { s.lease_acquire(&name, &format!("h{i}-{j}"), 10_000).await }
+            })
+        });
+        let results = futures_util::future::join_all(tries).await;
+        let winners = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Acquired::Held(_))))
+            .count();
+        assert_eq!(winners, 1, "round {round}: {results:?}");
+    }
+    f.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_record_themselves_with_the_server_clock() {
+    let Some(f) = Fixture::mongo("cluster_nodes") else {
+        return;
+    };
+    let store = f.open().await;
+    let node = |id: &str, running: u32| NodeRecord {
+        id: id.into(),
+        advertise_rtmp: format!("rtmp://127.0.0.1:1941/dss#{id}"),
+        api: "http://127.0.0.1:8101".into(),
+        running,
+        owned: running,
+        seen_ms: 0,
+        started_ms: 1,
+    };
+    let now = store.put_node(node("h1", 3)).await.unwrap();
+    assert!(now > 1_700_000_000_000, "server time {now}");
+    store.put_node(node("h2", 0)).await.unwrap();
+    store.put_node(node("h1", 5)).await.unwrap();
+    let nodes = store.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert_eq!((nodes[0].id.as_str(), nodes[0].running), ("h1", 5));
+    assert!(nodes[0].seen_ms >= now);
+    f.cleanup().await;
+}
