@@ -13,7 +13,9 @@
 # each with its own managed nginx-rtmp and state in var/cluster/hostN
 # (its log: dss.log, its pid: dss.pid). CongoDB listens on
 # $CLUSTER_STORE_PORT (default 8199). SIGTERM or SIGINT stops them all.
-# CLUSTER_LEASE_SECONDS (default 10) sets [cluster] lease_seconds; CLUSTER_DEMO_BIN
+# CLUSTER_STORE_PORTS="P1 P2 P3" makes host N reach the store on port PN
+# instead (a test's cuttable proxies). CLUSTER_LEASE_SECONDS (default 10)
+# sets [cluster] lease_seconds; CLUSTER_DEMO_BIN
 # the dss binary (default target/release/dss). (Not DSS_*: those are dss.toml keys.)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,6 +44,7 @@ trap stop TERM INT EXIT
 
 scripts/congodb.sh start "$port" >/dev/null
 store="mongodb://127.0.0.1:$port/dss_cluster?directConnection=true"
+read -r -a store_ports <<<"${CLUSTER_STORE_PORTS:-$port $port $port}"
 
 # One compile cache for the three hosts (entries are written atomically,
 # by content hash): compiled once here, loaded by each host in milliseconds
@@ -75,7 +78,7 @@ rtmp_port = 194$n
 [mobile]
 listen = "127.0.0.1:999$n"
 [store]
-url = "$store"
+url = "mongodb://127.0.0.1:${store_ports[$((n - 1))]}/dss_cluster?directConnection=true"
 [cluster]
 enabled = true
 node_id = "host$n"

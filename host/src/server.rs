@@ -62,6 +62,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(node = %c.node_id(), "cluster mode: streams run here by lease");
         supervisor.set_cluster(c.clone());
         tokio::spawn(cluster_loop(c.clone(), supervisor.clone()));
+        tokio::spawn(cluster_watchdog(c.clone(), supervisor.clone()));
     }
     let thumbnails = crate::thumbnail::Thumbnails::new(
         config.clone(),
@@ -244,6 +245,19 @@ async fn cluster_loop(cluster: Arc<crate::cluster::Cluster>, supervisor: Arc<Sup
             if let Err(e) = supervisor.lease(&id, "cluster-placement", Some(hold), None) {
                 tracing::warn!(stream = %id, "cluster: a stream placed here cannot run: {e}");
             }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Cluster mode: a lease not renewed in time stops its FFmpeg at once,
+/// even while the round that should renew it waits on an unreachable store.
+async fn cluster_watchdog(cluster: Arc<crate::cluster::Cluster>, supervisor: Arc<Supervisor>) {
+    // Well within the lease margin (at least a second).
+    let every = Duration::from_millis(200);
+    loop {
+        for id in cluster.expire() {
+            supervisor.wake(&id);
         }
         tokio::time::sleep(every).await;
     }

@@ -3,6 +3,7 @@
 //! real HTTP servers on 127.0.0.1 for providers to fetch from.
 
 pub mod faults;
+pub mod proxy;
 pub mod tls;
 
 use serde_json::Value;

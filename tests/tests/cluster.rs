@@ -25,9 +25,15 @@ struct Demo {
 
 impl Demo {
     fn start() -> Demo {
+        Self::start_with(&[])
+    }
+
+    /// With `env` added (e.g. `CLUSTER_STORE_PORTS`).
+    fn start_with(env: &[(&str, String)]) -> Demo {
         let mut child = Command::new("scripts/cluster-demo.sh")
             .current_dir(repo_root())
-            .env("CLUSTER_STORE_PORT", free_port().to_string())
+            .env("CLUSTER_STORE_PORT", store_port().to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("CLUSTER_LEASE_SECONDS", LEASE.to_string())
             .env("CLUSTER_DEMO_BIN", dss_bin())
             .env("RUST_LOG", "info,dss_host=debug")
@@ -97,6 +103,12 @@ impl Drop for Demo {
     }
 }
 
+/// The store's port for this test binary (one per run).
+fn store_port() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(free_port)
+}
+
 /// The FFmpeg of stream `id` on the demo's hosts: (running its source, relays).
 fn ffmpeg_of(id: &str) -> (Vec<u32>, Vec<u32>) {
     let mut own = Vec::new();
@@ -141,6 +153,25 @@ fn viewers_on_three_hosts_share_one_ffmpeg_and_the_owner_s_death_moves_it() {
     for n in 2..=3 {
         assert_eq!(demo.owner(n, id), Some(owner), "every host agrees");
     }
+    // What a relay costs a viewer host, against the owner's transcoding.
+    let (c0, r0) = (
+        cpu_time(own[0], false),
+        relays.iter().map(|p| cpu_time(*p, false)).sum::<Duration>(),
+    );
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let wall = t0.elapsed().as_secs_f64();
+    let owner_cpu = (cpu_time(own[0], false) - c0).as_secs_f64() / wall;
+    let relay_cpu = (relays.iter().map(|p| cpu_time(*p, false)).sum::<Duration>() - r0)
+        .as_secs_f64()
+        / wall
+        / relays.len() as f64;
+    eprintln!(
+        "cpu: the owner's ffmpeg {:.1} % of a core, a relay {:.2} % ({:.1} % of the owner's)",
+        owner_cpu * 100.0,
+        relay_cpu * 100.0,
+        relay_cpu / owner_cpu.max(1e-9) * 100.0
+    );
     let cluster: Value = demo.api(1, "/api/cluster").json();
     assert_eq!(
         cluster["nodes"].as_array().map(Vec::len),
@@ -190,4 +221,182 @@ fn viewers_on_three_hosts_share_one_ffmpeg_and_the_owner_s_death_moves_it() {
         "one stream FFmpeg after the takeover: {own:?}"
     );
     drop(viewers);
+}
+
+#[test]
+fn a_partitioned_owner_stops_its_ffmpeg_before_another_host_takes_over() {
+    let _serial = serial();
+    // Each host reaches the store through a proxy this test can cut.
+    let proxies: Vec<dss_e2e::proxy::Proxy> = (0..3)
+        .map(|_| dss_e2e::proxy::Proxy::start(store_port()))
+        .collect();
+    let ports = proxies
+        .iter()
+        .map(|p| p.port.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let demo = Demo::start_with(&[("CLUSTER_STORE_PORTS", ports)]);
+    let id = "demo-pattern";
+    let viewers: Vec<Viewer> = (1..=3).map(|n| viewer(n, id)).collect();
+    for v in &viewers {
+        v.wait_frames(0, 25, Duration::from_secs(60));
+    }
+    let owner = demo.owner(1, id).expect("an owner");
+    let (own, _) = ffmpeg_of(id);
+    assert_eq!(own.len(), 1, "{own:?}");
+    let first = own[0];
+
+    // The owner loses the store; nginx and its relays still reach it.
+    let cut_at = Instant::now();
+    proxies[(owner - 1) as usize].block(true);
+    let mut stopped_at = None;
+    let mut successor = None;
+    let mut overlap = Duration::ZERO;
+    let mut last = Instant::now();
+    while cut_at.elapsed() < Duration::from_secs(LEASE + 20) {
+        let (own, _) = ffmpeg_of(id);
+        let now = Instant::now();
+        if own.len() > 1 {
+            overlap += now - last;
+        }
+        last = now;
+        if stopped_at.is_none() && !own.contains(&first) {
+            stopped_at = Some(cut_at.elapsed());
+        }
+        if successor.is_none() {
+            if let Some(p) = own.iter().find(|p| **p != first) {
+                successor = Some((*p, cut_at.elapsed()));
+            }
+        }
+        if stopped_at.is_some() && successor.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = stopped_at.expect("the partitioned owner never stopped its ffmpeg");
+    let (_, started) = successor.expect("no other host took the stream over");
+    eprintln!(
+        "partition: owner host{owner} stopped its ffmpeg {:.1} s after the cut; the successor's started at {:.1} s; overlap {:?}",
+        stopped.as_secs_f64(),
+        started.as_secs_f64(),
+        overlap
+    );
+    assert!(
+        stopped <= Duration::from_secs(LEASE),
+        "stopped after {stopped:?}"
+    );
+    assert!(
+        stopped < started,
+        "the owner stopped at {stopped:?}, the successor started at {started:?}"
+    );
+    assert!(overlap.is_zero(), "two ffmpeg ran for {overlap:?}");
+    // The link back, everything serves: viewers on the other hosts too.
+    proxies[(owner - 1) as usize].block(false);
+    let again: Vec<Viewer> = (1..=3)
+        .filter(|n| *n != owner)
+        .map(|n| viewer(n, id))
+        .collect();
+    for v in &again {
+        v.wait_frames(0, 25, Duration::from_secs(60));
+    }
+    drop(viewers);
+}
+
+/// Placement, through the hosts' own cluster code on the real store
+/// (CongoDB, `MONGO_TEST_URI`), without FFmpeg: 300 streams wanted on
+/// three hosts in turn — each claims the ones its viewers want — end up
+/// owned evenly, within ±20 % of a third each.
+#[test]
+fn three_hundred_streams_wanted_across_three_hosts_spread_evenly() {
+    let Ok(uri) = std::env::var("MONGO_TEST_URI") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but MONGO_TEST_URI is not set"
+        );
+        eprintln!("MONGO_TEST_URI is not set: skipped");
+        return;
+    };
+    let db = format!("t_spread_{}_{}", std::process::id(), free_port());
+    let (scheme_hosts, query) = uri.split_once("/?").unwrap_or((uri.as_str(), ""));
+    let url = format!("{}/{db}?{query}", scheme_hosts.trim_end_matches('/'));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut hosts = Vec::new();
+        for n in 1..=3 {
+            let mut config = dss_host::config::Config {
+                store: dss_store::StoreConfig::mongodb(url.clone()),
+                ..Default::default()
+            };
+            config.cluster.enabled = true;
+            config.cluster.node_id = Some(format!("host{n}"));
+            config.nginx.rtmp_port = 1940 + n;
+            let store = dss_store::open(&config.store).await.expect("store");
+            hosts.push(dss_host::cluster::Cluster::new(&config, store).expect("cluster"));
+        }
+        for h in &hosts {
+            h.tick().await;
+        }
+        for i in 0..300 {
+            let h = &hosts[i % 3];
+            let role = h.claim(&format!("spread-{i}")).await;
+            assert!(
+                !matches!(role, dss_host::cluster::Role::Wait(_)),
+                "{role:?}"
+            );
+            // Hosts look at the cluster every tick (a sixth of a lease):
+            // a few dozen claims land between two looks.
+            if i % 30 == 29 {
+                for h in &hosts {
+                    h.tick().await;
+                }
+            }
+        }
+        for h in &hosts {
+            h.tick().await;
+        }
+        let spread = dss_host::cluster::spread(&hosts[0].snapshot());
+        eprintln!("300 streams owned: {spread:?}");
+        // The store's side: renewals a second, 64 in flight as a host sends them.
+        let store = dss_store::open(&dss_store::StoreConfig::mongodb(url.clone()))
+            .await
+            .expect("store");
+        let mine: Vec<dss_store::cluster::Lease> = store
+            .leases("stream/")
+            .await
+            .expect("leases")
+            .into_iter()
+            .filter(|l| l.owner == "host1")
+            .collect();
+        let started = Instant::now();
+        let mut renewed = 0;
+        for _ in 0..5 {
+            for chunk in mine.chunks(64) {
+                let answers = futures_util::future::join_all(
+                    chunk
+                        .iter()
+                        .map(|l| store.lease_renew(&l.name, "host1", l.epoch, 10_000)),
+                )
+                .await;
+                renewed += answers.iter().filter(|r| matches!(r, Ok(true))).count();
+            }
+        }
+        eprintln!(
+            "renewals: {renewed} in {:.2} s, {:.0} a second (10,000 streams with a 10 s lease need 3,000 a second)",
+            started.elapsed().as_secs_f64(),
+            renewed as f64 / started.elapsed().as_secs_f64()
+        );
+        assert_eq!(spread.values().sum::<usize>(), 300, "{spread:?}");
+        for n in 1..=3 {
+            let owned = spread.get(&format!("host{n}")).copied().unwrap_or(0);
+            assert!(
+                (80..=120).contains(&owned),
+                "host{n} owns {owned}: {spread:?}"
+            );
+            assert_eq!(
+                hosts[n - 1].snapshot().owned_here,
+                owned,
+                "host{n}'s own count"
+            );
+        }
+    });
 }

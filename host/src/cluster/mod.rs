@@ -151,12 +151,22 @@ impl Cluster {
         let now = view.server_now_ms;
         let ttl = self.ttl.as_millis() as u64;
         let mine = lock(&self.book).len() as u32;
+        // Owned streams by host: the leases read (and those this host took
+        // or placed since), which are fresher than the hosts' own counts.
+        let mut leased: HashMap<&str, u32> = HashMap::new();
+        for l in view.leases.iter().filter(|l| !l.expired_at(now)) {
+            *leased.entry(l.owner.as_str()).or_default() += 1;
+        }
         view.nodes
             .iter()
             .filter(|n| n.seen_ms + ttl >= now)
             .map(|n| {
-                // Our own count is the book's, not the last heartbeat's.
-                let owned = if n.id == self.node_id { mine } else { n.owned };
+                let seen = leased.get(n.id.as_str()).copied().unwrap_or(0);
+                let owned = if n.id == self.node_id {
+                    mine.max(seen)
+                } else {
+                    n.owned.max(seen)
+                };
                 (owned, n.id != self.node_id, n.id.clone(), n)
             })
             .min_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)))
@@ -278,7 +288,15 @@ impl Cluster {
             seen_ms: 0,
             started_ms: self.started_ms,
         };
-        let beat = self.store.put_node(node).await;
+        // No store call may hold the round up past a renewal's chance.
+        let bound = self.ttl / 3;
+        let beat = match tokio::time::timeout(bound, self.store.put_node(node)).await {
+            Ok(r) => r,
+            Err(_) => Err(dss_store::StoreError::Unavailable {
+                target: self.store.describe(),
+                reason: format!("no answer within {} ms", bound.as_millis()),
+            }),
+        };
         // Renewals.
         let due = lock(&self.book).due(Instant::now());
         let ttl_ms = self.ttl.as_millis() as u64;
@@ -286,10 +304,11 @@ impl Cluster {
             let answers = futures_util::future::join_all(chunk.iter().map(|(name, epoch)| {
                 let sent = Instant::now();
                 async move {
-                    let r = self
-                        .store
-                        .lease_renew(name, &self.node_id, *epoch, ttl_ms)
-                        .await;
+                    let r = tokio::time::timeout(
+                        bound,
+                        self.store.lease_renew(name, &self.node_id, *epoch, ttl_ms),
+                    )
+                    .await;
                     (name, *epoch, sent, r)
                 }
             }))
@@ -297,14 +316,15 @@ impl Cluster {
             let mut book = lock(&self.book);
             for (name, epoch, sent, r) in answers {
                 match r {
-                    Ok(ok) => {
+                    Ok(Ok(ok)) => {
                         if !ok {
                             tracing::warn!(lease = %name, "cluster: lease taken over by another host");
                         }
                         book.renewed(name, epoch, sent, ok);
                     }
                     // Unreachable: keep it until its time runs out.
-                    Err(e) => tracing::debug!(lease = %name, "cluster: renewal failed: {e}"),
+                    Ok(Err(e)) => tracing::debug!(lease = %name, "cluster: renewal failed: {e}"),
+                    Err(_) => tracing::debug!(lease = %name, "cluster: renewal unanswered"),
                 }
             }
         }
@@ -381,6 +401,20 @@ impl Cluster {
             }
         }
         (lost, adopted)
+    }
+
+    /// Drops the leases whose time ran out (whatever the store is doing);
+    /// returns their streams, whose FFmpeg must stop. Cheap: called often.
+    pub fn expire(&self) -> Vec<String> {
+        let lost: Vec<String> = lock(&self.book)
+            .expire(Instant::now())
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("stream/").map(str::to_string))
+            .collect();
+        for id in &lost {
+            tracing::warn!(stream = %id, "cluster: lease not renewed in time: stopping its ffmpeg");
+        }
+        lost
     }
 
     /// `GET /api/cluster`.
