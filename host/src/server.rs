@@ -61,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         tracing::info!(node = %c.node_id(), "cluster mode: streams run here by lease");
         supervisor.set_cluster(c.clone());
+        stats.set_cluster(c.clone());
         tokio::spawn(cluster_loop(c.clone(), supervisor.clone()));
         tokio::spawn(cluster_watchdog(c.clone(), supervisor.clone()));
     }

@@ -209,6 +209,9 @@ pub struct Stats {
     streams: Mutex<HashMap<String, Entry>>,
     /// The previous run's figures were read: saving may begin.
     restored: std::sync::atomic::AtomicBool,
+    /// Cluster mode: only the streams this host ran are saved (a relay's
+    /// figures are the viewers', not the stream's).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -379,13 +382,21 @@ impl Stats {
         out
     }
 
+    /// Cluster mode: see [`Stats::save`].
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
     /// Saves what changed to `store` now (once the previous run's figures
-    /// were read).
+    /// were read); in cluster mode, only of the streams this host ran.
     pub async fn save(&self, store: &dyn Store) {
         if !self.restored.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        let changed = self.take_changed();
+        let mut changed = self.take_changed();
+        if let Some(c) = self.cluster.get() {
+            changed.retain(|s| c.owned_once(&s.stream_id));
+        }
         if changed.is_empty() {
             return;
         }

@@ -214,6 +214,12 @@ fn scaffold_builds_and_checks(lang: &str, build: &[(&str, &[&str])]) {
     }
     let wasm = dir.join("my-cams.wasm");
     assert!(wasm.exists(), "{} was not built", wasm.display());
+    check_passes(&wasm, &dir.join("instance.toml"), 2);
+}
+
+/// `dss providers check WASM --instance INSTANCE` passes: interface 0.2.0
+/// and `streams` streams.
+fn check_passes(wasm: &std::path::Path, instance: &std::path::Path, streams: usize) {
     let out = run(
         &repo_root(),
         dss_bin().to_str().unwrap(),
@@ -222,11 +228,11 @@ fn scaffold_builds_and_checks(lang: &str, build: &[(&str, &[&str])]) {
             "check",
             wasm.to_str().unwrap(),
             "--instance",
-            dir.join("instance.toml").to_str().unwrap(),
+            instance.to_str().unwrap(),
         ],
     );
     assert!(out.contains("interface dss:provider@0.2.0"), "{out}");
-    assert!(out.contains("2 streams"), "{out}");
+    assert!(out.contains(&format!("{streams} streams")), "{out}");
 }
 
 #[test]
@@ -264,19 +270,7 @@ fn the_python_example_passes_check_and_serves() {
         wasm.display()
     );
     let instance = repo_root().join("examples/python-cameras/instance.toml");
-    let out = run(
-        &repo_root(),
-        dss_bin().to_str().unwrap(),
-        &[
-            "providers",
-            "check",
-            wasm.to_str().unwrap(),
-            "--instance",
-            instance.to_str().unwrap(),
-        ],
-    );
-    assert!(out.contains("interface dss:provider@0.2.0"), "{out}");
-    assert!(out.contains("3 streams"), "{out}");
+    check_passes(&wasm, &instance, 3);
 
     let mut s = Setup::new();
     s.install_module("python-cameras", &wasm);

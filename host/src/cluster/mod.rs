@@ -76,6 +76,18 @@ pub struct Cluster {
     view: Mutex<View>,
     started_ms: u64,
     running: AtomicU32,
+    /// Streams this host ran by lease since it started: their statistics
+    /// are this host's to save.
+    ever_owned: Mutex<std::collections::HashSet<String>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node_id", &self.node_id)
+            .field("advertise_rtmp", &self.advertise_rtmp)
+            .finish_non_exhaustive()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +133,7 @@ impl Cluster {
             view: Mutex::new(View::default()),
             started_ms: unix_ms(),
             running: AtomicU32::new(0),
+            ever_owned: Mutex::new(Default::default()),
         }))
     }
 
@@ -133,6 +146,12 @@ impl Cluster {
     /// are due every third, so each gets two chances before the next).
     pub fn tick_interval(&self) -> Duration {
         (self.ttl / 6).max(Duration::from_millis(300))
+    }
+
+    /// Whether this host ran stream `id` by lease since it started (a host
+    /// that only relayed it keeps no statistics of it for the cluster).
+    pub fn owned_once(&self, id: &str) -> bool {
+        lock(&self.ever_owned).contains(id)
     }
 
     /// Whether this host may run stream `id`'s FFmpeg now.
@@ -209,6 +228,7 @@ impl Cluster {
         match self.store.lease_acquire(&name, &target, ttl_ms).await {
             Ok(Acquired::Held(l)) if l.owner == self.node_id => {
                 lock(&self.book).acquired(&name, l.epoch, sent);
+                lock(&self.ever_owned).insert(id.to_string());
                 tracing::info!(stream = %id, epoch = l.epoch, "cluster: this host runs it");
                 Role::Owner
             }
@@ -290,13 +310,9 @@ impl Cluster {
         };
         // No store call may hold the round up past a renewal's chance.
         let bound = self.ttl / 3;
-        let beat = match tokio::time::timeout(bound, self.store.put_node(node)).await {
-            Ok(r) => r,
-            Err(_) => Err(dss_store::StoreError::Unavailable {
-                target: self.store.describe(),
-                reason: format!("no answer within {} ms", bound.as_millis()),
-            }),
-        };
+        let beat = tokio::time::timeout(bound, self.store.put_node(node))
+            .await
+            .unwrap_or_else(|_| Err(self.unanswered(bound)));
         // Renewals.
         let due = lock(&self.book).due(Instant::now());
         let ttl_ms = self.ttl.as_millis() as u64;
@@ -328,21 +344,18 @@ impl Cluster {
                 }
             }
         }
-        let lost: Vec<String> = lock(&self.book)
-            .expire(Instant::now())
-            .into_iter()
-            .filter_map(|n| n.strip_prefix("stream/").map(str::to_string))
-            .collect();
-        for id in &lost {
-            tracing::warn!(stream = %id, "cluster: lease not renewed in time: stopping its ffmpeg");
-        }
+        let lost = self.expire();
         // The cluster as it is now.
         let mut adopted = Vec::new();
-        match (
-            beat,
-            self.store.nodes().await,
-            self.store.leases("stream/").await,
-        ) {
+        let (nodes, leases) = match tokio::time::timeout(bound, async {
+            (self.store.nodes().await, self.store.leases("stream/").await)
+        })
+        .await
+        {
+            Ok(read) => read,
+            Err(_) => (Err(self.unanswered(bound)), Err(self.unanswered(bound))),
+        };
+        match (beat, nodes, leases) {
             (Ok(server_now), Ok(nodes), Ok(leases)) => {
                 let ttl = self.ttl.as_millis() as u64;
                 let placed: Vec<Lease> = {
@@ -371,6 +384,7 @@ impl Cluster {
                         Ok(true) => {
                             lock(&self.book).acquired(&l.name, l.epoch, sent);
                             if let Some(id) = l.name.strip_prefix("stream/") {
+                                lock(&self.ever_owned).insert(id.to_string());
                                 tracing::info!(stream = %id, epoch = l.epoch, "cluster: placed here by another host");
                                 adopted.push(id.to_string());
                             }
@@ -401,6 +415,13 @@ impl Cluster {
             }
         }
         (lost, adopted)
+    }
+
+    fn unanswered(&self, bound: Duration) -> dss_store::StoreError {
+        dss_store::StoreError::Unavailable {
+            target: self.store.describe(),
+            reason: format!("no answer within {} ms", bound.as_millis()),
+        }
     }
 
     /// Drops the leases whose time ran out (whatever the store is doing);

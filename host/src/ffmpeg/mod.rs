@@ -39,7 +39,7 @@ pub fn relay_argv(from: &str, output: &str) -> Result<Vec<String>, String> {
     let url = url::Url::parse(from).map_err(|e| format!("relay source {from:?}: {e}"))?;
     let safe = |s: &str| {
         !s.is_empty()
-            && !s.starts_with('.')
+            && !s.starts_with(['.', '-'])
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
@@ -84,3 +84,37 @@ pub fn relay_argv(from: &str, output: &str) -> Result<Vec<String>, String> {
 
 pub use policy::{argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
 pub use process::{signal_group, spawn, spawn_piped, Monitor, Process, SpawnError, STOP_TIMEOUT};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_reads_only_an_rtmp_stream_and_copies_it() {
+        let a = relay_argv(
+            "rtmp://10.0.0.2:1935/dss/cams-12",
+            "rtmp://127.0.0.1/dss/cams-12?token=t",
+        )
+        .unwrap();
+        let i = a.iter().position(|x| x == "-i").unwrap();
+        assert_eq!(a[i + 1], "rtmp://10.0.0.2:1935/dss/cams-12");
+        assert!(a.windows(2).any(|w| w == ["-c", "copy"]));
+        assert!(a
+            .windows(2)
+            .any(|w| w == ["-protocol_whitelist", "tcp,rtmp"]));
+        assert_eq!(a.last().unwrap(), "rtmp://127.0.0.1/dss/cams-12?token=t");
+        for bad in [
+            "http://10.0.0.2/dss/x",
+            "rtmp://10.0.0.2/dss",
+            "rtmp://10.0.0.2/dss/x/y",
+            "rtmp://10.0.0.2/dss/x?y=1",
+            "rtmp://u:p@10.0.0.2/dss/x",
+            "rtmp://10.0.0.2/dss/..",
+            "rtmp://10.0.0.2/dss/-i",
+            "file:///etc/passwd",
+            "-f",
+        ] {
+            assert!(relay_argv(bad, "out").is_err(), "{bad}");
+        }
+    }
+}

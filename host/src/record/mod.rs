@@ -282,7 +282,10 @@ impl Recorder {
                     None => {
                         let due = r.next_try.is_none_or(|t| now >= t);
                         let status = self.supervisor.status_brief(id);
-                        if due && status.state == State::Live {
+                        // Cluster mode: the host that runs the stream records
+                        // it, not those relaying it for their viewers.
+                        let here = self.supervisor.cluster().is_none_or(|c| c.may_run(id, now));
+                        if due && here && status.state == State::Live {
                             starts.push((id.clone(), settings.clone(), status.pid));
                         }
                     }

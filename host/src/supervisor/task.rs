@@ -226,7 +226,10 @@ impl Task {
                     .await
             }
         } else {
-            self.reconcile_stopped(now, wanted, entry, stop_generation, ingest)
+            // Wanted only for itself (auto_start, a recording): on another
+            // host than its owner, nothing to relay it for.
+            let auto_only = auto && !wants;
+            self.reconcile_stopped(now, wanted, auto_only, entry, stop_generation, ingest)
                 .await
         };
         self.publish(self.run.is_none());
@@ -331,6 +334,7 @@ impl Task {
         &mut self,
         now: Instant,
         wanted: bool,
+        auto_only: bool,
         entry: Option<Arc<StreamEntry>>,
         stop_generation: u64,
         ingest: Option<u64>,
@@ -357,6 +361,14 @@ impl Task {
         if let Some(c) = self.sup.cluster().filter(|_| !entry.is_ingest()).cloned() {
             match c.claim(&self.slot.id).await {
                 crate::cluster::Role::Owner => {}
+                crate::cluster::Role::Relay { owner, .. } if auto_only => {
+                    // Kept running by its owner; claimed again later in
+                    // case the owner goes away.
+                    self.status.last_error = None;
+                    self.set_state(State::Idle);
+                    tracing::debug!(stream = %self.slot.id, host = %owner, "cluster: runs on its owner");
+                    return Some(now + c.tick_interval() * 3);
+                }
                 crate::cluster::Role::Relay { owner, from } => {
                     return self.start_relay(&owner, &from, stop_generation, now).await;
                 }
