@@ -400,3 +400,45 @@ fn three_hundred_streams_wanted_across_three_hosts_spread_evenly() {
         }
     });
 }
+
+#[test]
+fn a_recorded_stream_runs_and_records_on_its_owner_alone() {
+    let _serial = serial();
+    let demo = Demo::start();
+    // The same recorded instance on every host (deployed to all, as the
+    // README says), picked up by each host's instance watcher.
+    let instance = r#"module = "static-list"
+[config]
+input_options = ["-re", "-f", "lavfi"]
+output_options = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"]
+streams = [{ key = "cam", name = "Recorded", source = "testsrc2=size=320x240:rate=25" }]
+[record]
+enabled = true
+interval = 60
+"#;
+    for n in 1..=3 {
+        let dir = repo_root().join(format!("var/cluster/host{n}/providers.d"));
+        std::fs::write(dir.join(".rec.tmp"), instance).expect("write");
+        std::fs::rename(dir.join(".rec.tmp"), dir.join("rec.toml")).expect("rename");
+    }
+    let segments = |n: u32| -> usize {
+        std::fs::read_dir(repo_root().join(format!("var/cluster/host{n}/state/record/rec-cam")))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let recorder = wait_for("a host to record rec-cam", Duration::from_secs(90), || {
+        (1..=3).find(|n| segments(*n) > 0)
+    });
+    // Some seconds later: still one FFmpeg, no relay, one recording host.
+    std::thread::sleep(Duration::from_secs(5));
+    let (own, relays) = ffmpeg_of("rec-cam");
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert!(
+        relays.is_empty(),
+        "relays of a stream nobody watches: {relays:?}"
+    );
+    assert_eq!(demo.owner(1, "rec-cam"), Some(recorder));
+    for n in (1..=3).filter(|n| *n != recorder) {
+        assert_eq!(segments(n), 0, "host{n} records too");
+    }
+}
