@@ -226,16 +226,14 @@ async fn wait_for_listings(catalog: &Catalog) {
     }
 }
 
-/// Rebuilds viewer counts from nginx `/stat` now (recovery after a
-/// restart: viewers still connected get their stream started again) and
-/// then periodically (callbacks nginx failed to deliver).
 /// Cluster mode: every tick, this host's record and leases; streams whose
 /// lease was lost are woken (their FFmpeg stops), streams placed here by
 /// another host are held wanted until their relay connects.
 async fn cluster_loop(cluster: Arc<crate::cluster::Cluster>, supervisor: Arc<Supervisor>) {
     let every = cluster.tick_interval();
     // A placed stream waits this long for the relay that asked for it.
-    let hold = Duration::from_secs(supervisor_config_hold(&supervisor));
+    let f = supervisor.ffmpeg_config();
+    let hold = Duration::from_secs(f.start_timeout_seconds + f.grace_seconds + 5);
     loop {
         cluster.set_running(supervisor.running());
         let (lost, adopted) = cluster.tick().await;
@@ -264,11 +262,9 @@ async fn cluster_watchdog(cluster: Arc<crate::cluster::Cluster>, supervisor: Arc
     }
 }
 
-fn supervisor_config_hold(supervisor: &Supervisor) -> u64 {
-    let f = supervisor.ffmpeg_config();
-    f.start_timeout_seconds + f.grace_seconds + 5
-}
-
+/// Rebuilds viewer counts from nginx `/stat` now (recovery after a
+/// restart: viewers still connected get their stream started again) and
+/// then periodically (callbacks nginx failed to deliver).
 async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>, catalog: Arc<Catalog>) {
     let url = config.stat_url();
     let every = Duration::from_secs(config.ffmpeg.stat_interval_seconds.max(1));

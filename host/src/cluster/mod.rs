@@ -69,7 +69,6 @@ pub struct Cluster {
     node_id: String,
     advertise_rtmp: String,
     api: String,
-    app: String,
     ttl: Duration,
     store: Arc<dyn Store>,
     book: Mutex<LeaseBook>,
@@ -126,7 +125,6 @@ impl Cluster {
             node_id: c.node_id(),
             advertise_rtmp: advertise_rtmp.trim_end_matches('/').to_string(),
             api: format!("http://{}", config.listen),
-            app: n.app.clone(),
             ttl: Duration::from_secs(c.lease_seconds),
             store,
             book: Mutex::new(LeaseBook::new(Duration::from_secs(c.lease_seconds))),
@@ -481,11 +479,6 @@ impl Cluster {
             nodes,
             ownership,
         }
-    }
-
-    /// The application name streams are under (for relay URLs).
-    pub fn app(&self) -> &str {
-        &self.app
     }
 }
 

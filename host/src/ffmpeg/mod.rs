@@ -31,11 +31,10 @@ pub fn global_options(loglevel: &str) -> Vec<String> {
 /// from its owner's nginx-rtmp (a viewer there like any other).
 pub const RELAY_FLASHVER: &str = "DSS-relay";
 
-/// A cluster relay: the stream read from its owner's nginx-rtmp (`from`,
-/// `rtmp://HOST:PORT/APP/ID`, from the cluster's records) and copied — no
-/// decoding — to `output`. `from` passes its own allow-list: an `rtmp` URL
-/// with a host and a two-segment path of id characters, nothing else.
-pub fn relay_argv(from: &str, output: &str) -> Result<Vec<String>, String> {
+/// The source of a cluster relay (`rtmp://HOST:PORT/APP/ID`, from the
+/// cluster's records), through its own allow-list: an `rtmp` URL with a
+/// host and a two-segment path of id characters, nothing else.
+pub fn relay_source(from: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(from).map_err(|e| format!("relay source {from:?}: {e}"))?;
     let safe = |s: &str| {
         !s.is_empty()
@@ -57,6 +56,12 @@ pub fn relay_argv(from: &str, output: &str) -> Result<Vec<String>, String> {
             "relay source {from:?}: not rtmp://HOST:PORT/APP/ID"
         ));
     }
+    Ok(url)
+}
+
+/// A cluster relay: the stream read from its owner's nginx-rtmp (`from`,
+/// checked by [`relay_source`]) and copied — no decoding — to `output`.
+pub fn relay_argv(from: &url::Url, output: &str) -> Vec<String> {
     let mut a = global_options("warning");
     a.extend(
         [
@@ -76,10 +81,10 @@ pub fn relay_argv(from: &str, output: &str) -> Result<Vec<String>, String> {
         ]
         .map(String::from),
     );
-    a.push(url.to_string());
+    a.push(from.to_string());
     a.extend(["-map", "0", "-c", "copy", "-f", "flv"].map(String::from));
     a.push(output.to_string());
-    Ok(a)
+    a
 }
 
 pub use policy::{argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
@@ -91,11 +96,8 @@ mod tests {
 
     #[test]
     fn a_relay_reads_only_an_rtmp_stream_and_copies_it() {
-        let a = relay_argv(
-            "rtmp://10.0.0.2:1935/dss/cams-12",
-            "rtmp://127.0.0.1/dss/cams-12?token=t",
-        )
-        .unwrap();
+        let from = relay_source("rtmp://10.0.0.2:1935/dss/cams-12").unwrap();
+        let a = relay_argv(&from, "rtmp://127.0.0.1/dss/cams-12?token=t");
         let i = a.iter().position(|x| x == "-i").unwrap();
         assert_eq!(a[i + 1], "rtmp://10.0.0.2:1935/dss/cams-12");
         assert!(a.windows(2).any(|w| w == ["-c", "copy"]));
@@ -114,7 +116,7 @@ mod tests {
             "file:///etc/passwd",
             "-f",
         ] {
-            assert!(relay_argv(bad, "out").is_err(), "{bad}");
+            assert!(relay_source(bad).is_err(), "{bad}");
         }
     }
 }

@@ -274,6 +274,26 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// One HTTP/1.1 request on a connection of its own; the guard keeps the
+/// connection driven until the body is read.
+async fn exchange<IO>(
+    io: IO,
+    req: hyper::Request<Full<Bytes>>,
+    what: &str,
+) -> Result<(hyper::Response<hyper::body::Incoming>, AbortOnDrop), String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let fail = |e: hyper::Error| format!("{what}: {}", error_chain(&e));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(fail)?;
+    let conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    Ok((sender.send_request(req).await.map_err(fail)?, conn))
+}
+
 impl HttpGate {
     /// A grant for one call.
     pub fn new(
@@ -439,7 +459,6 @@ impl HttpGate {
             .map_err(|_| format!("{what}: connecting to {addr} timed out"))?
             .map_err(|e| format!("{what}: connecting to {addr}: {e}"))?;
         let _ = tcp.set_nodelay(true);
-        let fail = |e: hyper::Error| format!("{what}: {}", error_chain(&e));
         if url.scheme() == "https" {
             let name = match url.host() {
                 Some(url::Host::Domain(d)) => {
@@ -453,21 +472,9 @@ impl HttpGate {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("{what}: TLS: {}", error_chain(&e)))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(fail)?;
-            let conn = AbortOnDrop(tokio::spawn(async move {
-                let _ = conn.await;
-            }));
-            Ok((sender.send_request(req).await.map_err(fail)?, conn))
+            exchange(TokioIo::new(tls), req, &what).await
         } else {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(fail)?;
-            let conn = AbortOnDrop(tokio::spawn(async move {
-                let _ = conn.await;
-            }));
-            Ok((sender.send_request(req).await.map_err(fail)?, conn))
+            exchange(TokioIo::new(tcp), req, &what).await
         }
     }
 

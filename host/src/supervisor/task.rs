@@ -442,12 +442,14 @@ impl Task {
             self.set_state(State::Backoff);
             return None;
         };
-        if let Err(e) = ffmpeg::relay_argv(from, "rtmp://127.0.0.1/check") {
-            self.fail(format!("relay from host {owner}: {e}"), now, None);
-            return self.backoff.next_allowed();
-        }
-        let from = from.to_string();
-        let make = move |out: &str| ffmpeg::relay_argv(&from, out).unwrap_or_default();
+        let from = match ffmpeg::relay_source(from) {
+            Ok(url) => url,
+            Err(e) => {
+                self.fail(format!("relay from host {owner}: {e}"), now, None);
+                return self.backoff.next_allowed();
+            }
+        };
+        let make = move |out: &str| ffmpeg::relay_argv(&from, out);
         tracing::info!(stream = %self.slot.id, host = %owner, "cluster: relaying from its owner");
         self.spawn(
             &make,
