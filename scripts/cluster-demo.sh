@@ -12,7 +12,10 @@
 # Host N (1-3): API http://127.0.0.1:810N, nginx HTTP :818N, RTMP :194N,
 # each with its own managed nginx-rtmp and state in var/cluster/hostN
 # (its log: dss.log, its pid: dss.pid). CongoDB listens on
-# $CLUSTER_STORE_PORT (default 8199). SIGTERM or SIGINT stops them all.
+# $CLUSTER_STORE_PORT (default 8199); the city's camera feeds (www/demo)
+# are served on $CLUSTER_FEED_PORT (default 8190), so that the three hosts'
+# instance files are the same: each instance is refreshed by one host, the
+# others read its listing from the store. SIGTERM or SIGINT stops them all.
 # CLUSTER_STORE_PORTS="P1 P2 P3" makes host N reach the store on port PN
 # instead (a test's cuttable proxies). CLUSTER_LEASE_SECONDS (default 10)
 # sets [cluster] lease_seconds; CLUSTER_DEMO_BIN
@@ -22,6 +25,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="${CLUSTER_DEMO_BIN:-target/release/dss}"
 port="${CLUSTER_STORE_PORT:-8199}"
+feed_port="${CLUSTER_FEED_PORT:-8190}"
 lease="${CLUSTER_LEASE_SECONDS:-10}"
 base=var/cluster
 [ -x "$bin" ] || { echo "cluster-demo: $bin missing: run scripts/run.sh or scripts/test.sh first" >&2; exit 1; }
@@ -38,11 +42,19 @@ stop() {
     if [ -f "$f" ]; then kill -TERM -- "-$(cat "$f")" 2>/dev/null || kill -TERM "$(cat "$f")" 2>/dev/null || true; fi
   done
   scripts/congodb.sh stop "$port" >/dev/null 2>&1 || true
+  [ -z "${feed_pid:-}" ] || kill -TERM "$feed_pid" 2>/dev/null || true
   exit 0
 }
 trap stop TERM INT EXIT
 
 scripts/congodb.sh start "$port" >/dev/null
+node scripts/feed-server.mjs "$feed_port" www >/dev/null &
+feed_pid=$!
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$feed_port/demo/cameras.json" >/dev/null 2>&1 && break
+  kill -0 "$feed_pid" 2>/dev/null || { echo "cluster-demo: the feed server did not start (port $feed_port in use?)" >&2; exit 1; }
+  sleep 0.1
+done
 store="mongodb://127.0.0.1:$port/dss_cluster?directConnection=true"
 read -r -a store_ports <<<"${CLUSTER_STORE_PORTS:-$port $port $port}"
 
@@ -58,9 +70,10 @@ for n in 1 2 3; do
   rm -rf "$dir"
   mkdir -p "$dir/providers.d" "$dir/state"
   ln -s ../../shared/state/cache "$dir/state/cache"
-  # The demo's instances, their feeds read from this host's own API port.
+  # The demo's instances, the same on each host, their feeds read from
+  # the feed server.
   for f in examples/demo/providers.d/*.toml; do
-    sed "s/127\.0\.0\.1:8000/127.0.0.1:810$n/g" "$f" >"$dir/providers.d/$(basename "$f")"
+    sed "s/127\.0\.0\.1:8000/127.0.0.1:$feed_port/g" "$f" >"$dir/providers.d/$(basename "$f")"
   done
   cat >"$dir/dss.toml" <<EOF
 # Host $n of scripts/cluster-demo.sh.
@@ -100,6 +113,7 @@ echo "cluster of 3 hosts sharing $store (lease ${lease} s):"
 for n in 1 2 3; do
   echo "  host$n: http://127.0.0.1:810$n/  rtmp://127.0.0.1:194$n/dss/ID  http://127.0.0.1:818$n/hls/ID/index.m3u8  (log $base/host$n/dss.log)"
 done
-echo "  who runs what: curl http://127.0.0.1:8101/api/cluster"
+echo "  who runs what, who refreshes which provider: curl http://127.0.0.1:8101/api/cluster"
+echo "  camera feeds: http://127.0.0.1:$feed_port/demo/"
 echo "ready"
 wait

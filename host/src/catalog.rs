@@ -63,8 +63,12 @@ pub struct ProviderStatus {
     pub refreshed_at_ms: Option<u64>,
     /// Where the streams served come from: `provider` (a listing of this
     /// run), `cache` (persisted by an earlier run), `fallback` (the
-    /// instance's fallback file), or none yet.
+    /// instance's fallback file), `cluster` (another host's listing, read
+    /// from the store), or none yet.
     pub listing_source: Option<&'static str>,
+    /// Cluster mode: the host whose listing is served (this host's id when
+    /// it lists the instance itself).
+    pub refreshed_by: Option<String>,
     /// When the served listing was fetched from the provider (Unix ms).
     pub listing_fetched_at_ms: Option<u64>,
     /// True when the served listing is not this run's latest successful

@@ -14,8 +14,17 @@
 //! fails, the last good listing keeps serving, marked stale; with nothing
 //! else, the instance's `fallback` file serves; `lazy = true` lists on
 //! first use.
+//!
+//! In cluster mode an instance is refreshed by one host at a time, the
+//! holder of its lease ([`crate::cluster::Cluster::refresher`]): it lists
+//! and persists; the others serve its listings from the store, re-checked
+//! against their own limits, as long as they were produced by the same
+//! instance file and module (a [`Listing::fingerprint`]). A new version is
+//! still tried on each host before it serves there. Ingest instances list
+//! the phones connected to their own host: never shared.
 
 use crate::catalog::{unix_ms, Catalog, Options, ProviderState, ProviderStatus, StreamEntry};
+use crate::cluster::{Cluster, Refresher};
 use crate::config::{Config, InstanceConfig, Limits};
 use crate::ffmpeg::SourceGrant;
 use crate::plugin::module::{Grant, ModuleInfo};
@@ -35,6 +44,11 @@ const LAZY_WAIT: Duration = Duration::from_secs(10);
 const RETRY_MIN: Duration = Duration::from_secs(5);
 /// Longest delay between retries of a failing provider.
 const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Cluster mode: how often a host that does not refresh an instance looks
+/// for a newer listing before there is one (the refresher's first listing
+/// takes about this long).
+const FOLLOW_FIRST: Duration = Duration::from_secs(1);
 
 /// What identifies a file version cheaply (size and modification time).
 type FileSig = (u64, Option<SystemTime>);
@@ -105,6 +119,8 @@ pub struct Providers {
     catalog: Arc<Catalog>,
     config: Arc<Config>,
     store: Arc<dyn Store>,
+    /// Cluster mode: who refreshes each instance.
+    cluster: Option<Arc<Cluster>>,
     state: tokio::sync::Mutex<State>,
     /// Lazy instances still waiting for their first use.
     lazy: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
@@ -147,18 +163,21 @@ struct Instance {
 }
 
 impl Providers {
-    /// Providers for `config`, publishing into `catalog`.
+    /// Providers for `config`, publishing into `catalog`; in cluster mode,
+    /// refreshed by one host of `cluster` at a time.
     pub fn new(
         engine: Arc<PluginEngine>,
         catalog: Arc<Catalog>,
         config: Arc<Config>,
         store: Arc<dyn Store>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Arc<Self> {
         Arc::new(Providers {
             engine,
             catalog,
             config,
             store,
+            cluster,
             state: tokio::sync::Mutex::new(State::default()),
             lazy: std::sync::Mutex::new(HashMap::new()),
             sessions: std::sync::Mutex::new(HashMap::new()),
@@ -446,6 +465,7 @@ impl Providers {
                 tracing::info!(provider = %id, "provider instance removed");
                 self.catalog.remove_provider(id);
                 lock(&self.serving).remove(id);
+                self.release_refresh(id);
             }
             keep
         });
@@ -475,6 +495,7 @@ impl Providers {
                 st.state = ProviderState::Disabled;
                 st.last_error = None;
                 self.catalog.set_status(st);
+                self.release_refresh(&id);
                 None
             } else if let Some(module) = module {
                 // A running instance keeps serving until the new version
@@ -502,6 +523,7 @@ impl Providers {
                 tracing::error!(provider = %id, "{why}");
                 self.catalog
                     .set_status(failed_status(&id, &inst.config.module, &inst.file, why));
+                self.release_refresh(&id);
                 None
             };
             state.instances.insert(
@@ -549,6 +571,7 @@ impl Providers {
             warnings: Vec::new(),
             loaded_at_ms: Some(unix_ms(module.loaded_at)),
             refreshed_at_ms: None,
+            refreshed_by: None,
             listing_source: None,
             listing_fetched_at_ms: None,
             stale: false,
@@ -580,7 +603,54 @@ impl Providers {
         let mut sessions = self.sessions_of(&id);
         let mut info: Option<ModuleInfo> = None;
         let mut retry = RETRY_MIN;
+        let serving = Serving {
+            module: module.clone(),
+            grant: grant.clone(),
+            config_json: config_json.clone(),
+            config: serde_json::from_str(&config_json).unwrap_or_default(),
+        };
+        // Cluster mode (not for phones): one host refreshes, the others
+        // follow its listings.
+        let cluster = self.cluster.clone().filter(|_| !ingest);
+        let fingerprint = fingerprint(&inst.text, &module.hash);
+        let mut follow = Follow::default();
         loop {
+            let mut persist = true;
+            if let Some(cluster) = &cluster {
+                // A version not validated yet is tried here whoever
+                // refreshes; its listing is persisted only by the refresher.
+                let who = if validated {
+                    cluster.refresher(&id).await
+                } else if cluster.refreshes(&id) {
+                    Refresher::Here
+                } else {
+                    Refresher::Unknown(String::new())
+                };
+                persist = who == Refresher::Here;
+                status.refreshed_by = persist.then(|| cluster.node_id().to_string());
+                if validated && !persist {
+                    lock(&self.serving).insert(id.clone(), serving.clone());
+                    let wait = self
+                        .follow(
+                            &inst,
+                            &fingerprint,
+                            who,
+                            &mut status,
+                            &mut follow,
+                            &mut info,
+                            cluster,
+                        )
+                        .await;
+                    if let Some(wait) = wait {
+                        self.catalog.set_status(status.clone());
+                        lock(&self.lazy).remove(&id);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    // Listed here: the refresher's version differs.
+                    status.refreshed_by = Some(cluster.node_id().to_string());
+                }
+            }
             let attempt = {
                 let module = module.clone();
                 let grant = grant.clone();
@@ -621,16 +691,10 @@ impl Providers {
                                 tracing::info!(provider = %id, version = %module.info.version, hash = %&module.hash[..12], "new version swapped in");
                             }
                             let now = unix_ms(SystemTime::now());
-                            lock(&self.serving).insert(
-                                id.clone(),
-                                Serving {
-                                    module: module.clone(),
-                                    grant: grant.clone(),
-                                    config_json: config_json.clone(),
-                                    config: serde_json::from_str(&config_json).unwrap_or_default(),
-                                },
-                            );
-                            self.persist(&id, now, &entries);
+                            lock(&self.serving).insert(id.clone(), serving.clone());
+                            if persist {
+                                self.persist(&id, now, &entries, &fingerprint);
+                            }
                             self.catalog.replace_streams(&id, entries);
                             status.state = ProviderState::Ready;
                             status.last_error = None;
@@ -771,10 +835,17 @@ impl Providers {
 
     /// Persists a successful listing (in the background: the store queues
     /// writes while a MongoDB is away).
-    fn persist(&self, provider: &str, fetched_at_ms: u64, entries: &[StreamEntry]) {
+    fn persist(
+        &self,
+        provider: &str,
+        fetched_at_ms: u64,
+        entries: &[StreamEntry],
+        fingerprint: &str,
+    ) {
         let listing = Listing {
             provider: provider.to_string(),
             fetched_at_ms,
+            fingerprint: Some(fingerprint.to_string()),
             streams: entries.iter().map(entry_to_listed).collect(),
         };
         let store = self.store.clone();
@@ -784,6 +855,123 @@ impl Providers {
                 tracing::warn!(provider = %id, "listing not persisted: {e}");
             }
         });
+    }
+
+    /// Cluster mode, on a host that does not refresh instance `inst`:
+    /// serves the refresher's latest listing when it is new. Returns when to
+    /// look again, or `None` when this host must list itself (the
+    /// refresher runs another version of the instance).
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &self,
+        inst: &Instance,
+        fingerprint: &str,
+        who: Refresher,
+        status: &mut ProviderStatus,
+        follow: &mut Follow,
+        info: &mut Option<ModuleInfo>,
+        cluster: &Cluster,
+    ) -> Option<Duration> {
+        // Half a lease: a dead refresher is replaced within about 1.5 leases.
+        let poll = cluster.tick_interval() * 3;
+        let host = match who {
+            Refresher::Host(h) => h,
+            Refresher::Here => return None,
+            Refresher::Unknown(why) => {
+                status.last_error = Some(format!(
+                    "cluster: which host refreshes it is not known ({why}); serving what it has"
+                ));
+                status.stale = status.listing_source.is_some();
+                return Some(poll);
+            }
+        };
+        status.refreshed_by = Some(host.clone());
+        // What `init` says of the instance (its name, its refresh), once.
+        if info.is_none() {
+            *info = self.init_only(inst, status).await;
+        }
+        let stamp = match self.store.listing_stamp(&inst.id).await {
+            Ok(s) => s,
+            Err(e) => {
+                status.last_error =
+                    Some(format!("cluster: cannot read host {host}'s listing: {e}"));
+                status.stale = status.listing_source.is_some();
+                return Some(poll);
+            }
+        };
+        let Some(stamp) = stamp else {
+            // Nothing listed yet: the fallback file serves meanwhile.
+            if status.listing_source.is_none() {
+                self.serve_fallback(inst, status);
+            }
+            return Some(FOLLOW_FIRST);
+        };
+        if stamp.fingerprint.as_deref() != Some(fingerprint) {
+            if follow.differs != Some(stamp.fetched_at_ms) {
+                tracing::warn!(provider = %inst.id, host = %host, "cluster: the refreshing host runs another version of this instance (file or module): listing here until they match");
+                follow.differs = Some(stamp.fetched_at_ms);
+            }
+            return None;
+        }
+        follow.differs = None;
+        if follow.served == Some(stamp.fetched_at_ms) {
+            return Some(poll);
+        }
+        let listing = match self.store.get_listing(&inst.id).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Some(FOLLOW_FIRST),
+            Err(e) => {
+                status.last_error =
+                    Some(format!("cluster: cannot read host {host}'s listing: {e}"));
+                return Some(poll);
+            }
+        };
+        let entries =
+            listed_to_entries(&inst.id, listing.streams, &inst.limits, &inst.grant, false);
+        tracing::info!(provider = %inst.id, host = %host, streams = entries.len(), fetched_at_ms = listing.fetched_at_ms, "cluster: serving the refreshing host's listing");
+        self.catalog.replace_streams(&inst.id, entries);
+        status.state = ProviderState::Ready;
+        status.last_error = None;
+        status.warnings.clear();
+        status.refreshed_at_ms = Some(listing.fetched_at_ms);
+        status.listing_source = Some("cluster");
+        status.listing_fetched_at_ms = Some(listing.fetched_at_ms);
+        status.stale = false;
+        follow.served = Some(listing.fetched_at_ms);
+        Some(poll)
+    }
+
+    /// Runs only `init` (a host following another's listings still shows
+    /// what the provider says of itself).
+    async fn init_only(&self, inst: &Instance, status: &mut ProviderStatus) -> Option<ModuleInfo> {
+        let serving = lock(&self.serving).get(&inst.id).cloned()?;
+        let got = tokio::task::spawn_blocking(move || {
+            serving.module.init(&serving.grant, &serving.config_json)
+        })
+        .await;
+        match got {
+            Ok(Ok((i, _))) => {
+                status.info = Some(i.clone());
+                Some(i)
+            }
+            Ok(Err(e)) => {
+                status.warnings = vec![format!("init: {e}")];
+                None
+            }
+            Err(e) => {
+                status.warnings = vec![format!("init: call panicked: {e}")];
+                None
+            }
+        }
+    }
+
+    /// Cluster mode: gives up instance `id`'s refresh lease (in the
+    /// background), when this host no longer serves it.
+    fn release_refresh(&self, id: &str) {
+        if let Some(c) = self.cluster.clone() {
+            let id = id.to_string();
+            tokio::spawn(async move { c.release_provider(&id).await });
+        }
     }
 
     fn fail(
@@ -799,6 +987,26 @@ impl Providers {
         *retry = (*retry * 2).min(RETRY_MAX);
         Some(wait)
     }
+}
+
+/// Cluster mode: what a host following another's listings has seen.
+#[derive(Debug, Default)]
+struct Follow {
+    /// The fetch time of the listing it serves.
+    served: Option<u64>,
+    /// The fetch time of a listing of another version it was warned of.
+    differs: Option<u64>,
+}
+
+/// What identifies a version of an instance across hosts: its file and its
+/// module, hashed.
+fn fingerprint(instance_text: &str, module_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(module_hash.as_bytes());
+    h.update([0]);
+    h.update(instance_text.as_bytes());
+    hex::encode(&h.finalize()[..16])
 }
 
 /// Reads the fallback file `fallback` of the instance file `instance_file`:
@@ -987,6 +1195,7 @@ fn failed_status(id: &str, module: &str, file: &Path, error: String) -> Provider
         warnings: Vec::new(),
         loaded_at_ms: None,
         refreshed_at_ms: None,
+        refreshed_by: None,
         listing_source: None,
         listing_fetched_at_ms: None,
         stale: false,

@@ -32,7 +32,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot read or create the callback secret")?
         .into();
     let catalog = Arc::new(Catalog::new());
-    let providers = Providers::new(engine, catalog.clone(), config.clone(), store.clone());
+    let cluster = crate::cluster::Cluster::new(&config, store.clone());
+    if cluster.is_some() && !store.supports_cluster() {
+        anyhow::bail!(
+            "[cluster] enabled, but {} cannot be shared by several hosts",
+            store.describe()
+        );
+    }
+    let providers = Providers::new(
+        engine,
+        catalog.clone(),
+        config.clone(),
+        store.clone(),
+        cluster.clone(),
+    );
     let events = Arc::new(crate::events::Events::new());
     tokio::spawn(crate::events::watch_catalog(
         catalog.clone(),
@@ -51,14 +64,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         events.clone(),
         stats.clone(),
     );
-    let cluster = crate::cluster::Cluster::new(&config, store.clone());
     if let Some(c) = &cluster {
-        if !store.supports_cluster() {
-            anyhow::bail!(
-                "[cluster] enabled, but {} cannot be shared by several hosts",
-                store.describe()
-            );
-        }
         tracing::info!(node = %c.node_id(), "cluster mode: streams run here by lease");
         supervisor.set_cluster(c.clone());
         stats.set_cluster(c.clone());

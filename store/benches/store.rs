@@ -178,6 +178,7 @@ fn listing(round: usize) -> Listing {
     Listing {
         provider: "traffic".into(),
         fetched_at_ms: 1_700_000_000_000 + round as u64,
+        fingerprint: None,
         streams,
     }
 }

@@ -46,8 +46,8 @@ pub use bson;
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use types::{
-    BBox, Geo, Geotag, GpsPoint, ListedStream, Listing, MobileSession, NewSession, StatsSnapshot,
-    StoreHealth, MAX_INT, MAX_JSON_BYTES, MAX_STREAM_BYTES,
+    BBox, Geo, Geotag, GpsPoint, ListedStream, Listing, ListingStamp, MobileSession, NewSession,
+    StatsSnapshot, StoreHealth, MAX_INT, MAX_JSON_BYTES, MAX_STREAM_BYTES,
 };
 
 use async_trait::async_trait;
@@ -78,6 +78,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_listing(&self, provider: &str) -> Result<Option<Listing>, StoreError>;
     /// Forgets the provider's listing.
     async fn delete_listing(&self, provider: &str) -> Result<(), StoreError>;
+    /// When the provider's stored listing was fetched, and by what, without
+    /// reading its streams (hosts of a cluster poll it).
+    async fn listing_stamp(&self, provider: &str) -> Result<Option<ListingStamp>, StoreError> {
+        Ok(self.get_listing(provider).await?.map(|l| ListingStamp {
+            fetched_at_ms: l.fetched_at_ms,
+            fingerprint: l.fingerprint,
+        }))
+    }
 
     /// Stores stream positions, replacing each stream's previous one (for
     /// repeated stream ids in one call, the last wins).

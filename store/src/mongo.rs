@@ -13,7 +13,7 @@ use crate::lenient;
 use crate::queue::{Failure, Queue, Sink};
 use crate::types::{
     check_id, check_int, json_text, last_per_key, parse_json, session_id, BBox, Geotag, GpsPoint,
-    ListedStream, Listing, MobileSession, NewSession, StatsSnapshot, StoreHealth,
+    ListedStream, Listing, ListingStamp, MobileSession, NewSession, StatsSnapshot, StoreHealth,
 };
 use crate::Store;
 use async_trait::async_trait;
@@ -95,6 +95,8 @@ struct ListingHead {
     provider: String,
     #[serde(deserialize_with = "lenient::u64")]
     fetched_at_ms: u64,
+    #[serde(default)]
+    fingerprint: Option<String>,
     generation: String,
     #[serde(deserialize_with = "lenient::u32")]
     chunks: u32,
@@ -181,6 +183,7 @@ enum Op {
         provider: String,
         generation: String,
         fetched_at_ms: u64,
+        fingerprint: Option<String>,
         chunks: Vec<Document>,
     },
     DeleteListing {
@@ -348,6 +351,7 @@ impl Db {
                 provider,
                 generation,
                 fetched_at_ms,
+                fingerprint,
                 chunks,
             } => {
                 let ch = self.coll(LISTING_CHUNKS);
@@ -366,6 +370,7 @@ impl Db {
                         doc! {"provider": provider},
                         doc! {"$set": {
                             "fetched_at_ms": *fetched_at_ms as i64,
+                            "fingerprint": fingerprint,
                             "generation": generation,
                             "chunks": chunks.len() as i64,
                         }},
@@ -784,6 +789,7 @@ impl Store for MongoStore {
             provider: listing.provider,
             generation,
             fetched_at_ms: listing.fetched_at_ms,
+            fingerprint: listing.fingerprint,
             chunks,
         };
         self.queue.submit(op, total + OP_OVERHEAD).await
@@ -820,6 +826,7 @@ impl Store for MongoStore {
                 return Ok(Some(Listing {
                     provider: head.provider,
                     fetched_at_ms: head.fetched_at_ms,
+                    fingerprint: head.fingerprint,
                     streams: chunks.into_iter().flat_map(|c| c.streams).collect(),
                 }));
             }
@@ -829,6 +836,16 @@ impl Store for MongoStore {
             key: provider.to_string(),
             message: "the listing's chunks are incomplete".into(),
         })
+    }
+
+    async fn listing_stamp(&self, provider: &str) -> Result<Option<ListingStamp>, StoreError> {
+        let head = self
+            .find_one::<ListingHead>(LISTINGS, "get listing stamp", doc! {"provider": provider})
+            .await?;
+        Ok(head.map(|h| ListingStamp {
+            fetched_at_ms: h.fetched_at_ms,
+            fingerprint: h.fingerprint,
+        }))
     }
 
     async fn delete_listing(&self, provider: &str) -> Result<(), StoreError> {

@@ -86,11 +86,15 @@ const TABLES: &[&str] = &[
 /// What a listing's blob holds (BSON needs a document at the top).
 #[derive(Serialize)]
 struct StreamsRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<&'a str>,
     streams: &'a [ListedStream],
 }
 
 #[derive(Deserialize)]
 struct Streams {
+    #[serde(default)]
+    fingerprint: Option<String>,
     streams: Vec<ListedStream>,
 }
 
@@ -315,6 +319,7 @@ impl Store for SqliteStore {
     async fn put_listing(&self, listing: Listing) -> Result<(), StoreError> {
         listing.validate()?;
         let blob = bson::to_vec(&StreamsRef {
+            fingerprint: listing.fingerprint.as_deref(),
             streams: &listing.streams,
         })
         .map_err(|e| StoreError::Encode {
@@ -347,6 +352,7 @@ impl Store for SqliteStore {
             Ok(Some(Listing {
                 provider,
                 fetched_at_ms,
+                fingerprint: s.fingerprint,
                 streams: s.streams,
             }))
         })

@@ -61,8 +61,22 @@ pub struct Listing {
     pub provider: String,
     /// When the provider returned this list (Unix ms).
     pub fetched_at_ms: u64,
+    /// What produced it (a digest of the instance file and the module):
+    /// several hosts sharing a store serve only a listing produced by the
+    /// same instance as their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     /// The streams, in the provider's order.
     pub streams: Vec<ListedStream>,
+}
+
+/// When a stored listing was fetched and by what, read without its streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingStamp {
+    /// [`Listing::fetched_at_ms`].
+    pub fetched_at_ms: u64,
+    /// [`Listing::fingerprint`].
+    pub fingerprint: Option<String>,
 }
 
 /// A stream's position (latest one per stream).

@@ -52,6 +52,7 @@ macro_rules! conformance {
 conformance!(
     describes_itself_and_is_healthy,
     listings_round_trip_and_replace,
+    listing_stamps_and_fingerprints,
     listing_of_10k_streams,
     listing_larger_than_a_mongodb_document,
     geotags_by_bounding_box,
@@ -93,6 +94,7 @@ fn listing(provider: &str, fetched_at_ms: u64, n: usize) -> Listing {
     Listing {
         provider: provider.to_string(),
         fetched_at_ms,
+        fingerprint: None,
         streams: (0..n).map(stream).collect(),
     }
 }
@@ -152,6 +154,28 @@ async fn listings_round_trip_and_replace(f: &Fixture) {
     store.delete_listing("traffic").await.unwrap();
     assert_eq!(store.get_listing("traffic").await.unwrap(), None);
     assert!(store.get_listing("static").await.unwrap().is_some());
+}
+
+async fn listing_stamps_and_fingerprints(f: &Fixture) {
+    let store = f.open().await;
+    assert_eq!(store.listing_stamp("feed").await.unwrap(), None);
+    let mut l = listing("feed", 1_700_000_000_500, 4);
+    l.fingerprint = Some("3f2a".into());
+    store.put_listing(l.clone()).await.unwrap();
+    assert_eq!(store.get_listing("feed").await.unwrap(), Some(l));
+    let stamp = store.listing_stamp("feed").await.unwrap().unwrap();
+    assert_eq!(stamp.fetched_at_ms, 1_700_000_000_500);
+    assert_eq!(stamp.fingerprint.as_deref(), Some("3f2a"));
+    // A listing without one (an older host's) replaces it entirely.
+    store
+        .put_listing(listing("feed", 1_700_000_001_000, 1))
+        .await
+        .unwrap();
+    let stamp = store.listing_stamp("feed").await.unwrap().unwrap();
+    assert_eq!(
+        (stamp.fetched_at_ms, stamp.fingerprint),
+        (1_700_000_001_000, None)
+    );
 }
 
 async fn listing_of_10k_streams(f: &Fixture) {
@@ -535,6 +559,7 @@ async fn invalid_input_is_rejected(f: &Fixture) {
             .put_listing(Listing {
                 provider: "p".into(),
                 fetched_at_ms: u64::MAX,
+                fingerprint: None,
                 streams: vec![],
             })
             .await,

@@ -52,6 +52,7 @@ fn listing(n: usize) -> Listing {
     Listing {
         provider: "traffic".into(),
         fetched_at_ms: 1_700_000_000_000,
+        fingerprint: None,
         streams: (0..n)
             .map(|i| ListedStream {
                 key: format!("cam{i}"),

@@ -81,6 +81,7 @@ async fn corrupt_pages_give_errors_naming_the_file() {
             .put_listing(Listing {
                 provider: "p".into(),
                 fetched_at_ms: 1,
+                fingerprint: None,
                 streams,
             })
             .await

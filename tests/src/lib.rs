@@ -488,6 +488,7 @@ pub struct FileServer {
     pub addr: String,
     /// Requests received.
     pub hits: Arc<AtomicUsize>,
+    routes: Arc<Mutex<Vec<(String, Answer)>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -514,7 +515,7 @@ impl FileServer {
                 .collect(),
         ));
         let thread = {
-            let (server, hits) = (server.clone(), hits.clone());
+            let (server, hits, routes) = (server.clone(), hits.clone(), routes.clone());
             std::thread::spawn(move || {
                 for mut req in server.incoming_requests() {
                     hits.fetch_add(1, Ordering::SeqCst);
@@ -546,9 +547,17 @@ impl FileServer {
         FileServer {
             addr,
             hits,
+            routes,
             server,
             thread: Some(thread),
         }
+    }
+
+    /// Answers `path` with `answer` from now on.
+    pub fn set(&self, path: &str, answer: Answer) {
+        let mut routes = self.routes.lock().expect("routes");
+        routes.retain(|(p, _)| p != path);
+        routes.push((path.to_string(), answer));
     }
 
     /// Requests received so far.

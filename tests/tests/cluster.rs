@@ -33,6 +33,7 @@ impl Demo {
         let mut child = Command::new("scripts/cluster-demo.sh")
             .current_dir(repo_root())
             .env("CLUSTER_STORE_PORT", store_port().to_string())
+            .env("CLUSTER_FEED_PORT", free_port().to_string())
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("CLUSTER_LEASE_SECONDS", LEASE.to_string())
             .env("CLUSTER_DEMO_BIN", dss_bin())
@@ -73,6 +74,13 @@ impl Demo {
     fn log(&self, n: u32) -> String {
         std::fs::read_to_string(repo_root().join(format!("var/cluster/host{n}/dss.log")))
             .unwrap_or_default()
+    }
+
+    /// Waits until host `n`'s log says `needle`.
+    fn wait_log(&self, n: u32, needle: &str, timeout: Duration) {
+        wait_for(&format!("{needle:?} in host{n}'s log"), timeout, || {
+            self.log(n).contains(needle).then_some(())
+        });
     }
 
     /// The host (1-3) that owns `id`, as host `n` sees it.
@@ -130,6 +138,49 @@ fn ffmpeg_of(id: &str) -> (Vec<u32>, Vec<u32>) {
         }
     }
     (own, relays)
+}
+
+/// Lines of host `n`'s log saying it called provider `provider` for a
+/// listing.
+fn listings_by(demo: &Demo, n: u32, provider: &str) -> usize {
+    let me = format!("provider={provider} ");
+    demo.log(n)
+        .lines()
+        .filter(|l| l.contains("listing refreshed") && l.contains(&me))
+        .count()
+}
+
+/// A traffic feed of test-pattern cameras `keys`.
+fn cameras(keys: &[&str]) -> Answer {
+    let cams: Vec<Value> = keys
+        .iter()
+        .map(|k| serde_json::json!({"id": k, "name": k, "source": "testsrc=size=320x240:rate=10"}))
+        .collect();
+    Answer::Body("application/json", serde_json::to_vec(&cams).expect("json"))
+}
+
+/// Waits until every host of `hosts` lists stream `id`.
+fn wait_listed(demo: &Demo, hosts: &[u32], id: &str, timeout: Duration) {
+    wait_for(&format!("{id} listed on hosts {hosts:?}"), timeout, || {
+        hosts
+            .iter()
+            .all(|n| demo.api(*n, &format!("/api/streams/{id}")).status == 200)
+            .then_some(())
+    });
+}
+
+/// The host (1-3) refreshing provider `provider`, when hosts `hosts` agree.
+fn refresher(demo: &Demo, hosts: &[u32], provider: &str) -> Option<u32> {
+    let seen: Vec<Option<u32>> = hosts
+        .iter()
+        .map(|n| {
+            let c = demo.api(*n, "/api/cluster").json();
+            let host = c["refreshers"][provider]["host"].as_str()?;
+            host.strip_prefix("host")?.parse().ok()
+        })
+        .collect();
+    let first = seen[0]?;
+    seen.iter().all(|s| *s == Some(first)).then_some(first)
 }
 
 fn viewer(n: u32, id: &str) -> Viewer {
@@ -441,4 +492,149 @@ interval = 60
     for n in (1..=3).filter(|n| *n != recorder) {
         assert_eq!(segments(n), 0, "host{n} records too");
     }
+}
+
+#[test]
+fn one_host_refreshes_each_provider_and_the_others_serve_its_listing() {
+    let _serial = serial();
+    let feed = FileServer::start(vec![("/cams.json", cameras(&["a", "b"]))]);
+    let demo = Demo::start();
+    let all = [1, 2, 3];
+    // The demo's instances: one refresher each, the same seen from every
+    // host; the phones' instance (ingest) is never shared.
+    let demo_ids = ["city", "demo", "traffic"];
+    wait_for(
+        "a refresher for each demo instance",
+        Duration::from_secs(30),
+        || {
+            demo_ids
+                .iter()
+                .all(|p| refresher(&demo, &all, p).is_some())
+                .then_some(())
+        },
+    );
+    let c = demo.api(1, "/api/cluster").json();
+    let mut shared: Vec<&String> = c["refreshers"]
+        .as_object()
+        .expect("refreshers")
+        .keys()
+        .collect();
+    shared.sort();
+    assert_eq!(shared, demo_ids, "{c}");
+    for p in demo_ids {
+        let r = refresher(&demo, &all, p).expect("refresher");
+        for n in all.iter().filter(|n| **n != r) {
+            assert_eq!(
+                listings_by(&demo, *n, p),
+                0,
+                "host{n} listed {p} (host{r} refreshes it)"
+            );
+        }
+    }
+
+    // An instance deployed to every host, as an operator would (the
+    // directory watcher loads it), refreshed every 2 s.
+    let text = format!(
+        r#"module = "traffic-feed"
+allow_hosts = ["{addr}"]
+input_options = ["-re", "-f", "lavfi"]
+[config]
+url = "http://{addr}/cams.json"
+format = "json"
+refresh_seconds = 2
+fields = {{ key = "id", name = "name", source = "source" }}
+"#,
+        addr = feed.addr
+    );
+    for n in all {
+        let dir = repo_root().join(format!("var/cluster/host{n}/providers.d"));
+        std::fs::write(dir.join("feed.toml.tmp"), &text).expect("write");
+        std::fs::rename(dir.join("feed.toml.tmp"), dir.join("feed.toml")).expect("rename");
+    }
+    wait_listed(&demo, &all, "feed-b", Duration::from_secs(30));
+    let r = wait_for("one refresher of feed", Duration::from_secs(30), || {
+        refresher(&demo, &all, "feed")
+    });
+    // Several refreshes later, only the refresher has called the provider
+    // (and the feed), the others serve its listings.
+    let before = feed.hits();
+    wait_for("three more refreshes", Duration::from_secs(30), || {
+        (feed.hits() >= before + 3).then_some(())
+    });
+    let by_refresher = listings_by(&demo, r, "feed");
+    assert!(
+        by_refresher >= 3,
+        "host{r} listed feed {by_refresher} times"
+    );
+    for n in all.iter().filter(|n| **n != r) {
+        assert_eq!(
+            listings_by(&demo, *n, "feed"),
+            0,
+            "host{n} listed feed (host{r} refreshes it)"
+        );
+        let p = demo.api(*n, "/api/providers/feed").json();
+        assert_eq!(p["listing_source"], "cluster", "{p}");
+        assert_eq!(p["refreshed_by"], format!("host{r}"), "{p}");
+    }
+    eprintln!(
+        "feed: {} requests, {by_refresher} listings by host{r}, none by the others",
+        feed.hits()
+    );
+
+    // A change of the feed reaches every host.
+    feed.set("/cams.json", cameras(&["a", "b", "c"]));
+    wait_listed(&demo, &all, "feed-c", Duration::from_secs(20));
+
+    // The refresher dies: another host refreshes within the lease, and the
+    // feed's changes still reach the survivors.
+    let killed_at = Instant::now();
+    // SAFETY: kill(2) on a pid of the demo's own host.
+    unsafe {
+        libc::kill(demo.pid(r) as i32, libc::SIGKILL);
+    }
+    let survivors: Vec<u32> = all.into_iter().filter(|n| *n != r).collect();
+    feed.set("/cams.json", cameras(&["a", "b", "c", "d"]));
+    wait_listed(
+        &demo,
+        &survivors,
+        "feed-d",
+        Duration::from_secs(LEASE * 2 + 10),
+    );
+    let next = wait_for("a new refresher of feed", Duration::from_secs(10), || {
+        refresher(&demo, &survivors, "feed")
+    });
+    assert!(survivors.contains(&next), "host{next}");
+    eprintln!(
+        "feed: host{next} refreshes it, the change reached both survivors {:.1} s after host{r} died",
+        killed_at.elapsed().as_secs_f64()
+    );
+    let other = survivors
+        .iter()
+        .find(|n| **n != next)
+        .copied()
+        .expect("a follower");
+    assert_eq!(
+        listings_by(&demo, other, "feed"),
+        0,
+        "host{other} never listed feed"
+    );
+
+    // A host whose instance file differs (a deployment half done) lists the
+    // instance itself rather than serve another version's listings: once
+    // to try the new version, then on every refresh.
+    let dir = repo_root().join(format!("var/cluster/host{other}/providers.d"));
+    std::fs::write(dir.join("feed.toml.tmp"), format!("{text}# changed\n")).expect("write");
+    std::fs::rename(dir.join("feed.toml.tmp"), dir.join("feed.toml")).expect("rename");
+    demo.wait_log(
+        other,
+        "runs another version of this instance",
+        Duration::from_secs(20),
+    );
+    let what = format!("host{other} listing feed itself");
+    wait_for(&what, Duration::from_secs(20), || {
+        (listings_by(&demo, other, "feed") >= 2).then_some(())
+    });
+    let p = demo.api(other, "/api/providers/feed").json();
+    assert_eq!(p["listing_source"], "provider", "{p}");
+    assert_eq!(p["refreshed_by"], format!("host{other}"), "{p}");
 }

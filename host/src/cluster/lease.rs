@@ -135,6 +135,11 @@ impl LeaseBook {
         self.held.keys().map(String::as_str)
     }
 
+    /// How many of those held are named `prefix…`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.held.keys().filter(|n| n.starts_with(prefix)).count()
+    }
+
     /// How many are held.
     pub fn len(&self) -> usize {
         self.held.len()

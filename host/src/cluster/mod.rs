@@ -18,8 +18,12 @@
 //!   the server lets another host take it. A dead host's relays see their
 //!   input stop, retry, and take the expired lease over.
 //!
+//! - **Shared catalog**: each provider instance is refreshed by one host,
+//!   the holder of its lease `provider/<id>` ([`Cluster::refresher`]),
+//!   which persists its listings; the others read them from the store.
+//!
 //! Phones' streams are not clustered: a phone's media reaches only the host
-//! it is connected to, which runs its FFmpeg.
+//! it is connected to, which runs its FFmpeg (and lists its phones).
 
 pub mod lease;
 
@@ -57,7 +61,10 @@ pub enum Role {
 #[derive(Debug, Default)]
 struct View {
     nodes: Vec<NodeRecord>,
+    /// Streams' leases.
     leases: Vec<Lease>,
+    /// Provider instances' refresh leases.
+    refreshers: Vec<Lease>,
     /// The server's clock at the last heartbeat, and when (ours) it was read.
     server_now_ms: u64,
     read_at: Option<Instant>,
@@ -96,6 +103,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The lease of stream `id`.
 pub fn stream_lease(id: &str) -> String {
     format!("stream/{id}")
+}
+
+/// The lease of provider instance `id`'s refreshes.
+pub fn provider_lease(id: &str) -> String {
+    format!("provider/{id}")
+}
+
+/// Who refreshes a provider instance's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresher {
+    /// This host: it calls the provider and persists the listing.
+    Here,
+    /// Host `0` does: this host reads its listings from the store.
+    Host(String),
+    /// Not known now (the store is unreachable): keep serving what is served.
+    Unknown(String),
 }
 
 fn unix_ms() -> u64 {
@@ -167,7 +190,7 @@ impl Cluster {
         }
         let now = view.server_now_ms;
         let ttl = self.ttl.as_millis() as u64;
-        let mine = lock(&self.book).len() as u32;
+        let mine = lock(&self.book).count("stream/") as u32;
         // Owned streams by host: the leases read (and those this host took
         // or placed since), which are fresher than the hosts' own counts.
         let mut leased: HashMap<&str, u32> = HashMap::new();
@@ -277,12 +300,86 @@ impl Cluster {
         }
     }
 
+    /// Whether this host holds provider instance `id`'s refresh lease now.
+    pub fn refreshes(&self, id: &str) -> bool {
+        lock(&self.book)
+            .holds(&provider_lease(id), Instant::now())
+            .is_some()
+    }
+
+    /// Decides who refreshes provider instance `id`: this host when it
+    /// holds or gets the lease `provider/<id>` (renewed by [`Cluster::tick`]
+    /// like the streams'), else the holder. Asks the store only when the
+    /// last view shows no live holder.
+    pub async fn refresher(&self, id: &str) -> Refresher {
+        let name = provider_lease(id);
+        if lock(&self.book).holds(&name, Instant::now()).is_some() {
+            return Refresher::Here;
+        }
+        if let Some(host) = self.live_refresher(&name) {
+            return Refresher::Host(host);
+        }
+        let sent = Instant::now();
+        let ttl_ms = self.ttl.as_millis() as u64;
+        match self.store.lease_acquire(&name, &self.node_id, ttl_ms).await {
+            Ok(Acquired::Held(l)) => {
+                lock(&self.book).acquired(&name, l.epoch, sent);
+                tracing::info!(provider = %id, epoch = l.epoch, "cluster: this host refreshes it");
+                self.remember_refresher(l);
+                Refresher::Here
+            }
+            Ok(Acquired::Busy(Some(l))) if l.owner != self.node_id => {
+                let host = l.owner.clone();
+                self.remember_refresher(l);
+                Refresher::Host(host)
+            }
+            Ok(Acquired::Busy(_)) => Refresher::Unknown("its refresh lease is busy".into()),
+            Err(e) => Refresher::Unknown(format!("cluster store: {e}")),
+        }
+    }
+
+    /// Another live host holding lease `name`, in the last view (fresh).
+    fn live_refresher(&self, name: &str) -> Option<String> {
+        let view = lock(&self.view);
+        let fresh = view.read_at.is_some_and(|t| t.elapsed() < self.ttl / 2);
+        let now = view.server_now_ms;
+        let lease = view.refreshers.iter().find(|l| l.name == name)?;
+        (fresh && lease.owner != self.node_id && !lease.expired_at(now))
+            .then(|| lease.owner.clone())
+    }
+
+    fn remember_refresher(&self, lease: Lease) {
+        let mut view = lock(&self.view);
+        match view.refreshers.iter_mut().find(|l| l.name == lease.name) {
+            Some(l) => *l = lease,
+            None => view.refreshers.push(lease),
+        }
+    }
+
+    /// Gives provider instance `id`'s refresh lease up (the instance was
+    /// removed or disabled here), so that another host takes it at once.
+    pub async fn release_provider(&self, id: &str) {
+        let name = provider_lease(id);
+        let Some(held) = lock(&self.book).release(&name) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .lease_release(&name, &self.node_id, held.epoch)
+            .await
+        {
+            tracing::warn!(provider = %id, "cluster: releasing the refresh lease failed (it expires on its own): {e}");
+        }
+    }
+
     /// Gives every lease up (shutdown).
     pub async fn release_all(&self) {
         let names: Vec<String> = lock(&self.book).names().map(str::to_string).collect();
         for name in names {
             if let Some(id) = name.strip_prefix("stream/") {
                 self.release(id).await;
+            } else if let Some(id) = name.strip_prefix("provider/") {
+                self.release_provider(id).await;
             }
         }
     }
@@ -302,7 +399,7 @@ impl Cluster {
             advertise_rtmp: self.advertise_rtmp.clone(),
             api: self.api.clone(),
             running: self.running.load(Ordering::Relaxed),
-            owned: lock(&self.book).len() as u32,
+            owned: lock(&self.book).count("stream/") as u32,
             seen_ms: 0,
             started_ms: self.started_ms,
         };
@@ -346,7 +443,7 @@ impl Cluster {
         // The cluster as it is now.
         let mut adopted = Vec::new();
         let (nodes, leases) = match tokio::time::timeout(bound, async {
-            (self.store.nodes().await, self.store.leases("stream/").await)
+            (self.store.nodes().await, self.store.leases("").await)
         })
         .await
         {
@@ -354,7 +451,9 @@ impl Cluster {
             Err(_) => (Err(self.unanswered(bound)), Err(self.unanswered(bound))),
         };
         match (beat, nodes, leases) {
-            (Ok(server_now), Ok(nodes), Ok(leases)) => {
+            (Ok(server_now), Ok(nodes), Ok(all)) => {
+                let (leases, refreshers): (Vec<Lease>, Vec<Lease>) =
+                    all.into_iter().partition(|l| l.name.starts_with("stream/"));
                 let ttl = self.ttl.as_millis() as u64;
                 let placed: Vec<Lease> = {
                     let book = lock(&self.book);
@@ -394,6 +493,10 @@ impl Cluster {
                 let mut view = lock(&self.view);
                 view.nodes = nodes;
                 view.leases = leases;
+                view.refreshers = refreshers
+                    .into_iter()
+                    .filter(|l| l.name.starts_with("provider/"))
+                    .collect();
                 view.server_now_ms = server_now;
                 view.read_at = Some(Instant::now());
                 view.last_error = None;
@@ -425,8 +528,11 @@ impl Cluster {
     /// Drops the leases whose time ran out (whatever the store is doing);
     /// returns their streams, whose FFmpeg must stop. Cheap: called often.
     pub fn expire(&self) -> Vec<String> {
-        let lost: Vec<String> = lock(&self.book)
-            .expire(Instant::now())
+        let gone = lock(&self.book).expire(Instant::now());
+        for id in gone.iter().filter_map(|n| n.strip_prefix("provider/")) {
+            tracing::warn!(provider = %id, "cluster: refresh lease not renewed in time: another host may refresh it");
+        }
+        let lost: Vec<String> = gone
             .into_iter()
             .filter_map(|n| n.strip_prefix("stream/").map(str::to_string))
             .collect();
@@ -469,15 +575,29 @@ impl Cluster {
                 }
             }
         }
+        let refreshers = view
+            .refreshers
+            .iter()
+            .filter(|l| !l.expired_at(now))
+            .filter_map(|l| {
+                let id = l.name.strip_prefix("provider/")?;
+                let owner = OwnerView {
+                    host: l.owner.clone(),
+                    epoch: l.epoch,
+                };
+                Some((id.to_string(), owner))
+            })
+            .collect();
         ClusterSnapshot {
             enabled: true,
             node_id: self.node_id.clone(),
             lease_seconds: self.ttl.as_secs(),
             advertise_rtmp: self.advertise_rtmp.clone(),
-            owned_here: lock(&self.book).len(),
+            owned_here: lock(&self.book).count("stream/"),
             store_error: view.last_error.clone(),
             nodes,
             ownership,
+            refreshers,
         }
     }
 }
@@ -501,6 +621,8 @@ pub struct ClusterSnapshot {
     pub nodes: Vec<NodeView>,
     /// Live leases: stream → owner.
     pub ownership: BTreeMap<String, OwnerView>,
+    /// Live refresh leases: provider instance → the host refreshing it.
+    pub refreshers: BTreeMap<String, OwnerView>,
 }
 
 /// A host in `GET /api/cluster`.
