@@ -40,6 +40,8 @@ pub use types::{Error, ErrorCode, Geo, ProviderInfo, Result, Stream};
 /// The version of the WIT interface this SDK builds against.
 pub const INTERFACE_VERSION: &str = "0.2.0";
 
+mod alloc;
+
 /// Raw bindings generated from `wit/provider.wit`. Providers use the
 /// idiomatic API of this crate instead; these are public for the export
 /// macro.
@@ -121,10 +123,14 @@ pub mod __private {
 
     pub fn list_streams<P: Provider>(config: String) -> Result<Vec<wit::StreamSource>, wit::Error> {
         let config = parse_config::<P::Config>(&config)?;
-        Ok(P::list_streams(&config)?
+        let streams = P::list_streams(&config)?
             .into_iter()
             .map(Into::into)
-            .collect())
+            .collect();
+        // The configuration (both forms) and, after the host has read
+        // them, the streams are left to the end of the instance.
+        crate::alloc::call_done();
+        Ok(streams)
     }
 
     pub fn transform_metadata<P: Provider>(
