@@ -116,9 +116,15 @@ pub mod __private {
         P::describe().into()
     }
 
+    // Each call ends with `call_done`: what it still holds (the
+    // configuration in both forms, the answer once the host has read it) is
+    // left to the end of the instance rather than freed.
+
     pub fn init<P: Provider>(config: String) -> Result<wit::ProviderInfo, wit::Error> {
         let config = parse_config::<P::Config>(&config)?;
-        Ok(P::init(&config)?.into())
+        let info = P::init(&config)?.into();
+        crate::alloc::call_done();
+        Ok(info)
     }
 
     pub fn list_streams<P: Provider>(config: String) -> Result<Vec<wit::StreamSource>, wit::Error> {
@@ -127,8 +133,6 @@ pub mod __private {
             .into_iter()
             .map(Into::into)
             .collect();
-        // The configuration (both forms) and, after the host has read
-        // them, the streams are left to the end of the instance.
         crate::alloc::call_done();
         Ok(streams)
     }
@@ -145,8 +149,9 @@ pub mod __private {
                 format!("metadata is not JSON: {e}"),
             )
         })?;
-        let out = P::transform_metadata(&config, &key, metadata)?;
-        Ok(out.to_string())
+        let out = P::transform_metadata(&config, &key, metadata)?.to_string();
+        crate::alloc::call_done();
+        Ok(out)
     }
 }
 
