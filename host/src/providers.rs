@@ -643,11 +643,15 @@ impl Providers {
                         .await;
                     if let Some(wait) = wait {
                         self.catalog.set_status(status.clone());
-                        lock(&self.lazy).remove(&id);
+                        // A first use waits (bounded) for the first listing.
+                        if status.listing_source.is_some() || wait != FOLLOW_FIRST {
+                            lock(&self.lazy).remove(&id);
+                        }
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    // Listed here: the refresher's version differs.
+                    // Listed here: the refresher's version differs, or is
+                    // not known.
                     status.refreshed_by = Some(cluster.node_id().to_string());
                 }
             }
@@ -728,6 +732,15 @@ impl Providers {
                     self.fail(&mut status, e.to_string(), &mut retry)
                 }
                 Err(join) => self.fail(&mut status, format!("call panicked: {join}"), &mut retry),
+            };
+            // Listed here without being the refresher: the cluster is looked
+            // at again within half a lease (`follow` says when to list here).
+            let wait = match &cluster {
+                Some(c) if !persist && status.state == ProviderState::Ready => {
+                    follow.listed_here = Some(std::time::Instant::now());
+                    Some(c.follow_interval())
+                }
+                _ => wait,
             };
             if validated {
                 if status.state == ProviderState::Failed {
@@ -860,7 +873,8 @@ impl Providers {
     /// Cluster mode, on a host that does not refresh instance `inst`:
     /// serves the refresher's latest listing when it is new. Returns when to
     /// look again, or `None` when this host must list itself (the
-    /// refresher runs another version of the instance).
+    /// refresher runs another version of the instance, or the store cannot
+    /// say which host refreshes it).
     #[allow(clippy::too_many_arguments)]
     async fn follow(
         &self,
@@ -872,17 +886,24 @@ impl Providers {
         info: &mut Option<ModuleInfo>,
         cluster: &Cluster,
     ) -> Option<Duration> {
-        // Half a lease: a dead refresher is replaced within about 1.5 leases.
-        let poll = cluster.tick_interval() * 3;
+        let poll = cluster.follow_interval();
+        let refresh = inst
+            .config
+            .refresh_seconds
+            .or(info.as_ref().map(|i| i.refresh_seconds))
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s.into()));
         let host = match who {
             Refresher::Host(h) => h,
             Refresher::Here => return None,
             Refresher::Unknown(why) => {
-                status.last_error = Some(format!(
-                    "cluster: which host refreshes it is not known ({why}); serving what it has"
-                ));
-                status.stale = status.listing_source.is_some();
-                return Some(poll);
+                // MongoDB is away: no host can tell, so each lists for
+                // itself (not persisted) rather than all serving nothing.
+                if !follow.due_here(refresh) {
+                    return Some(poll);
+                }
+                tracing::warn!(provider = %inst.id, "cluster: which host refreshes it is not known ({why}): listing here");
+                return None;
             }
         };
         status.refreshed_by = Some(host.clone());
@@ -911,7 +932,7 @@ impl Providers {
                 tracing::warn!(provider = %inst.id, host = %host, "cluster: the refreshing host runs another version of this instance (file or module): listing here until they match");
                 follow.differs = Some(stamp.fetched_at_ms);
             }
-            return None;
+            return (!follow.due_here(refresh)).then_some(poll);
         }
         follow.differs = None;
         if follow.served == Some(stamp.fetched_at_ms) {
@@ -996,6 +1017,21 @@ struct Follow {
     served: Option<u64>,
     /// The fetch time of a listing of another version it was warned of.
     differs: Option<u64>,
+    /// When it last listed the instance itself (the refresher's version
+    /// differs, or is not known).
+    listed_here: Option<std::time::Instant>,
+}
+
+impl Follow {
+    /// Whether this host lists the instance itself again now: never done
+    /// yet, or its refresh interval has passed (`None`: it never refreshes).
+    fn due_here(&self, refresh: Option<Duration>) -> bool {
+        match (self.listed_here, refresh) {
+            (None, _) => true,
+            (Some(at), Some(every)) => at.elapsed() >= every,
+            (Some(_), None) => false,
+        }
+    }
 }
 
 /// What identifies a version of an instance across hosts: its file and its
@@ -1245,6 +1281,33 @@ fn list_dir(dir: &Path, ext: &str) -> BTreeMap<String, (PathBuf, FileSig)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_lists_for_itself_once_per_refresh_interval() {
+        let mut f = Follow::default();
+        let every = Some(Duration::from_secs(60));
+        assert!(f.due_here(every), "never listed here yet");
+        assert!(f.due_here(None));
+        f.listed_here = Some(std::time::Instant::now());
+        assert!(!f.due_here(every));
+        assert!(
+            !f.due_here(None),
+            "an instance that never refreshes is listed once"
+        );
+        f.listed_here = std::time::Instant::now().checked_sub(Duration::from_secs(61));
+        assert!(f.due_here(every));
+    }
+
+    #[test]
+    fn fingerprints_tell_instance_files_and_modules_apart() {
+        let a = fingerprint("module = \"m\"\n", "abc");
+        assert_eq!(a, fingerprint("module = \"m\"\n", "abc"));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, fingerprint("module = \"m\"\n# changed\n", "abc"));
+        assert_ne!(a, fingerprint("module = \"m\"\n", "abd"));
+        // The boundary between the two is marked.
+        assert_ne!(fingerprint("bc", "a"), fingerprint("c", "ab"));
+    }
 
     #[test]
     fn a_relative_fallback_stays_in_the_instances_directory() {

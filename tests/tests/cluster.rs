@@ -638,3 +638,44 @@ fields = {{ key = "id", name = "name", source = "source" }}
     assert_eq!(p["listing_source"], "provider", "{p}");
     assert_eq!(p["refreshed_by"], format!("host{other}"), "{p}");
 }
+
+#[test]
+fn a_host_that_cannot_reach_mongodb_lists_its_instances_itself() {
+    let _serial = serial();
+    // Host 3 reaches the store through a proxy that holds everything back
+    // from the start.
+    let proxies: Vec<dss_e2e::proxy::Proxy> = (0..3)
+        .map(|_| dss_e2e::proxy::Proxy::start(store_port()))
+        .collect();
+    proxies[2].block(true);
+    let ports = proxies
+        .iter()
+        .map(|p| p.port.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let demo = Demo::start_with(&[("CLUSTER_STORE_PORTS", ports)]);
+    // Hosts 1 and 2 share the demo's static list; host 3 cannot tell who
+    // refreshes it, so it lists the instance itself rather than serve
+    // nothing.
+    let provider = |n: u32| demo.api(n, "/api/providers/demo").json();
+    wait_for("host3 listing demo itself", Duration::from_secs(30), || {
+        let p = provider(3);
+        (p["listing_source"] == "provider" && p["refreshed_by"] == "host3").then_some(())
+    });
+    assert_eq!(demo.api(3, "/api/streams/demo-bars").status, 200);
+    let r = wait_for("one refresher of demo", Duration::from_secs(30), || {
+        refresher(&demo, &[1, 2], "demo")
+    });
+    assert!(r == 1 || r == 2, "host{r}");
+    // Reconnected, it serves the refresher's listing again.
+    proxies[2].block(false);
+    wait_for(
+        "host3 following again",
+        Duration::from_secs(LEASE * 3),
+        || {
+            let p = provider(3);
+            (p["listing_source"] == "cluster" && p["refreshed_by"] == format!("host{r}"))
+                .then_some(())
+        },
+    );
+}

@@ -169,6 +169,13 @@ impl Cluster {
         (self.ttl / 6).max(Duration::from_millis(300))
     }
 
+    /// How often a host that does not refresh a provider instance looks for
+    /// the refresher's new listings: half a lease (a dead refresher is
+    /// replaced within about 1.5 leases).
+    pub fn follow_interval(&self) -> Duration {
+        self.tick_interval() * 3
+    }
+
     /// Whether this host ran stream `id` by lease since it started (a host
     /// that only relayed it keeps no statistics of it for the cluster).
     pub fn owned_once(&self, id: &str) -> bool {
@@ -276,28 +283,39 @@ impl Cluster {
         }
     }
 
+    /// Puts a lease just read into the view (a stream's or a provider's).
     fn remember(&self, lease: Lease) {
         let mut view = lock(&self.view);
-        match view.leases.iter_mut().find(|l| l.name == lease.name) {
+        let list = if lease.name.starts_with("stream/") {
+            &mut view.leases
+        } else {
+            &mut view.refreshers
+        };
+        match list.iter_mut().find(|l| l.name == lease.name) {
             Some(l) => *l = lease,
-            None => view.leases.push(lease),
+            None => list.push(lease),
         }
     }
 
-    /// Gives stream `id`'s lease up (its FFmpeg stopped: nobody wants it
-    /// here), so that the next claimant gets it at once.
-    pub async fn release(&self, id: &str) {
-        let name = stream_lease(id);
-        let Some(held) = lock(&self.book).release(&name) else {
+    /// Gives lease `name` up, if this host holds it, so that the next
+    /// claimant gets it at once.
+    async fn give_up(&self, name: &str) {
+        let Some(held) = lock(&self.book).release(name) else {
             return;
         };
         if let Err(e) = self
             .store
-            .lease_release(&name, &self.node_id, held.epoch)
+            .lease_release(name, &self.node_id, held.epoch)
             .await
         {
-            tracing::warn!(stream = %id, "cluster: releasing the lease failed (it expires on its own): {e}");
+            tracing::warn!(lease = %name, "cluster: releasing the lease failed (it expires on its own): {e}");
         }
+    }
+
+    /// Gives stream `id`'s lease up (its FFmpeg stopped: nobody wants it
+    /// here).
+    pub async fn release(&self, id: &str) {
+        self.give_up(&stream_lease(id)).await;
     }
 
     /// Whether this host holds provider instance `id`'s refresh lease now.
@@ -325,12 +343,12 @@ impl Cluster {
             Ok(Acquired::Held(l)) => {
                 lock(&self.book).acquired(&name, l.epoch, sent);
                 tracing::info!(provider = %id, epoch = l.epoch, "cluster: this host refreshes it");
-                self.remember_refresher(l);
+                self.remember(l);
                 Refresher::Here
             }
             Ok(Acquired::Busy(Some(l))) if l.owner != self.node_id => {
                 let host = l.owner.clone();
-                self.remember_refresher(l);
+                self.remember(l);
                 Refresher::Host(host)
             }
             Ok(Acquired::Busy(_)) => Refresher::Unknown("its refresh lease is busy".into()),
@@ -348,39 +366,17 @@ impl Cluster {
             .then(|| lease.owner.clone())
     }
 
-    fn remember_refresher(&self, lease: Lease) {
-        let mut view = lock(&self.view);
-        match view.refreshers.iter_mut().find(|l| l.name == lease.name) {
-            Some(l) => *l = lease,
-            None => view.refreshers.push(lease),
-        }
-    }
-
     /// Gives provider instance `id`'s refresh lease up (the instance was
     /// removed or disabled here), so that another host takes it at once.
     pub async fn release_provider(&self, id: &str) {
-        let name = provider_lease(id);
-        let Some(held) = lock(&self.book).release(&name) else {
-            return;
-        };
-        if let Err(e) = self
-            .store
-            .lease_release(&name, &self.node_id, held.epoch)
-            .await
-        {
-            tracing::warn!(provider = %id, "cluster: releasing the refresh lease failed (it expires on its own): {e}");
-        }
+        self.give_up(&provider_lease(id)).await;
     }
 
     /// Gives every lease up (shutdown).
     pub async fn release_all(&self) {
         let names: Vec<String> = lock(&self.book).names().map(str::to_string).collect();
         for name in names {
-            if let Some(id) = name.strip_prefix("stream/") {
-                self.release(id).await;
-            } else if let Some(id) = name.strip_prefix("provider/") {
-                self.release_provider(id).await;
-            }
+            self.give_up(&name).await;
         }
     }
 
