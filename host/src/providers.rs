@@ -37,7 +37,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-/// How long a first use waits for a lazy provider's first listing.
+/// How long a first use waits for a provider's first listing (a lazy one
+/// woken by it, or any one still loading at start).
 const LAZY_WAIT: Duration = Duration::from_secs(10);
 
 /// Delay before retrying a provider whose last attempt failed.
@@ -46,9 +47,9 @@ const RETRY_MIN: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Cluster mode: how often a host that does not refresh an instance looks
-/// for a newer listing before there is one (the refresher's first listing
-/// takes about this long).
-const FOLLOW_FIRST: Duration = Duration::from_secs(1);
+/// for the refresher's first listing while there is none (a stamp read, one
+/// small query; the first listing takes tens of milliseconds to seconds).
+const FOLLOW_FIRST: Duration = Duration::from_millis(250);
 
 /// What identifies a file version cheaply (size and modification time).
 type FileSig = (u64, Option<SystemTime>);
@@ -244,18 +245,29 @@ impl Providers {
         .map_err(|e| format!("call panicked: {e}"))?
     }
 
-    /// Wakes a lazy provider that has not listed yet and waits (bounded)
-    /// for its first listing; returns at once for any other.
+    /// Wakes a lazy provider that has not listed yet, and waits (bounded)
+    /// for the first listing of a provider that has none yet (a lazy one,
+    /// one still loading at start, a cluster host's first read of the
+    /// refresher's listing); returns at once for any other, or an unknown
+    /// provider.
     pub async fn ensure_listed(&self, provider: &str) {
-        let notify = lock(&self.lazy).get(provider).cloned();
-        let Some(notify) = notify else {
-            return;
-        };
-        notify.notify_one();
+        if let Some(notify) = lock(&self.lazy).get(provider).cloned() {
+            notify.notify_one();
+        }
         let start = std::time::Instant::now();
-        while lock(&self.lazy).contains_key(provider) && start.elapsed() < LAZY_WAIT {
+        while self.first_listing_pending(provider) && start.elapsed() < LAZY_WAIT {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    fn first_listing_pending(&self, provider: &str) -> bool {
+        lock(&self.lazy).contains_key(provider)
+            || self
+                .catalog
+                .snapshot()
+                .providers
+                .get(provider)
+                .is_some_and(|p| p.state == ProviderState::Loading)
     }
 
     /// [`Providers::ensure_listed`] for the provider of a stream id.

@@ -500,6 +500,8 @@ pub enum Answer {
     Body(&'static str, Vec<u8>),
     /// A redirect to this URL.
     Redirect(u16, String),
+    /// 200 with this body, after this delay (a slow upstream).
+    Slow(Duration, &'static str, Vec<u8>),
 }
 
 impl FileServer {
@@ -529,6 +531,12 @@ impl FileServer {
                         .map(|(_, a)| a.clone());
                     let _ = match answer {
                         Some(Answer::Body(ct, body)) => {
+                            req.respond(tiny_http::Response::from_data(body).with_header(
+                                tiny_http::Header::from_bytes("Content-Type", ct).expect("header"),
+                            ))
+                        }
+                        Some(Answer::Slow(delay, ct, body)) => {
+                            std::thread::sleep(delay);
                             req.respond(tiny_http::Response::from_data(body).with_header(
                                 tiny_http::Header::from_bytes("Content-Type", ct).expect("header"),
                             ))

@@ -194,6 +194,27 @@ fn a_lazy_provider_lists_on_first_use_and_a_valid_cache_is_trusted() {
 }
 
 #[test]
+fn a_stream_asked_for_while_its_provider_first_lists_waits_for_the_listing() {
+    // The first listing takes 2 s: the upstream is slow.
+    let upstream = FileServer::start(vec![(
+        "/cams.json",
+        Answer::Slow(Duration::from_secs(2), "application/json", FEED.into()),
+    )]);
+    let s = Setup::new();
+    s.instance("traffic", &traffic(&upstream.addr, ""));
+    let host = s.start();
+    wait_for("the provider loading", T, || {
+        let p = host.get("/api/providers/traffic");
+        (p.status == 200 && p.json()["state"] == "loading").then_some(())
+    });
+    // Asked for now, the stream is not refused as unknown: the request
+    // waits for the first listing.
+    let r = host.get("/api/streams/traffic-bridge");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["name"], "Bridge");
+}
+
+#[test]
 fn an_unreachable_mongodb_degrades_health_but_not_streaming() {
     let mut s = Setup::new();
     let closed = free_port();
