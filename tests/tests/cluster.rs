@@ -117,6 +117,24 @@ fn store_port() -> u16 {
     *PORT.get_or_init(free_port)
 }
 
+/// A proxy to the store for each host (1-3), those of `cut` blocked from
+/// the start, and their ports as `CLUSTER_STORE_PORTS` takes them.
+fn store_proxies(cut: &[u32]) -> (Vec<dss_e2e::proxy::Proxy>, String) {
+    let proxies: Vec<dss_e2e::proxy::Proxy> = (1..=3)
+        .map(|n| {
+            let p = dss_e2e::proxy::Proxy::start(store_port());
+            p.block(cut.contains(&n));
+            p
+        })
+        .collect();
+    let ports = proxies
+        .iter()
+        .map(|p| p.port.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (proxies, ports)
+}
+
 /// The FFmpeg of stream `id` on the demo's hosts: (running its source, relays).
 fn ffmpeg_of(id: &str) -> (Vec<u32>, Vec<u32>) {
     let mut own = Vec::new();
@@ -278,14 +296,7 @@ fn viewers_on_three_hosts_share_one_ffmpeg_and_the_owner_s_death_moves_it() {
 fn a_partitioned_owner_stops_its_ffmpeg_before_another_host_takes_over() {
     let _serial = serial();
     // Each host reaches the store through a proxy this test can cut.
-    let proxies: Vec<dss_e2e::proxy::Proxy> = (0..3)
-        .map(|_| dss_e2e::proxy::Proxy::start(store_port()))
-        .collect();
-    let ports = proxies
-        .iter()
-        .map(|p| p.port.to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let (proxies, ports) = store_proxies(&[]);
     let demo = Demo::start_with(&[("CLUSTER_STORE_PORTS", ports)]);
     let id = "demo-pattern";
     let viewers: Vec<Viewer> = (1..=3).map(|n| viewer(n, id)).collect();
@@ -644,15 +655,7 @@ fn a_host_that_cannot_reach_mongodb_lists_its_instances_itself() {
     let _serial = serial();
     // Host 3 reaches the store through a proxy that holds everything back
     // from the start.
-    let proxies: Vec<dss_e2e::proxy::Proxy> = (0..3)
-        .map(|_| dss_e2e::proxy::Proxy::start(store_port()))
-        .collect();
-    proxies[2].block(true);
-    let ports = proxies
-        .iter()
-        .map(|p| p.port.to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let (proxies, ports) = store_proxies(&[3]);
     let demo = Demo::start_with(&[("CLUSTER_STORE_PORTS", ports)]);
     // Hosts 1 and 2 share the demo's static list; host 3 cannot tell who
     // refreshes it, so it lists the instance itself rather than serve
