@@ -633,39 +633,45 @@ impl Providers {
                 // refreshes; its listing is persisted only by the refresher.
                 let who = if validated {
                     cluster.refresher(&id).await
-                } else if cluster.refreshes(&id) {
-                    Refresher::Here
                 } else {
-                    Refresher::Unknown(String::new())
+                    Refresher::Here
                 };
-                persist = who == Refresher::Here;
-                status.refreshed_by = persist.then(|| cluster.node_id().to_string());
-                if validated && !persist {
+                persist = cluster.refreshes(&id);
+                if who != Refresher::Here {
                     lock(&self.serving).insert(id.clone(), serving.clone());
+                    // What `init` says of the instance (its name, its
+                    // refresh), once.
+                    if info.is_none() {
+                        info = init_only(&serving, &mut status).await;
+                    }
+                    let refresh = inst
+                        .config
+                        .refresh_seconds
+                        .or(info.as_ref().map(|i| i.refresh_seconds))
+                        .filter(|s| *s > 0)
+                        .map(|s| Duration::from_secs(s.into()));
                     let wait = self
                         .follow(
                             &inst,
                             &fingerprint,
                             who,
+                            refresh,
                             &mut status,
                             &mut follow,
-                            &mut info,
                             cluster,
                         )
                         .await;
                     if let Some(wait) = wait {
+                        // A first use still waits while it is loading.
                         self.catalog.set_status(status.clone());
-                        // A first use waits (bounded) for the first listing.
-                        if status.listing_source.is_some() || wait != FOLLOW_FIRST {
-                            lock(&self.lazy).remove(&id);
-                        }
+                        lock(&self.lazy).remove(&id);
                         tokio::time::sleep(wait).await;
                         continue;
                     }
                     // Listed here: the refresher's version differs, or is
                     // not known.
-                    status.refreshed_by = Some(cluster.node_id().to_string());
                 }
+                status.refreshed_by = Some(cluster.node_id().to_string());
             }
             let attempt = {
                 let module = module.clone();
@@ -893,18 +899,12 @@ impl Providers {
         inst: &Instance,
         fingerprint: &str,
         who: Refresher,
+        refresh: Option<Duration>,
         status: &mut ProviderStatus,
         follow: &mut Follow,
-        info: &mut Option<ModuleInfo>,
         cluster: &Cluster,
     ) -> Option<Duration> {
         let poll = cluster.follow_interval();
-        let refresh = inst
-            .config
-            .refresh_seconds
-            .or(info.as_ref().map(|i| i.refresh_seconds))
-            .filter(|s| *s > 0)
-            .map(|s| Duration::from_secs(s.into()));
         let host = match who {
             Refresher::Host(h) => h,
             Refresher::Here => return None,
@@ -919,10 +919,6 @@ impl Providers {
             }
         };
         status.refreshed_by = Some(host.clone());
-        // What `init` says of the instance (its name, its refresh), once.
-        if info.is_none() {
-            *info = self.init_only(inst, status).await;
-        }
         let stamp = match self.store.listing_stamp(&inst.id).await {
             Ok(s) => s,
             Err(e) => {
@@ -974,30 +970,6 @@ impl Providers {
         Some(poll)
     }
 
-    /// Runs only `init` (a host following another's listings still shows
-    /// what the provider says of itself).
-    async fn init_only(&self, inst: &Instance, status: &mut ProviderStatus) -> Option<ModuleInfo> {
-        let serving = lock(&self.serving).get(&inst.id).cloned()?;
-        let got = tokio::task::spawn_blocking(move || {
-            serving.module.init(&serving.grant, &serving.config_json)
-        })
-        .await;
-        match got {
-            Ok(Ok((i, _))) => {
-                status.info = Some(i.clone());
-                Some(i)
-            }
-            Ok(Err(e)) => {
-                status.warnings = vec![format!("init: {e}")];
-                None
-            }
-            Err(e) => {
-                status.warnings = vec![format!("init: call panicked: {e}")];
-                None
-            }
-        }
-    }
-
     /// Cluster mode: gives up instance `id`'s refresh lease (in the
     /// background), when this host no longer serves it.
     fn release_refresh(&self, id: &str) {
@@ -1019,6 +991,30 @@ impl Providers {
         let wait = *retry;
         *retry = (*retry * 2).min(RETRY_MAX);
         Some(wait)
+    }
+}
+
+/// Runs only `init` (a host following another's listings still shows what
+/// the provider says of itself).
+async fn init_only(serving: &Serving, status: &mut ProviderStatus) -> Option<ModuleInfo> {
+    let serving = serving.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        serving.module.init(&serving.grant, &serving.config_json)
+    })
+    .await;
+    match got {
+        Ok(Ok((i, _))) => {
+            status.info = Some(i.clone());
+            Some(i)
+        }
+        Ok(Err(e)) => {
+            status.warnings = vec![format!("init: {e}")];
+            None
+        }
+        Err(e) => {
+            status.warnings = vec![format!("init: call panicked: {e}")];
+            None
+        }
     }
 }
 
