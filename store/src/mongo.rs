@@ -1154,11 +1154,12 @@ impl Store for MongoStore {
         let id = name_id("lease", name);
         let ttl = ttl_ms.min(i64::MAX as u64) as i64;
         // Free (never held, expired or released) or ours: decided by the
-        // server, on its clock, atomically with the update.
+        // server, on its clock, atomically with the update. Expiry is the
+        // holder's own term (the stored `ttl_ms`), not the asker's.
         let filter = doc! {
             "_id": id,
             "$expr": { "$or": [
-                { "$lt": [ { "$add": ["$renewed", ttl] }, "$$NOW" ] },
+                { "$lt": [ { "$add": ["$renewed", "$ttl_ms"] }, "$$NOW" ] },
                 { "$eq": ["$owner", owner] },
             ] },
         };
