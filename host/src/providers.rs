@@ -815,19 +815,10 @@ impl Providers {
                 return None;
             }
         };
-        let entries = listed_to_entries(
-            &inst.id,
-            listing.streams,
-            &inst.limits,
-            &inst.grant,
-            is_ingest(&inst.config),
-        );
-        tracing::info!(provider = %inst.id, streams = entries.len(), fetched_at_ms = listing.fetched_at_ms, "serving the persisted listing");
-        self.catalog.replace_streams(&inst.id, entries);
+        let fetched = listing.fetched_at_ms;
+        let n = self.serve_listed(inst, listing.streams, "cache", Some(fetched), status);
+        tracing::info!(provider = %inst.id, streams = n, fetched_at_ms = fetched, "serving the persisted listing");
         status.state = ProviderState::Ready;
-        status.listing_source = Some("cache");
-        status.listing_fetched_at_ms = Some(listing.fetched_at_ms);
-        status.stale = true;
         self.catalog.set_status(status.clone());
         let age = unix_ms(SystemTime::now()).saturating_sub(listing.fetched_at_ms);
         let valid = inst.config.cache_seconds.saturating_mul(1000);
@@ -843,18 +834,8 @@ impl Providers {
             .and_then(|t| serde_json::from_str::<Vec<ListedStream>>(&t).map_err(|e| e.to_string()));
         match parsed {
             Ok(streams) => {
-                let entries = listed_to_entries(
-                    &inst.id,
-                    streams,
-                    &inst.limits,
-                    &inst.grant,
-                    is_ingest(&inst.config),
-                );
-                tracing::warn!(provider = %inst.id, streams = entries.len(), file = %path.display(), "serving the fallback listing");
-                self.catalog.replace_streams(&inst.id, entries);
-                status.listing_source = Some("fallback");
-                status.listing_fetched_at_ms = None;
-                status.stale = true;
+                let n = self.serve_listed(inst, streams, "fallback", None, status);
+                tracing::warn!(provider = %inst.id, streams = n, file = %path.display(), "serving the fallback listing");
             }
             Err(e) => {
                 let msg = format!("fallback file {}: {e}", path.display());
@@ -955,19 +936,44 @@ impl Providers {
                 return Some(poll);
             }
         };
-        let entries =
-            listed_to_entries(&inst.id, listing.streams, &inst.limits, &inst.grant, false);
-        tracing::info!(provider = %inst.id, host = %host, streams = entries.len(), fetched_at_ms = listing.fetched_at_ms, "cluster: serving the refreshing host's listing");
-        self.catalog.replace_streams(&inst.id, entries);
+        let fetched = listing.fetched_at_ms;
+        let n = self.serve_listed(inst, listing.streams, "cluster", Some(fetched), status);
+        tracing::info!(provider = %inst.id, host = %host, streams = n, fetched_at_ms = fetched, "cluster: serving the refreshing host's listing");
+        // The refresher's latest listing: not stale.
+        status.stale = false;
         status.state = ProviderState::Ready;
         status.last_error = None;
         status.warnings.clear();
-        status.refreshed_at_ms = Some(listing.fetched_at_ms);
-        status.listing_source = Some("cluster");
-        status.listing_fetched_at_ms = Some(listing.fetched_at_ms);
-        status.stale = false;
-        follow.served = Some(listing.fetched_at_ms);
+        status.refreshed_at_ms = Some(fetched);
+        follow.served = Some(fetched);
         Some(poll)
+    }
+
+    /// Serves `streams` not listed by this host (persisted, another host's,
+    /// or the fallback file), re-checked against the instance's own limits
+    /// and grant, as its listing from `source`: stale unless the caller
+    /// says otherwise. Returns how many it serves.
+    fn serve_listed(
+        &self,
+        inst: &Instance,
+        streams: Vec<ListedStream>,
+        source: &'static str,
+        fetched_at_ms: Option<u64>,
+        status: &mut ProviderStatus,
+    ) -> usize {
+        let entries = listed_to_entries(
+            &inst.id,
+            streams,
+            &inst.limits,
+            &inst.grant,
+            is_ingest(&inst.config),
+        );
+        let n = entries.len();
+        self.catalog.replace_streams(&inst.id, entries);
+        status.listing_source = Some(source);
+        status.listing_fetched_at_ms = fetched_at_ms;
+        status.stale = true;
+        n
     }
 
     /// Cluster mode: gives up instance `id`'s refresh lease (in the
