@@ -651,8 +651,8 @@ pub struct InstanceRecord {
     pub enabled: bool,
     /// Only these streams (keys or full ids); empty: all of them.
     pub streams: Vec<String>,
-    /// Seconds per segment; segments start at multiples of it (epoch
-    /// aligned).
+    /// Seconds per segment, a divisor of a day; segments start at
+    /// multiples of it (epoch aligned).
     pub interval: u64,
     /// Container: `ts` (default: plays in every player, keeps every
     /// packet written before a crash, timestamps continuous from one
@@ -692,8 +692,13 @@ impl InstanceRecord {
                 RECORD_FORMATS.join(", ")
             ));
         }
-        if !(1..=86_400).contains(&self.interval) {
-            return Err("[record] interval: 1 to 86400 seconds".into());
+        // FFmpeg cuts at multiples of the interval within the UTC day:
+        // epoch-aligned only when the interval divides a day.
+        if !(1..=86_400).contains(&self.interval) || 86_400 % self.interval != 0 {
+            return Err(format!(
+                "[record] interval {}: seconds that divide a day (86400), such as 60, 300, 600, 900, 1800 or 3600",
+                self.interval
+            ));
         }
         if !(self.max_age_hours >= 0.0 && self.max_total_gib >= 0.0) {
             return Err("[record] max_age_hours and max_total_gib cannot be negative".into());
@@ -1213,5 +1218,23 @@ mod tests {
             .limits(&Limits::default())
             .unwrap_err()
             .contains("memory"));
+    }
+
+    #[test]
+    fn a_record_interval_divides_a_day() {
+        let with = |interval| InstanceRecord {
+            interval,
+            ..InstanceRecord::default()
+        };
+        for ok in [1, 5, 60, 300, 3600, 7200, 86_400] {
+            assert!(with(ok).check().is_ok(), "{ok}");
+        }
+        for bad in [0, 7, 3601, 86_401] {
+            let e = with(bad).check().unwrap_err();
+            assert!(
+                e.contains(&bad.to_string()) && e.contains("divide a day"),
+                "{e}"
+            );
+        }
     }
 }

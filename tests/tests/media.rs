@@ -331,10 +331,11 @@ fn a_recorded_stream_leaves_gap_free_start_named_segments_that_retention_trims_a
     drop(closed);
     let mut s = Setup::new();
     s.with_nginx(2);
-    let recorded = format!(
-        "{}\n[record]\ninterval = 5\nstreams = [\"a\"]\n",
-        test_pattern_instance(&["a", "b"])
-    );
+    // A keyframe every third of a second: each cut, at the first keyframe
+    // 0.1 s past a boundary, falls in the boundary's second.
+    let pattern = test_pattern_instance(&["a", "b"]).replace(r#""-g", "15""#, r#""-g", "5""#);
+    assert!(pattern.contains(r#""-g", "5""#));
+    let recorded = format!("{pattern}\n[record]\ninterval = 5\nstreams = [\"a\"]\n");
     s.instance("rec", &recorded);
     // A recorded stream whose source is down: retried, and never in the
     // way of the others.

@@ -196,6 +196,9 @@ impl Recorder {
                 &r.interval.to_string(),
                 "-segment_atclocktime",
                 "1",
+                // Each cut CUT_DELAY after its boundary (see there).
+                "-segment_clocktime_offset",
+                CUT_DELAY,
                 "-strftime",
                 "1",
                 "-segment_format",
@@ -382,6 +385,15 @@ impl Recorder {
         while stops.join_next().await.is_some() {}
     }
 }
+
+/// How long after each boundary the recorder cuts. FFmpeg names a
+/// segment by `time()`, which glibc reads from the kernel's coarse clock,
+/// up to a tick (4 ms at 250 Hz) behind the precise clock FFmpeg cuts by:
+/// a keyframe within that tick after a boundary named its segment one
+/// second early. Cutting at the first keyframe a tenth of a second past
+/// the boundary, the name is the boundary's second whenever the stream
+/// has a keyframe at least every 0.9 s, and never a second early.
+const CUT_DELAY: &str = "100ms";
 
 /// FFmpeg's muxer for a segment file extension.
 fn muxer(ext: &str) -> &'static str {
