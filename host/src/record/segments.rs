@@ -125,19 +125,20 @@ pub fn streams(root: &Path) -> Vec<String> {
 
 /// Renames the `.part` files of stream `id` in `dir` to their final names,
 /// except the newest when `keep_newest` (the one FFmpeg still writes: the
-/// segment muxer closes a segment before it opens the next). Returns how
-/// many were finished.
+/// segment muxer closes a segment before it opens the next). A finished
+/// segment is never replaced (see [`finish_one`]). Returns how many were
+/// finished.
 pub fn finish_parts(id: &str, dir: &Path, keep_newest: bool) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
-    let mut parts: Vec<(u64, String)> = rd
+    let mut parts: Vec<(u64, &str, String)> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let done = name.strip_suffix(PART)?;
-            let (start, _) = parse_name(id, done)?;
-            Some((start, name))
+            let (start, ext) = parse_name(id, done)?;
+            Some((start, ext, name))
         })
         .collect();
     parts.sort();
@@ -145,16 +146,49 @@ pub fn finish_parts(id: &str, dir: &Path, keep_newest: bool) -> usize {
         parts.pop();
     }
     let mut finished = 0;
-    for (_, name) in parts {
-        let done = &name[..name.len() - PART.len()];
-        if let Err(e) = std::fs::rename(dir.join(&name), dir.join(done)) {
-            tracing::warn!(stream = %id, "segment {name} not finished: {e}");
-        } else {
-            tracing::debug!(stream = %id, "segment {done} finished");
-            finished += 1;
+    for (start, ext, name) in parts {
+        match finish_one(id, dir, &name, start, ext) {
+            Ok(done) => {
+                tracing::debug!(stream = %id, "segment {done} finished");
+                finished += 1;
+            }
+            Err(e) => tracing::warn!(stream = %id, "segment {name} not finished: {e}"),
         }
     }
     finished
+}
+
+/// How many later seconds a finished segment may be named by when its own
+/// name is taken (a new run opening its first segment in the second the
+/// last one of the previous run opened).
+const NAME_TRIES: u64 = 60;
+
+/// Gives `part` its final name without replacing a finished segment: the
+/// name of its start, or the next free second after it. Returns the name.
+fn finish_one(id: &str, dir: &Path, part: &str, start: u64, ext: &str) -> std::io::Result<String> {
+    let from = dir.join(part);
+    for k in 0..NAME_TRIES {
+        let done = format!("{id}-{}.{ext}", format_time(start + k * 1000));
+        let to = dir.join(&done);
+        // A hard link fails if the name exists: an atomic no-replace rename.
+        match std::fs::hard_link(&from, &to) {
+            Ok(()) => {
+                std::fs::remove_file(&from)?;
+                return Ok(done);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            // A filesystem without hard links: check, then rename.
+            Err(_) if !to.exists() => {
+                std::fs::rename(&from, &to)?;
+                return Ok(done);
+            }
+            Err(_) => continue,
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("its name and the {NAME_TRIES} seconds after it are taken"),
+    ))
 }
 
 /// Of `segments` (one group, oldest first), the ones to delete: older than
@@ -236,5 +270,21 @@ mod tests {
             [0, 1]
         );
         assert!(over_limits(&segs, 40_000, None, None, 0).is_empty());
+    }
+
+    #[test]
+    fn finishing_never_replaces_a_finished_segment() {
+        let dir = std::env::temp_dir().join(format!("dss-seg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = format_time(1_795_957_200_000);
+        let t1 = format_time(1_795_957_201_000);
+        std::fs::write(dir.join(format!("a-b-{t}.ts")), "old run").unwrap();
+        std::fs::write(dir.join(format!("a-b-{t}.ts{PART}")), "new run").unwrap();
+        assert_eq!(finish_parts("a-b", &dir, false), 1);
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        assert_eq!(read(&format!("a-b-{t}.ts")), "old run");
+        assert_eq!(read(&format!("a-b-{t1}.ts")), "new run");
+        assert!(!dir.join(format!("a-b-{t}.ts{PART}")).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
