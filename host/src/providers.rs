@@ -41,6 +41,15 @@ use tokio::task::JoinHandle;
 /// woken by it, or any one still loading at start).
 const LAZY_WAIT: Duration = Duration::from_secs(10);
 
+/// Waits while `pending` holds, at most [`LAZY_WAIT`] after `start`,
+/// looking every 20 ms (a first listing takes tens of milliseconds to
+/// seconds).
+async fn wait_while(start: std::time::Instant, pending: impl Fn() -> bool) {
+    while pending() && start.elapsed() < LAZY_WAIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Delay before retrying a provider whose last attempt failed.
 const RETRY_MIN: Duration = Duration::from_secs(5);
 /// Longest delay between retries of a failing provider.
@@ -130,6 +139,9 @@ pub struct Providers {
     sessions: std::sync::Mutex<HashMap<String, watch::Sender<Vec<IngestSession>>>>,
     /// What `transform-metadata` needs of each serving instance.
     serving: std::sync::Mutex<HashMap<String, Serving>>,
+    /// Whether the first reconciliation ran: before it, no instance is
+    /// known, and a request waits for it rather than finding nothing.
+    reconciled: std::sync::atomic::AtomicBool,
 }
 
 /// A phone connected to the mobile ingest, as its instance lists it.
@@ -183,6 +195,7 @@ impl Providers {
             lazy: std::sync::Mutex::new(HashMap::new()),
             sessions: std::sync::Mutex::new(HashMap::new()),
             serving: std::sync::Mutex::new(HashMap::new()),
+            reconciled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -249,15 +262,19 @@ impl Providers {
     /// for the first listing of a provider that has none yet (a lazy one,
     /// one still loading at start, a cluster host's first read of the
     /// refresher's listing); returns at once for any other, or an unknown
-    /// provider.
+    /// provider. While the host starts, it first waits for the instances
+    /// to be read (a viewer of a host restarted under a running nginx).
     pub async fn ensure_listed(&self, provider: &str) {
+        let start = std::time::Instant::now();
+        wait_while(start, || !self.reconciled()).await;
         if let Some(notify) = lock(&self.lazy).get(provider).cloned() {
             notify.notify_one();
         }
-        let start = std::time::Instant::now();
-        while self.first_listing_pending(provider) && start.elapsed() < LAZY_WAIT {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_while(start, || self.first_listing_pending(provider)).await;
+    }
+
+    fn reconciled(&self) -> bool {
+        self.reconciled.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn first_listing_pending(&self, provider: &str) -> bool {
@@ -277,8 +294,10 @@ impl Providers {
         }
     }
 
-    /// Wakes every lazy provider still waiting (a request for all streams).
+    /// Wakes every lazy provider still waiting (a request for all streams),
+    /// once the instances are read.
     pub async fn ensure_all_listed(&self) {
+        wait_while(std::time::Instant::now(), || !self.reconciled()).await;
         let pending: Vec<String> = lock(&self.lazy).keys().cloned().collect();
         for p in pending {
             self.ensure_listed(&p).await;
@@ -291,6 +310,8 @@ impl Providers {
         let mut state = self.state.lock().await;
         self.reconcile_modules(&mut state).await;
         self.reconcile_instances(&mut state);
+        self.reconciled
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Every module file and the error of its current version, if any.

@@ -234,6 +234,29 @@ fn a_restarted_host_recovers_its_viewers_from_stat() {
 }
 
 #[test]
+fn a_request_while_the_host_starts_waits_for_its_providers() {
+    let _g = serial();
+    let s = setup(2);
+    // No waiting for the provider: these arrive as soon as the API
+    // answers, while the host still compiles its modules (a fresh cache)
+    // and before it has read its instances.
+    let mut host = s.start();
+    let r = host.get("/api/streams/cam-a");
+    assert_eq!(r.status, 200, "a known stream while starting: {}", r.body);
+    assert!(host.log_text().contains("origin=Compiled"));
+    ready(&host);
+
+    // A viewer arriving while a restarted host (under the same nginx)
+    // reads its instances is served, not refused.
+    host.crash();
+    let host = s.start();
+    let play = [("app", "dss"), ("name", "cam-b"), ("clientid", "7")];
+    let r = host.hook(&s, "on_play", &play);
+    assert_eq!(r.status, 200, "on_play while starting: {}", r.body);
+    host.wait_stream("cam-b", "started by it", T, |v| v["state"] != "idle");
+}
+
+#[test]
 fn callbacks_refuse_bad_ids_and_tolerate_duplicates() {
     let _g = serial();
     let mut s = setup(2);
