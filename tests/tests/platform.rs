@@ -168,6 +168,39 @@ fn the_shipped_javascript_provider_serves_the_demo_city() {
     v.wait_frames(0, 25, Duration::from_secs(60));
 }
 
+/// The JavaScript build is reproducible: the host's compile cache is
+/// keyed by the component's hash, so a rebuild of unchanged sources must
+/// not cost the next start a 10 s compile. Built twice into one scratch
+/// path (the build directory's path is part of the snapshot).
+#[test]
+fn the_javascript_provider_builds_byte_identical_twice() {
+    use sha2::{Digest, Sha256};
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let out = scratch.path().join("geojson-feed.wasm");
+    let project = repo_root().join("providers/geojson-feed");
+    let build = repo_root().join("provider-sdk/js/build.js");
+    let mut hashes = Vec::new();
+    for _ in 0..2 {
+        run(
+            &project,
+            "node",
+            &[
+                build.to_str().unwrap(),
+                "src/geojson-feed.js",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+        let bytes = std::fs::read(&out).expect("built component");
+        hashes.push(hex::encode(Sha256::digest(&bytes)));
+        std::fs::remove_file(&out).expect("remove the first build");
+    }
+    assert_eq!(
+        hashes[0], hashes[1],
+        "two builds of unchanged sources differ"
+    );
+}
+
 /// Runs `program args` in `dir`, panicking with its output on failure;
 /// returns its stdout.
 fn run(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
