@@ -47,6 +47,21 @@ pub enum Command {
     /// ingest the way a phone does (the reference sender). Prints `id: ID`
     /// once the session id is known and a `sent ...` summary at the end.
     MobileSend(MobileSendArgs),
+    /// Compiles a provider component (on stdin) into a compile cache: run
+    /// by `dss serve` itself, so that the compiler's memory stays out of
+    /// the serving process.
+    #[command(hide = true)]
+    CompileModule {
+        /// The compile cache directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The artifact's file name in it.
+        #[arg(long)]
+        name: String,
+        /// For an engine without the pooling allocator.
+        #[arg(long)]
+        on_demand: bool,
+    },
 }
 
 /// `dss mobile-send ...`.
@@ -159,6 +174,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The sender is a client: it needs no host configuration.
     let command = match cli.command {
         Command::MobileSend(args) => return mobile_send(args).await,
+        // The daemon's compiler: no configuration either.
+        Command::CompileModule {
+            dir,
+            name,
+            on_demand,
+        } => return crate::plugin::compile::child_main(&dir, &name, !on_demand),
         command => command,
     };
     let path = config_path(cli.config);
@@ -180,6 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::MobileSend(args) => mobile_send(args).await,
+        Command::CompileModule { .. } => unreachable!("handled above"),
         Command::Providers { command } => match command {
             ProvidersCommand::List => list(&config).await,
             ProvidersCommand::Check { file, instance } => {
@@ -234,7 +256,8 @@ async fn mobile_send(args: MobileSendArgs) -> anyhow::Result<()> {
 }
 
 fn engine(config: &Config) -> anyhow::Result<Arc<PluginEngine>> {
-    PluginEngine::from_config(config)
+    // A short-lived command: the compiler's memory goes with it.
+    PluginEngine::from_config(config, crate::plugin::compile::Compiler::InProcess)
         .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))
 }
 

@@ -189,6 +189,10 @@ pub struct ProvidersConfig {
     /// `https` requests besides the public (webpki) roots: a private CA
     /// of a camera site or a city's intranet.
     pub extra_ca_file: Option<PathBuf>,
+    /// The most the compile cache (`<state_dir>/cache/modules`) holds, in
+    /// MiB; the least recently used artifacts beyond it are removed (never
+    /// those of the modules in use).
+    pub cache_max_mib: u64,
 }
 
 impl Default for ProvidersConfig {
@@ -198,6 +202,9 @@ impl Default for ProvidersConfig {
             instances_dir: PathBuf::from("providers.d"),
             limits: Limits::default(),
             extra_ca_file: None,
+            // The JavaScript provider's artifact is 37 MB: a dozen modules
+            // with a few old versions each.
+            cache_max_mib: 512,
         }
     }
 }

@@ -43,6 +43,17 @@ impl From<FilesError> for io::Error {
     }
 }
 
+/// A file listed by [`HostDir::files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes.
+    pub len: u64,
+    /// When it was last modified.
+    pub modified: std::time::SystemTime,
+}
+
 /// A directory of the host's, opened as a capability.
 #[derive(Debug)]
 pub struct HostDir {
@@ -161,6 +172,55 @@ impl HostDir {
     pub fn remove_file(&self, rel: impl AsRef<Path>) -> Result<(), FilesError> {
         let rel = self.inside(rel.as_ref())?;
         self.dir.remove_file(rel).map_err(self.fail(rel))
+    }
+
+    /// The regular files directly in this directory: name, size, and
+    /// modification time. Entries that vanish while listed are skipped.
+    pub fn files(&self) -> Result<Vec<FileEntry>, FilesError> {
+        let fail = self.fail(Path::new("."));
+        let mut out = Vec::new();
+        for entry in self.dir.entries().map_err(fail)? {
+            let Ok(entry) = entry else { continue };
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            out.push(FileEntry {
+                name,
+                len: meta.len(),
+                modified: meta
+                    .modified()
+                    .map(|t| t.into_std())
+                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets file `rel`'s modification time to now (a cache's "last used").
+    pub fn touch(&self, rel: impl AsRef<Path>) -> Result<(), FilesError> {
+        let rel = self.inside(rel.as_ref())?;
+        let file = self.dir.open(rel).map_err(self.fail(rel))?;
+        file.into_std()
+            .set_modified(std::time::SystemTime::now())
+            .map_err(self.fail(rel))
+    }
+
+    /// Makes `to` another name of file `from` (both in this directory);
+    /// fails if `to` exists.
+    pub fn hard_link(
+        &self,
+        from: impl AsRef<Path>,
+        to: impl AsRef<Path>,
+    ) -> Result<(), FilesError> {
+        let from = self.inside(from.as_ref())?;
+        let to = self.inside(to.as_ref())?;
+        self.dir
+            .hard_link(from, &self.dir, to)
+            .map_err(self.fail(to))
     }
 
     /// A temporary name beside `rel`, unique in this process.

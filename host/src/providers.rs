@@ -63,10 +63,18 @@ const FOLLOW_FIRST: Duration = Duration::from_millis(250);
 /// What identifies a file version cheaply (size and modification time).
 type FileSig = (u64, Option<SystemTime>);
 
+/// A module file: the version serving, and one being loaded.
 struct ModuleSlot {
-    sig: FileSig,
+    /// The file version last loaded or refused.
+    sig: Option<FileSig>,
+    /// The version serving (the last that loaded).
     module: Option<Arc<ProviderModule>>,
+    /// Why the last version tried was refused.
     error: Option<String>,
+    /// A version being loaded in the background (compiling, for a new
+    /// module): its instances wait for it; the previous version, if any,
+    /// keeps serving.
+    loading: Option<FileSig>,
 }
 
 /// The task serving an instance before a change was validated: the new
@@ -81,6 +89,9 @@ struct InstanceSlot {
     task: Option<JoinHandle<()>>,
     /// Still serving until `task` has validated the new version.
     predecessor: Predecessor,
+    /// `task` only serves the persisted listing while the module is
+    /// loaded: replaced (not a predecessor) when it is.
+    awaiting_module: bool,
 }
 
 impl InstanceSlot {
@@ -260,17 +271,54 @@ impl Providers {
 
     /// Wakes a lazy provider that has not listed yet, and waits (bounded)
     /// for the first listing of a provider that has none yet (a lazy one,
-    /// one still loading at start, a cluster host's first read of the
-    /// refresher's listing); returns at once for any other, or an unknown
-    /// provider. While the host starts, it first waits for the instances
-    /// to be read (a viewer of a host restarted under a running nginx).
+    /// one still loading at start or waiting for its module to compile, a
+    /// cluster host's first read of the refresher's listing); returns at
+    /// once for any other, or an unknown provider. While the host starts,
+    /// it first waits for the instances to be read (a viewer of a host
+    /// restarted under a running nginx).
     pub async fn ensure_listed(&self, provider: &str) {
-        let start = std::time::Instant::now();
+        self.ensure_listed_since(provider, std::time::Instant::now())
+            .await;
+    }
+
+    async fn ensure_listed_since(&self, provider: &str, start: std::time::Instant) {
         wait_while(start, || !self.reconciled()).await;
-        if let Some(notify) = lock(&self.lazy).get(provider).cloned() {
-            notify.notify_one();
+        wait_while(start, || {
+            // Again on each look: a lazy instance may register only once
+            // its module has loaded.
+            if let Some(notify) = lock(&self.lazy).get(provider).cloned() {
+                notify.notify_one();
+            }
+            self.first_listing_pending(provider)
+        })
+        .await;
+    }
+
+    /// Waits (bounded, like [`Providers::ensure_listed`]) until instance
+    /// `id` serves with its module, so that its configuration and
+    /// `transform-metadata` can be used (a phone's admission); returns
+    /// whether it does, else why not.
+    pub async fn ensure_serving(&self, id: &str) -> Result<(), String> {
+        let start = std::time::Instant::now();
+        self.ensure_listed_since(id, start).await;
+        let serving = || lock(&self.serving).contains_key(id);
+        let status = || self.catalog.snapshot().providers.get(id).cloned();
+        wait_while(start, || {
+            !serving()
+                && status().is_some_and(|s| {
+                    s.state == ProviderState::Ready || s.state == ProviderState::Loading
+                })
+        })
+        .await;
+        if serving() {
+            return Ok(());
         }
-        wait_while(start, || self.first_listing_pending(provider)).await;
+        Err(match status() {
+            None => "no such instance".into(),
+            Some(s) => s
+                .last_error
+                .unwrap_or_else(|| format!("still loading after {LAZY_WAIT:?}")),
+        })
     }
 
     fn reconciled(&self) -> bool {
@@ -285,6 +333,30 @@ impl Providers {
                 .providers
                 .get(provider)
                 .is_some_and(|p| p.state == ProviderState::Loading)
+    }
+
+    /// Whether the host is ready: its instances read, and none still
+    /// loading a first listing; else what each pending one waits for
+    /// (instance id, reason). Lazy instances are ready: they list on
+    /// first use.
+    pub fn pending(&self) -> Vec<(String, &'static str)> {
+        if !self.reconciled() {
+            return vec![(String::new(), "reading the instance files")];
+        }
+        self.catalog
+            .snapshot()
+            .providers
+            .values()
+            .filter(|p| p.state == ProviderState::Loading && !p.lazy_pending)
+            .map(|p| {
+                let why = if p.module_hash.is_none() {
+                    "its module is loading (compiling)"
+                } else {
+                    "its first listing"
+                };
+                (p.id.clone(), why)
+            })
+            .collect()
     }
 
     /// [`Providers::ensure_listed`] for the provider of a stream id.
@@ -306,12 +378,34 @@ impl Providers {
 
     /// Loads new or changed modules, then starts, restarts or stops
     /// instances so that they match the files.
+    ///
+    /// Modules load in the background, each on its own: an instance whose
+    /// module is still compiling serves its persisted listing meanwhile
+    /// (and counts as loading), and starts as soon as its module is ready,
+    /// whatever other modules are doing.
     pub async fn reconcile(self: &Arc<Self>) {
         let mut state = self.state.lock().await;
-        self.reconcile_modules(&mut state).await;
+        self.reconcile_modules(&mut state);
         self.reconcile_instances(&mut state);
         self.reconciled
             .store(true, std::sync::atomic::Ordering::Release);
+        self.prune_cache(&state);
+    }
+
+    /// Bounds the compile cache once no module is loading (their
+    /// artifacts being written are not known yet).
+    fn prune_cache(&self, state: &State) {
+        if state.modules.values().any(|m| m.loading.is_some()) {
+            return;
+        }
+        let present: Vec<(String, Option<String>)> = state
+            .modules
+            .iter()
+            .map(|(name, m)| (name.clone(), m.module.as_ref().map(|m| m.hash.clone())))
+            .collect();
+        let engine = self.engine.clone();
+        // File operations: off the async threads.
+        tokio::task::spawn_blocking(move || engine.cache().prune(&present));
     }
 
     /// Every module file and the error of its current version, if any.
@@ -324,7 +418,9 @@ impl Providers {
             .collect()
     }
 
-    async fn reconcile_modules(&self, state: &mut State) {
+    /// Starts loading every new or changed module file in the background
+    /// ([`Providers::load_module`]); forgets removed ones.
+    fn reconcile_modules(self: &Arc<Self>, state: &mut State) {
         let dir = &self.config.providers.modules_dir;
         let files = list_dir(dir, "wasm");
         state.modules.retain(|name, _| {
@@ -335,44 +431,64 @@ impl Providers {
             keep
         });
         for (name, (path, sig)) in files {
-            if state.modules.get(&name).is_some_and(|m| m.sig == sig) {
+            let slot = state.modules.entry(name.clone()).or_insert(ModuleSlot {
+                sig: None,
+                module: None,
+                error: None,
+                loading: None,
+            });
+            let known = match slot.loading {
+                Some(loading) => loading == sig,
+                None => slot.sig == Some(sig),
+            };
+            if known {
                 continue;
             }
-            let engine = self.engine.clone();
-            let limits = self.config.providers.limits.clone();
-            let p = path.clone();
-            let loaded =
-                tokio::task::spawn_blocking(move || ProviderModule::load(&engine, &p, &limits))
-                    .await
-                    .map_err(|e| format!("{}: loader panicked: {e}", path.display()))
-                    .and_then(|r| r.map_err(|e| e.to_string()));
-            let previous = state.modules.remove(&name).and_then(|m| m.module);
-            let slot = match loaded {
-                Ok(m) => {
-                    tracing::info!(
-                        module = %name, version = %m.info.version, interface = %m.interface_version,
-                        hash = %&m.hash[..12], origin = ?m.origin, "module loaded"
-                    );
-                    ModuleSlot {
-                        sig,
-                        module: Some(Arc::new(m)),
-                        error: None,
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(module = %name, "module rejected: {e}");
-                    if previous.is_some() {
-                        tracing::warn!(module = %name, "the previous version keeps serving");
-                    }
-                    ModuleSlot {
-                        sig,
-                        module: previous,
-                        error: Some(e),
-                    }
-                }
-            };
-            state.modules.insert(name, slot);
+            slot.loading = Some(sig);
+            tokio::spawn(self.clone().load_module(name, path, sig));
         }
+    }
+
+    /// Loads version `sig` of module `name` (compiled, or taken from the
+    /// cache), then brings the instances in line with it; a version
+    /// superseded meanwhile (the file changed again, or went) is dropped.
+    async fn load_module(self: Arc<Self>, name: String, path: PathBuf, sig: FileSig) {
+        let engine = self.engine.clone();
+        let limits = self.config.providers.limits.clone();
+        let p = path.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || ProviderModule::load(&engine, &p, &limits))
+                .await
+                .map_err(|e| format!("{}: loader panicked: {e}", path.display()))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        let mut state = self.state.lock().await;
+        let Some(slot) = state.modules.get_mut(&name) else {
+            return;
+        };
+        if slot.loading != Some(sig) {
+            return;
+        }
+        slot.loading = None;
+        slot.sig = Some(sig);
+        match loaded {
+            Ok(m) => {
+                tracing::info!(
+                    module = %name, version = %m.info.version, interface = %m.interface_version,
+                    hash = %&m.hash[..12], origin = ?m.origin, "module loaded"
+                );
+                slot.module = Some(Arc::new(m));
+                slot.error = None;
+            }
+            Err(e) => {
+                tracing::error!(module = %name, "module rejected: {e}");
+                if slot.module.is_some() {
+                    tracing::warn!(module = %name, "the previous version keeps serving");
+                }
+                slot.error = Some(e);
+            }
+        }
+        self.reconcile_instances(&mut state);
+        self.prune_cache(&state);
     }
 
     /// The instance files, checked. Of two files claiming one id, the one
@@ -522,6 +638,7 @@ impl Providers {
             let id = inst.id.clone();
             let file = inst.file.clone();
             let predecessor: Predecessor = Arc::default();
+            let mut awaiting_module = false;
             let task = if !inst.config.enabled {
                 self.catalog.replace_streams(&id, Vec::new());
                 let mut st = failed_status(&id, &inst.config.module, &inst.file, String::new());
@@ -532,17 +649,30 @@ impl Providers {
                 None
             } else if let Some(module) = module {
                 // A running instance keeps serving until the new version
-                // (config or module) has listed successfully.
-                let serving = state
-                    .instances
-                    .get_mut(&id)
-                    .and_then(InstanceSlot::take_serving);
+                // (config or module) has listed successfully; one that
+                // only waited for its module is replaced at once.
+                let serving = match state.instances.get_mut(&id) {
+                    Some(r) if r.awaiting_module => {
+                        if let Some(t) = r.task.take() {
+                            t.abort();
+                        }
+                        None
+                    }
+                    Some(r) => r.take_serving(),
+                    None => None,
+                };
                 *lock(&predecessor) = serving;
                 let me = self.clone();
                 let pred = predecessor.clone();
                 Some(tokio::spawn(async move {
                     me.run_instance(inst, module, pred).await
                 }))
+            } else if slot.is_some_and(|s| s.loading.is_some()) {
+                // Its module is compiling: what was listed before serves
+                // meanwhile; a first use waits for the rest (bounded).
+                awaiting_module = true;
+                let me = self.clone();
+                Some(tokio::spawn(async move { me.await_module(inst).await }))
             } else {
                 let why = match slot.and_then(|s| s.error.clone()) {
                     Some(e) => e,
@@ -566,9 +696,23 @@ impl Providers {
                     fingerprint,
                     task,
                     predecessor,
+                    awaiting_module,
                 },
             );
         }
+    }
+
+    /// An instance whose module is still loading (compiling): reported
+    /// loading, serving its persisted listing if it has one.
+    async fn await_module(self: Arc<Self>, inst: Instance) {
+        let mut status = failed_status(&inst.id, &inst.config.module, &inst.file, String::new());
+        status.state = ProviderState::Loading;
+        status.last_error = None;
+        status.thumbnails = inst.config.thumbnails;
+        status.record = inst.config.record.clone();
+        self.catalog.set_status(status.clone());
+        tracing::info!(provider = %inst.id, module = %inst.config.module, "waiting for its module to load");
+        self.serve_known_listing(&inst, &mut status).await;
     }
 
     /// Lifetime of one instance with one module: init, then list on every
@@ -642,6 +786,11 @@ impl Providers {
             config_json: config_json.clone(),
             config: serde_json::from_str(&config_json).unwrap_or_default(),
         };
+        if validated {
+            // The version in place from now on (a phone can be admitted
+            // while its first listing runs).
+            lock(&self.serving).insert(id.clone(), serving.clone());
+        }
         // Cluster mode (not for phones): one host refreshes, the others
         // follow its listings.
         let cluster = self.cluster.clone().filter(|_| !ingest);

@@ -21,8 +21,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         instances = %config.providers.instances_dir.display(),
         "starting DSS"
     );
-    let engine = PluginEngine::from_config(&config)
-        .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))?;
+    let engine =
+        PluginEngine::from_config(&config, crate::plugin::compile::Compiler::this_binary())
+            .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))?;
     let store = dss_store::open(&config.store)
         .await
         .context("cannot open the store")?;
@@ -84,6 +85,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!("HTTP API on http://{}", listener.local_addr()?);
 
+    // Modules load (compile) in the background from now on, each on its
+    // own; nothing starts FFmpeg before nginx is up (viewers come through
+    // nginx; the /stat loop, which starts auto_start streams, starts after
+    // it), and the API answers once nginx is.
+    {
+        let providers = providers.clone();
+        tokio::spawn(async move { providers.reconcile().await });
+    }
+
     // nginx comes up after our listener exists (its callbacks point at
     // us) and before anything can start FFmpeg.
     let nginx = if managed::decide(&config)? {
@@ -105,18 +115,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
 
-    // Listings are loaded in the background: the API answers at once and
-    // providers that fetch from the host itself can reach it.
+    // Viewers still connected to nginx (a host restarted under it) are
+    // counted once the listings are in.
     {
-        let (providers, catalog, supervisor, config) = (
-            providers.clone(),
+        let (catalog, supervisor, config, providers) = (
             catalog.clone(),
             supervisor.clone(),
             config.clone(),
+            providers.clone(),
         );
         tokio::spawn(async move {
-            providers.reconcile().await;
-            wait_for_listings(&catalog).await;
+            wait_for_listings(&providers).await;
             stat_loop(config, supervisor, catalog).await;
         });
     }
@@ -155,6 +164,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         stats: stats.clone(),
         thumbnails,
         recorder: recorder.clone(),
+        nginx: nginx.as_ref().map(ManagedNginx::health),
     };
     let app = api::router(state.clone(), &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -215,19 +225,12 @@ const STARTUP_RETRY: Duration = Duration::from_millis(250);
 /// How long requests in flight get to finish after SIGTERM.
 const SERVER_DRAIN: Duration = Duration::from_secs(2);
 
-/// Waits (bounded) until no provider is still loading its first listing,
-/// so that the first `/stat` reconciliation knows every stream.
-async fn wait_for_listings(catalog: &Catalog) {
+/// Waits (bounded) until the instances are read and none is still loading
+/// its first listing, so that the first `/stat` reconciliation knows every
+/// stream (the loop looks again soon for streams still unknown).
+async fn wait_for_listings(providers: &Providers) {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        let snap = catalog.snapshot();
-        let loading = snap
-            .providers
-            .values()
-            .any(|p| p.state == crate::catalog::ProviderState::Loading);
-        if !loading {
-            return;
-        }
+    while start.elapsed() < Duration::from_secs(30) && !providers.pending().is_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -49,6 +49,8 @@ pub struct AppState {
     pub thumbnails: Arc<crate::thumbnail::Thumbnails>,
     /// Recordings.
     pub recorder: Arc<crate::record::Recorder>,
+    /// The managed nginx, when the host runs it.
+    pub nginx: Option<crate::nginx::managed::NginxHealth>,
 }
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
@@ -82,6 +84,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/status", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/web", get(web))
@@ -211,6 +214,36 @@ async fn healthz(State(st): State<AppState>, Extension(caller): Extension<Caller
             "tracked_streams": st.supervisor.tracked(),
         },
     }))
+}
+
+/// `GET /readyz`: 200 once nginx runs (when the host manages it) and every
+/// enabled provider instance has served a first listing (persisted, fresh
+/// or fallback; lazy ones list on first use); 503 before, saying what is
+/// pending. `/healthz` only says the process answers.
+async fn readyz(State(st): State<AppState>) -> Response {
+    let pending: Vec<Value> = st
+        .providers
+        .pending()
+        .into_iter()
+        .map(|(id, why)| json!({ "provider": id, "waiting_for": why }))
+        .collect();
+    let nginx = match &st.nginx {
+        Some(n) if n.up() => "up",
+        Some(_) => "down",
+        // Run by the operator: its own service's health, not checked here.
+        None => "external",
+    };
+    let ready = pending.is_empty() && nginx != "down";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": ready, "nginx": nginx, "pending": pending })),
+    )
+        .into_response()
 }
 
 /// A provider's status with the age of the listing it serves; a public

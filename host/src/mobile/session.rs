@@ -21,9 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-/// How long a new phone waits for its instance to list it (a Wasm call,
-/// milliseconds normally) before it is refused.
-const LIST_WAIT: Duration = Duration::from_secs(5);
+/// How long a phone's admission may take, from its hello: its instance
+/// still loading at start (its module compiling) and then listing it (a
+/// Wasm call, milliseconds normally). The same bound as every first use
+/// of an instance that is loading.
+const ADMISSION_WAIT: Duration = Duration::from_secs(10);
+
+/// The least time left for the listing once the instance serves.
+const MIN_LIST_WAIT: Duration = Duration::from_secs(1);
 
 /// Positions accepted per second from one phone (they send one a second);
 /// more are counted and dropped, so a hostile phone cannot keep a
@@ -220,6 +225,7 @@ impl Phones {
         addr: SocketAddr,
         transport: &'static str,
     ) -> Result<Session, Refused> {
+        let start = Instant::now();
         let r = self.admit(id, token).await;
         if let Err(e) = &r {
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +252,8 @@ impl Phones {
             let _ = old.replaced.send(true);
         }
         self.publish_sessions();
-        if let Err(why) = self.wait_listed(&stream_id).await {
+        let deadline = (start + ADMISSION_WAIT).max(Instant::now() + MIN_LIST_WAIT);
+        if let Err(why) = self.wait_listed(&stream_id, deadline).await {
             self.forget(&key, session);
             self.refused.fetch_add(1, Ordering::Relaxed);
             let e = Refused::NotListed(self.config.mobile.instance.clone(), why);
@@ -300,6 +307,12 @@ impl Phones {
             .try_acquire_owned()
             .map_err(|_| Refused::Full(self.config.mobile.max_sessions))?;
         let cfg = &self.config.mobile;
+        // A phone arriving while the host starts waits for its instance
+        // (its tokens, its listing) rather than finding none.
+        self.providers
+            .ensure_serving(&cfg.instance)
+            .await
+            .map_err(|why| Refused::NotListed(cfg.instance.clone(), why))?;
         let usable = id.filter(|i| i.len() <= MAX_ID_LEN && crate::ids::check_key(i).is_ok());
         let key = match usable {
             Some(k) => k.to_string(),
@@ -339,8 +352,9 @@ impl Phones {
         lock(&self.live).contains_key(key)
     }
 
-    /// Waits until the catalog lists `stream_id` online.
-    async fn wait_listed(&self, stream_id: &str) -> Result<(), String> {
+    /// Waits until the catalog lists `stream_id` online, at most until
+    /// `deadline`.
+    async fn wait_listed(&self, stream_id: &str, deadline: Instant) -> Result<(), String> {
         let mut changes = self.catalog.changes();
         let listed = || {
             self.catalog
@@ -349,7 +363,7 @@ impl Phones {
                 .get(stream_id)
                 .is_some_and(|e| e.online && e.is_ingest())
         };
-        let waited = tokio::time::timeout(LIST_WAIT, async {
+        let waited = tokio::time::timeout_at(deadline.into(), async {
             while !listed() {
                 if changes.changed().await.is_err() {
                     return;
@@ -366,7 +380,7 @@ impl Phones {
             Some(p) => p
                 .last_error
                 .clone()
-                .unwrap_or_else(|| format!("not listed online within {LIST_WAIT:?}")),
+                .unwrap_or_else(|| "not listed online in time".to_string()),
         })
     }
 

@@ -113,6 +113,18 @@ pub struct ManagedNginx {
     restarts: watch::Receiver<u64>,
 }
 
+/// Whether the managed nginx runs (its master is alive; while it is
+/// being restarted, it does not).
+#[derive(Debug, Clone)]
+pub struct NginxHealth(Arc<AtomicU32>);
+
+impl NginxHealth {
+    /// Whether nginx's master process is alive.
+    pub fn up(&self) -> bool {
+        alive(self.0.load(Ordering::SeqCst))
+    }
+}
+
 struct Paths {
     binary: PathBuf,
     run: PathBuf,
@@ -203,6 +215,11 @@ impl ManagedNginx {
     /// is).
     pub fn restarts(&self) -> watch::Receiver<u64> {
         self.restarts.clone()
+    }
+
+    /// A handle that tells whether nginx runs now (for readiness).
+    pub fn health(&self) -> NginxHealth {
+        NginxHealth(self.pid.clone())
     }
 
     /// The pid of the nginx master.

@@ -312,9 +312,13 @@ impl ProviderModule {
     ) -> Result<ProviderModule, LoadError> {
         check_header(path, bytes)?;
         let hash = ComponentCache::content_hash(bytes);
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let (component, origin) = engine
             .cache
-            .get_or_compile(&engine.engine, &hash, bytes)
+            .get_or_compile(&engine.engine, &name, &hash, bytes)
             .map_err(|e| LoadError::Compile {
                 path: path.to_path_buf(),
                 message: format!("{e:?}"),
@@ -330,10 +334,6 @@ impl ProviderModule {
         } else {
             Pre::V0_2(v0_2::DssProviderPre::new(pre).map_err(link)?)
         };
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let mut module = ProviderModule {
             name,
             path: path.to_path_buf(),
