@@ -8,6 +8,7 @@
 //! still listed, with the reason, so it is known before anyone plays it.
 
 use crate::config::Limits;
+use crate::ffmpeg::policy::CheckedOptions;
 use crate::ffmpeg::{Plan, SourceGrant};
 use crate::ids;
 use crate::plugin::bindings::StreamSource;
@@ -97,15 +98,16 @@ pub struct StreamEntry {
     pub geo: Option<Geo>,
     /// Whether the upstream says it is on.
     pub online: bool,
-    /// What FFmpeg reads.
+    /// What FFmpeg reads (shared with the plan).
     #[serde(skip)]
-    pub source: String,
-    /// FFmpeg options before `-i`.
+    pub source: Arc<str>,
+    /// FFmpeg options before `-i` (shared by the streams that use the
+    /// same ones).
     #[serde(skip)]
-    pub input_options: Vec<String>,
-    /// FFmpeg options after `-i`.
+    pub input_options: Arc<[String]>,
+    /// FFmpeg options after `-i` (shared likewise).
     #[serde(skip)]
-    pub output_options: Vec<String>,
+    pub output_options: Arc<[String]>,
     /// Free-form metadata.
     pub tags: BTreeMap<String, String>,
     /// What the FFmpeg policy made of `source` and the options when the
@@ -126,18 +128,39 @@ pub struct Geo {
 
 /// The FFmpeg options that apply to a provider's streams, and what their
 /// sources may reach.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
-    /// Before `-i`.
-    pub input: Vec<String>,
-    /// After `-i`.
-    pub output: Vec<String>,
+    /// The options before and after `-i`, checked once for every stream
+    /// that uses them.
+    pub checked: Arc<CheckedOptions>,
     /// The instance's `allow_sources`/`allow_hosts` and `allow_private`
     /// (the default allows no host: test graphs only).
     pub grant: Arc<SourceGrant>,
     /// The instance is the host's mobile ingest: a `pipe:0` source is a
     /// phone fed by the host ([`Plan::ingest`]).
     pub ingest: bool,
+}
+
+impl Options {
+    /// Options `input` and `output` (checked now) under `grant`.
+    pub fn new(
+        input: impl Into<Arc<[String]>>,
+        output: impl Into<Arc<[String]>>,
+        grant: Arc<SourceGrant>,
+        ingest: bool,
+    ) -> Self {
+        Options {
+            checked: Arc::new(CheckedOptions::new(input.into(), output.into())),
+            grant,
+            ingest,
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new(Vec::new(), Vec::new(), Arc::default(), false)
+    }
 }
 
 impl StreamEntry {
@@ -185,19 +208,26 @@ impl StreamEntry {
             }
             tags.insert(t.key, t.value);
         }
-        let input_options = if s.input_options.is_empty() {
-            options.input.clone()
+        // A stream's own input options are checked with it; the shared
+        // ones were checked once for the listing.
+        let own;
+        let checked = if s.input_options.is_empty() {
+            &options.checked
         } else {
-            s.input_options
+            if s.input_options.iter().any(|o| o.len() > max) || s.input_options.len() > 64 {
+                return Err(format!("stream {:?}: input options too long", s.key));
+            }
+            own = Arc::new(CheckedOptions::new(
+                s.input_options.into(),
+                options.checked.output().clone(),
+            ));
+            &own
         };
-        if input_options.iter().any(|o| o.len() > max) || input_options.len() > 64 {
-            return Err(format!("stream {:?}: input options too long", s.key));
-        }
-        let output_options = options.output.clone();
-        let plan = if options.ingest && s.source == "pipe:0" {
-            Plan::ingest(&output_options)
+        let source: Arc<str> = s.source.into();
+        let plan = if options.ingest && &*source == "pipe:0" {
+            Plan::ingest(checked.output())
         } else {
-            Plan::check(&s.source, &input_options, &output_options, &options.grant)
+            Plan::check_with(source.clone(), checked, &options.grant)
         };
         let plan = plan.map(Arc::new).map_err(String::from);
         Ok(StreamEntry {
@@ -207,9 +237,9 @@ impl StreamEntry {
             name: s.name,
             geo,
             online: s.online,
-            source: s.source,
-            input_options,
-            output_options,
+            source,
+            input_options: checked.input().clone(),
+            output_options: checked.output().clone(),
             tags,
             plan,
         })
@@ -239,8 +269,9 @@ impl StreamEntry {
 pub struct Snapshot {
     /// Providers by id.
     pub providers: BTreeMap<String, ProviderStatus>,
-    /// Streams by id.
-    pub streams: BTreeMap<String, Arc<StreamEntry>>,
+    /// Streams by id: shared by snapshots that differ only in provider
+    /// statuses (a status change does not copy 100,000 entries).
+    pub streams: Arc<BTreeMap<String, Arc<StreamEntry>>>,
 }
 
 /// The catalog shared by the API and the supervisor.
@@ -277,6 +308,8 @@ impl Catalog {
         }
     }
 
+    /// Builds the next snapshot with `f` (which takes the streams with
+    /// `Arc::make_mut` only when it changes them) and swaps it in.
     fn update(&self, f: impl FnOnce(&mut Snapshot)) {
         let mut guard = match self.current.write() {
             Ok(g) => g,
@@ -305,10 +338,10 @@ impl Catalog {
             Err(p) => p.into_inner().insert(id.to_string(), geo),
         };
         self.update(|s| {
-            if let Some(e) = s.streams.get_mut(id) {
+            if let Some(e) = s.streams.get(id) {
                 let mut e2 = (**e).clone();
                 e2.geo = Some(geo);
-                *e = Arc::new(e2);
+                Arc::make_mut(&mut s.streams).insert(id.to_string(), Arc::new(e2));
             }
         });
     }
@@ -354,10 +387,11 @@ impl Catalog {
             }
         }
         self.update(|s| {
-            s.streams.retain(|_, e| e.provider != id);
+            let all = Arc::make_mut(&mut s.streams);
+            all.retain(|_, e| e.provider != id);
             let count = streams.len();
             for e in streams {
-                s.streams.insert(e.id.clone(), Arc::new(e));
+                all.insert(e.id.clone(), Arc::new(e));
             }
             if let Some(p) = s.providers.get_mut(id) {
                 p.stream_count = count;
@@ -368,7 +402,9 @@ impl Catalog {
     /// Removes a provider and its streams.
     pub fn remove_provider(&self, id: &str) {
         self.update(|s| {
-            s.streams.retain(|_, e| e.provider != id);
+            if s.streams.values().any(|e| e.provider == id) {
+                Arc::make_mut(&mut s.streams).retain(|_, e| e.provider != id);
+            }
             s.providers.remove(id);
         });
     }
@@ -403,16 +439,16 @@ mod tests {
 
     #[test]
     fn entries_check_keys_and_apply_options() {
-        let opts = Options {
-            input: vec!["-re".into()],
-            output: vec!["-c".into(), "copy".into()],
-            grant: Arc::new(SourceGrant::new(Some(&["x".to_string()]), &[], false).unwrap()),
-            ingest: false,
-        };
+        let opts = Options::new(
+            vec!["-re".to_string()],
+            vec!["-c".to_string(), "copy".to_string()],
+            Arc::new(SourceGrant::new(Some(&["x".to_string()]), &[], false).unwrap()),
+            false,
+        );
         let l = Limits::default();
         let e = StreamEntry::from_source("demo", source("cam1"), &opts, &l).unwrap();
         assert_eq!(e.id, "demo-cam1");
-        assert_eq!(e.input_options, ["-re"]);
+        assert_eq!(&*e.input_options, ["-re"]);
         assert_eq!(e.tags["a"], "b");
         assert_eq!(e.refusal(), None);
         assert!(StreamEntry::from_source("demo", source("../x"), &opts, &l).is_err());
@@ -431,12 +467,12 @@ mod tests {
 
     #[test]
     fn live_positions_outlive_relistings_but_not_their_streams() {
-        let opts = Options {
-            input: vec![],
-            output: vec![],
-            grant: Arc::new(SourceGrant::any_host(false)),
-            ingest: false,
-        };
+        let opts = Options::new(
+            Vec::new(),
+            Vec::new(),
+            Arc::new(SourceGrant::any_host(false)),
+            false,
+        );
         let l = Limits::default();
         let entry = |k: &str| StreamEntry::from_source("p", source(k), &opts, &l).unwrap();
         let c = Catalog::new();
@@ -456,12 +492,16 @@ mod tests {
 
     #[test]
     fn refused_streams_stay_listed_with_their_reason() {
-        let opts = Options {
-            input: vec![],
-            output: vec!["-c".into(), "copy".into(), "/tmp/x.mp4".into()],
-            grant: Arc::new(SourceGrant::any_host(false)),
-            ingest: false,
-        };
+        let opts = Options::new(
+            Vec::new(),
+            vec![
+                "-c".to_string(),
+                "copy".to_string(),
+                "/tmp/x.mp4".to_string(),
+            ],
+            Arc::new(SourceGrant::any_host(false)),
+            false,
+        );
         let l = Limits::default();
         let e = StreamEntry::from_source("demo", source("cam1"), &opts, &l).unwrap();
         assert!(e.refusal().unwrap().contains("positional"), "{e:?}");

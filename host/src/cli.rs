@@ -413,13 +413,13 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
             .list_streams(&grant, &config_json)
             .map_err(|e| anyhow::anyhow!("list-streams failed: {e}"))?;
         print_report("list-streams", &r);
-        let options = crate::catalog::Options {
-            input: input_override.unwrap_or_else(|| info.input_options.clone()),
-            output: output_override.unwrap_or_else(|| info.output_options.clone()),
-            grant: Arc::new(source_grant),
+        let options = crate::catalog::Options::new(
+            input_override.unwrap_or_else(|| info.input_options.clone()),
+            output_override.unwrap_or_else(|| info.output_options.clone()),
+            Arc::new(source_grant),
             // Phones (`pipe:0`) are fed by the host's ingest.
-            ingest: info.name == "mobile-ts",
-        };
+            info.name == "mobile-ts",
+        );
         let (entries, warnings) =
             crate::providers::check_streams(&id, streams, &options, &grant.limits);
         let entries = entries.map_err(|e| anyhow::anyhow!("listing refused: {e}"))?;

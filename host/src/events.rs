@@ -151,7 +151,11 @@ fn diff(a: &Snapshot, b: &Snapshot) -> Vec<Event> {
             out.push(Event::Provider { id: id.clone() });
         }
     }
-    for (id, s) in &b.streams {
+    // A status change shares the streams: nothing to compare.
+    if Arc::ptr_eq(&a.streams, &b.streams) {
+        return out;
+    }
+    for (id, s) in b.streams.iter() {
         let same = a.streams.get(id).is_some_and(|t| {
             Arc::ptr_eq(s, t) || {
                 let mut t = (**t).clone();
@@ -185,8 +189,8 @@ mod tests {
             geo,
             online: true,
             source: "s".into(),
-            input_options: vec![],
-            output_options: vec![],
+            input_options: Arc::from([]),
+            output_options: Arc::from([]),
             tags: Default::default(),
             plan: Err("test".into()),
         }

@@ -22,6 +22,7 @@ pub mod files;
 pub mod hooks;
 pub mod http_server;
 pub mod ids;
+pub mod memory;
 pub mod metrics;
 pub mod mobile;
 pub mod nginx;

@@ -3,8 +3,26 @@
 use clap::Parser;
 use std::io::IsTerminal;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before any thread: the allocator's arenas are bounded.
+    dss_host::memory::configure();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dss: cannot start the async runtime: {e}");
+            std::process::exit(1)
+        }
+    };
+    let code = runtime.block_on(run());
+    // Exit now: dropping the runtime would wait for blocking threads (a
+    // provider call in progress) without bound.
+    std::process::exit(code)
+}
+
+async fn run() -> i32 {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -15,14 +33,11 @@ async fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = dss_host::cli::Cli::parse();
-    let code = match dss_host::cli::run(cli).await {
+    match dss_host::cli::run(cli).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("dss: {e:#}");
             1
         }
-    };
-    // Exit now: dropping the runtime would wait for blocking threads (a
-    // provider call in progress) without bound.
-    std::process::exit(code)
+    }
 }

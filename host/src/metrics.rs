@@ -220,9 +220,68 @@ pub async fn render(st: &AppState) -> String {
         store,
     );
 
+    register_process(&mut registry);
+
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {
         tracing::error!("metrics encoding failed: {e}");
     }
     out
+}
+
+/// The `process_*` series of the Prometheus convention (what client
+/// libraries' process collectors export), plus the anonymous part of the
+/// resident memory: the host's own, as opposed to mapped files (its
+/// binary, compiled providers) the kernel can drop.
+fn register_process(registry: &mut Registry) {
+    use prometheus_client::metrics::counter::Counter;
+    let p = crate::memory::process_stats();
+    let gauge = |v: u64| {
+        let g: Gauge = Gauge::default();
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        g
+    };
+    let float = |v: f64| {
+        let g: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
+        g.set(v);
+        g
+    };
+    registry.register(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes",
+        gauge(p.resident_memory_bytes),
+    );
+    registry.register(
+        "dss_process_resident_anonymous_bytes",
+        "Resident memory that is the process's own (heap, stacks, provider memory), in bytes",
+        gauge(p.resident_anonymous_bytes),
+    );
+    registry.register(
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes",
+        gauge(p.virtual_memory_bytes),
+    );
+    let cpu: Counter<f64, std::sync::atomic::AtomicU64> = Counter::default();
+    cpu.inc_by(p.cpu_seconds_total);
+    registry.register(
+        "process_cpu_seconds",
+        "Total user and system CPU time spent in seconds",
+        cpu,
+    );
+    registry.register(
+        "process_open_fds",
+        "Number of open file descriptors",
+        gauge(p.open_fds),
+    );
+    registry.register(
+        "process_max_fds",
+        "Maximum number of open file descriptors",
+        gauge(p.max_fds),
+    );
+    registry.register(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds",
+        float(p.start_time_seconds),
+    );
+    registry.register("process_threads", "Number of OS threads", gauge(p.threads));
 }

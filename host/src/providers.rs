@@ -84,7 +84,7 @@ type Predecessor = Arc<std::sync::Mutex<Option<JoinHandle<()>>>>;
 struct InstanceSlot {
     /// The instance file (the slot is keyed by id, which `prefix` may set).
     file: PathBuf,
-    /// The instance file's contents and the module hash it runs with.
+    /// The instance file's hash and the module hash it runs with.
     fingerprint: (String, Option<String>),
     task: Option<JoinHandle<()>>,
     /// Still serving until `task` has validated the new version.
@@ -130,6 +130,10 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct State {
     modules: HashMap<String, ModuleSlot>,
     instances: HashMap<String, InstanceSlot>,
+    /// Instance files as last read, by path: a file whose size and time
+    /// are unchanged is not read and parsed again (the rescan every few
+    /// seconds would otherwise parse a 100,000-camera list each time).
+    parsed: HashMap<PathBuf, (FileSig, Result<Instance, String>)>,
     /// Ids shown only to report a rejected new file: removed with it.
     rejected: Vec<String>,
 }
@@ -176,10 +180,16 @@ struct Serving {
 }
 
 /// One instance file, read and checked.
+#[derive(Clone)]
 struct Instance {
     id: String,
     file: PathBuf,
-    text: String,
+    /// What tells versions of the file apart (its SHA-256): the text
+    /// itself can be megabytes (a static list of 100,000 cameras).
+    text_hash: String,
+    /// Its `[config]` as the JSON every call gets (the parsed table is
+    /// dropped: it weighs several times the text).
+    config_json: Arc<str>,
     config: InstanceConfig,
     limits: Limits,
     /// What its stream sources may reach.
@@ -489,6 +499,7 @@ impl Providers {
         }
         self.reconcile_instances(&mut state);
         self.prune_cache(&state);
+        crate::memory::trim_soon();
     }
 
     /// The instance files, checked. Of two files claiming one id, the one
@@ -497,33 +508,24 @@ impl Providers {
     fn read_instances(
         &self,
         running: &HashMap<String, InstanceSlot>,
+        parsed: &mut HashMap<PathBuf, (FileSig, Result<Instance, String>)>,
     ) -> (Vec<Instance>, Vec<(String, PathBuf, String)>) {
         let dir = &self.config.providers.instances_dir;
         let mut good: Vec<Instance> = Vec::new();
         let mut bad = Vec::new();
-        for (stem, (file, _)) in list_dir(dir, "toml") {
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            let loaded = InstanceConfig::load(&file).and_then(|(id, config)| {
-                let invalid = |message| crate::config::ConfigError::Invalid {
-                    path: file.clone(),
-                    message,
-                };
-                let limits = config
-                    .limits(&self.config.providers.limits)
-                    .map_err(invalid)?;
-                let grant = Arc::new(config.source_grant().map_err(invalid)?);
-                Ok((id, config, limits, grant))
-            });
+        let files = list_dir(dir, "toml");
+        parsed.retain(|path, _| files.values().any(|(f, _)| f == path));
+        for (stem, (file, sig)) in files {
+            let loaded = match parsed.get(&file) {
+                Some((known, loaded)) if *known == sig => loaded.clone(),
+                _ => {
+                    let loaded = self.read_instance(&file);
+                    parsed.insert(file.clone(), (sig, loaded.clone()));
+                    loaded
+                }
+            };
             match loaded {
-                Ok((id, config, limits, grant)) => {
-                    let mut inst = Instance {
-                        id,
-                        file,
-                        text,
-                        config,
-                        limits,
-                        grant,
-                    };
+                Ok(mut inst) => {
                     let Some(other) = good.iter_mut().find(|i| i.id == inst.id) else {
                         good.push(inst);
                         continue;
@@ -540,7 +542,7 @@ impl Providers {
                     let stem = file_stem(&inst.file).unwrap_or(stem);
                     bad.push((stem, inst.file, msg));
                 }
-                Err(e) => bad.push((stem, file, e.to_string())),
+                Err(e) => bad.push((stem, file, e)),
             }
         }
         // A broken file's previous version keeps serving, and its id.
@@ -563,8 +565,38 @@ impl Providers {
         (good, bad)
     }
 
+    /// Reads and checks instance file `file`.
+    fn read_instance(&self, file: &Path) -> Result<Instance, String> {
+        let text_hash = std::fs::read(file)
+            .map(|t| crate::plugin::cache::ComponentCache::content_hash(&t))
+            .unwrap_or_default();
+        let (id, mut config) = InstanceConfig::load(file).map_err(|e| e.to_string())?;
+        let invalid = |message: String| {
+            crate::config::ConfigError::Invalid {
+                path: file.to_path_buf(),
+                message,
+            }
+            .to_string()
+        };
+        let limits = config
+            .limits(&self.config.providers.limits)
+            .map_err(invalid)?;
+        let grant = Arc::new(config.source_grant().map_err(invalid)?);
+        let config_json = config.config_json().into();
+        config.config = toml::Table::new();
+        Ok(Instance {
+            id,
+            file: file.to_path_buf(),
+            text_hash,
+            config_json,
+            config,
+            limits,
+            grant,
+        })
+    }
+
     fn reconcile_instances(self: &Arc<Self>, state: &mut State) {
-        let (instances, bad) = self.read_instances(&state.instances);
+        let (instances, bad) = self.read_instances(&state.instances, &mut state.parsed);
         let wanted: BTreeMap<&str, &Instance> =
             instances.iter().map(|i| (i.id.as_str(), i)).collect();
         // Running instances whose file is broken now: they keep going.
@@ -621,7 +653,10 @@ impl Providers {
         for inst in instances {
             let slot = state.modules.get(&inst.config.module);
             let module = slot.and_then(|s| s.module.clone());
-            let fingerprint = (inst.text.clone(), module.as_ref().map(|m| m.hash.clone()));
+            let fingerprint = (
+                inst.text_hash.clone(),
+                module.as_ref().map(|m| m.hash.clone()),
+            );
             if let Some(running) = state.instances.get(&inst.id) {
                 if running.fingerprint == fingerprint && running.file == inst.file {
                     // Unchanged; but a rejected update of its module is news.
@@ -651,11 +686,13 @@ impl Providers {
                 // A running instance keeps serving until the new version
                 // (config or module) has listed successfully; one that
                 // only waited for its module is replaced at once.
+                let mut after_placeholder = false;
                 let serving = match state.instances.get_mut(&id) {
                     Some(r) if r.awaiting_module => {
                         if let Some(t) = r.task.take() {
                             t.abort();
                         }
+                        after_placeholder = true;
                         None
                     }
                     Some(r) => r.take_serving(),
@@ -665,7 +702,7 @@ impl Providers {
                 let me = self.clone();
                 let pred = predecessor.clone();
                 Some(tokio::spawn(async move {
-                    me.run_instance(inst, module, pred).await
+                    me.run_instance(inst, module, pred, after_placeholder).await
                 }))
             } else if slot.is_some_and(|s| s.loading.is_some()) {
                 // Its module is compiling: what was listed before serves
@@ -720,11 +757,14 @@ impl Providers {
     /// holds the task of the previous version, that one keeps serving and
     /// this one only reports why it is not taking over; the first good
     /// listing aborts the predecessor and swaps the streams in at once.
+    /// `after_placeholder`: the instance waited for its module, and what it
+    /// served meanwhile (its persisted listing) is not read again.
     async fn run_instance(
         self: Arc<Self>,
         inst: Instance,
         module: Arc<ProviderModule>,
         predecessor: Predecessor,
+        after_placeholder: bool,
     ) {
         let id = inst.id.clone();
         let grant = Grant {
@@ -760,8 +800,26 @@ impl Providers {
         // A fresh instance serves what it knows before asking the provider.
         let mut first_wait = None;
         if validated {
-            self.catalog.set_status(status.clone());
-            first_wait = self.serve_known_listing(&inst, &mut status).await;
+            let served = after_placeholder
+                .then(|| self.catalog.snapshot().providers.get(&id).cloned())
+                .flatten()
+                .filter(|p| p.listing_source.is_some());
+            match served {
+                Some(p) => {
+                    status.state = ProviderState::Ready;
+                    status.listing_source = p.listing_source;
+                    status.listing_fetched_at_ms = p.listing_fetched_at_ms;
+                    status.stale = p.stale;
+                    self.catalog.set_status(status.clone());
+                    first_wait = p
+                        .listing_fetched_at_ms
+                        .and_then(|t| cache_wait(&inst.config, t));
+                }
+                None => {
+                    self.catalog.set_status(status.clone());
+                    first_wait = self.serve_known_listing(&inst, &mut status).await;
+                }
+            }
         }
         if inst.config.lazy && validated {
             let notify = Arc::new(Notify::new());
@@ -775,7 +833,7 @@ impl Providers {
             tracing::info!(provider = %id, ?wait, "persisted listing still valid (cache_seconds)");
             tokio::time::sleep(wait).await;
         }
-        let config_json = inst.config.config_json();
+        let config_json = inst.config_json.to_string();
         let ingest = is_ingest(&inst.config);
         let mut sessions = self.sessions_of(&id);
         let mut info: Option<ModuleInfo> = None;
@@ -784,7 +842,13 @@ impl Providers {
             module: module.clone(),
             grant: grant.clone(),
             config_json: config_json.clone(),
-            config: serde_json::from_str(&config_json).unwrap_or_default(),
+            // Only the ingest's phones (their tokens) are looked up in it;
+            // parsed, a big static list would weigh several times its text.
+            config: if ingest {
+                serde_json::from_str(&config_json).unwrap_or_default()
+            } else {
+                serde_json::Value::Null
+            },
         };
         if validated {
             // The version in place from now on (a phone can be admitted
@@ -794,7 +858,7 @@ impl Providers {
         // Cluster mode (not for phones): one host refreshes, the others
         // follow its listings.
         let cluster = self.cluster.clone().filter(|_| !ingest);
-        let fingerprint = fingerprint(&inst.text, &module.hash);
+        let fingerprint = fingerprint(&inst.text_hash, &module.hash);
         let mut follow = Follow::default();
         loop {
             let mut persist = true;
@@ -886,6 +950,9 @@ impl Providers {
                             lock(&self.serving).insert(id.clone(), serving.clone());
                             if persist {
                                 self.persist(&id, now, &entries, &fingerprint);
+                            }
+                            if entries.len() >= crate::memory::LARGE {
+                                crate::memory::trim_soon();
                             }
                             self.catalog.replace_streams(&id, entries);
                             status.state = ProviderState::Ready;
@@ -990,9 +1057,7 @@ impl Providers {
         tracing::info!(provider = %inst.id, streams = n, fetched_at_ms = fetched, "serving the persisted listing");
         status.state = ProviderState::Ready;
         self.catalog.set_status(status.clone());
-        let age = unix_ms(SystemTime::now()).saturating_sub(listing.fetched_at_ms);
-        let valid = inst.config.cache_seconds.saturating_mul(1000);
-        (age < valid).then(|| Duration::from_millis(valid - age))
+        cache_wait(&inst.config, fetched)
     }
 
     /// Serves the instance's fallback file, when it has one.
@@ -1032,9 +1097,13 @@ impl Providers {
         };
         let store = self.store.clone();
         let id = provider.to_string();
+        let large = listing.streams.len() >= crate::memory::LARGE;
         tokio::spawn(async move {
             if let Err(e) = store.put_listing(listing).await {
                 tracing::warn!(provider = %id, "listing not persisted: {e}");
+            }
+            if large {
+                crate::memory::trim_soon();
             }
         });
     }
@@ -1139,6 +1208,9 @@ impl Providers {
             is_ingest(&inst.config),
         );
         let n = entries.len();
+        if n >= crate::memory::LARGE {
+            crate::memory::trim_soon();
+        }
         self.catalog.replace_streams(&inst.id, entries);
         status.listing_source = Some(source);
         status.listing_fetched_at_ms = fetched_at_ms;
@@ -1168,6 +1240,14 @@ impl Providers {
         *retry = (*retry * 2).min(RETRY_MAX);
         Some(wait)
     }
+}
+
+/// How long a listing fetched at `fetched_at_ms` is still trusted without
+/// asking the provider (`cache_seconds`), if at all.
+fn cache_wait(inst: &InstanceConfig, fetched_at_ms: u64) -> Option<Duration> {
+    let age = unix_ms(SystemTime::now()).saturating_sub(fetched_at_ms);
+    let valid = inst.cache_seconds.saturating_mul(1000);
+    (age < valid).then(|| Duration::from_millis(valid - age))
 }
 
 /// Runs only `init` (a host following another's listings still shows what
@@ -1218,14 +1298,14 @@ impl Follow {
     }
 }
 
-/// What identifies a version of an instance across hosts: its file and its
-/// module, hashed.
-fn fingerprint(instance_text: &str, module_hash: &str) -> String {
+/// What identifies a version of an instance across hosts: its file's hash
+/// and its module's, hashed.
+fn fingerprint(instance_hash: &str, module_hash: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(module_hash.as_bytes());
     h.update([0]);
-    h.update(instance_text.as_bytes());
+    h.update(instance_hash.as_bytes());
     hex::encode(&h.finalize()[..16])
 }
 
@@ -1248,21 +1328,22 @@ fn read_fallback(instance_file: &Path, fallback: &Path) -> Result<String, String
 fn entry_to_listed(e: &StreamEntry) -> ListedStream {
     ListedStream {
         key: e.key.clone(),
-        source: e.source.clone(),
+        source: e.source.to_string(),
         name: e.name.clone(),
         geo: e.geo.map(|g| dss_store::Geo {
             lat: g.lat,
             lon: g.lon,
         }),
         online: e.online,
-        input_options: e.input_options.clone(),
-        output_options: e.output_options.clone(),
+        input_options: e.input_options.to_vec(),
+        output_options: e.output_options.to_vec(),
         tags: e.tags.clone(),
     }
 }
 
 /// Checks persisted or fallback streams with the same rules as fresh ones
 /// (the FFmpeg policy included, under the instance's current grant).
+/// Streams stored with the same options share them, checked once.
 fn listed_to_entries(
     provider: &str,
     streams: Vec<ListedStream>,
@@ -1270,14 +1351,15 @@ fn listed_to_entries(
     grant: &Arc<SourceGrant>,
     ingest: bool,
 ) -> Vec<StreamEntry> {
-    let mut out = Vec::with_capacity(streams.len());
+    let mut out = Vec::with_capacity(streams.len().min(limits.max_streams));
+    let mut shared: HashMap<(Vec<String>, Vec<String>), Options> = HashMap::new();
     for l in streams.into_iter().take(limits.max_streams) {
-        let options = Options {
-            input: l.input_options.clone(),
-            output: l.output_options.clone(),
-            grant: grant.clone(),
-            ingest,
-        };
+        let options = shared
+            .entry((l.input_options, l.output_options))
+            .or_insert_with_key(|(input, output)| {
+                Options::new(input.clone(), output.clone(), grant.clone(), ingest)
+            })
+            .clone();
         let source = crate::plugin::bindings::StreamSource {
             key: l.key,
             source: l.source,
@@ -1313,18 +1395,16 @@ fn listed_to_entries(
 /// The FFmpeg options of an instance: its overrides, else the provider's;
 /// with the instance's source grant.
 fn options_for(info: &ModuleInfo, inst: &InstanceConfig, grant: &Arc<SourceGrant>) -> Options {
-    Options {
-        input: inst
-            .input_options
+    Options::new(
+        inst.input_options
             .clone()
             .unwrap_or_else(|| info.input_options.clone()),
-        output: inst
-            .output_options
+        inst.output_options
             .clone()
             .unwrap_or_else(|| info.output_options.clone()),
-        grant: grant.clone(),
-        ingest: is_ingest(inst),
-    }
+        grant.clone(),
+        is_ingest(inst),
+    )
 }
 
 /// `config_json` (an object) with the connected phones as `sessions`.

@@ -47,6 +47,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         cluster.clone(),
     );
+    tokio::spawn(crate::memory::trim_loop());
     let events = Arc::new(crate::events::Events::new());
     tokio::spawn(crate::events::watch_catalog(
         catalog.clone(),

@@ -34,6 +34,19 @@ fn complete(kind: &notify::EventKind) -> bool {
     )
 }
 
+/// Whether an event can mean a change: not the host's own reads of the
+/// files (opening, reading and closing them after reading), which would
+/// otherwise make every reconciliation ask for the next one.
+fn changes(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    use notify::EventKind;
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Rescan period when no event arrives.
 pub const RESCAN: Duration = Duration::from_secs(5);
 
@@ -54,7 +67,9 @@ pub fn spawn(providers: Arc<Providers>, dirs: Vec<PathBuf>) -> WatchGuard {
     let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
-            let _ = tx.send(complete(&event.kind));
+            if changes(&event.kind) {
+                let _ = tx.send(complete(&event.kind));
+            }
         }
     });
     let watcher = match watcher {
@@ -96,5 +111,33 @@ pub fn spawn(providers: Arc<Providers>, dirs: Vec<PathBuf>) -> WatchGuard {
     WatchGuard {
         _watcher: watcher,
         task,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
+    use notify::EventKind;
+
+    #[test]
+    fn the_hosts_own_reads_are_not_changes() {
+        for read in [
+            EventKind::Access(AccessKind::Open(AccessMode::Read)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Any),
+        ] {
+            assert!(!changes(&read), "{read:?}");
+        }
+        for change in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Remove(RemoveKind::File),
+        ] {
+            assert!(changes(&change), "{change:?}");
+        }
     }
 }

@@ -206,6 +206,7 @@ async fn healthz(State(st): State<AppState>, Extension(caller): Extension<Caller
             "refused": p.refused.load(std::sync::atomic::Ordering::Relaxed),
             "bad_user_data": p.bad_user_data.load(std::sync::atomic::Ordering::Relaxed),
         })),
+        "process": crate::memory::process_stats(),
         "ffmpeg": {
             "running": st.supervisor.running(),
             "max_running": st.config.ffmpeg.max_running,

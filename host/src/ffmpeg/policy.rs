@@ -425,7 +425,7 @@ impl Side {
 }
 
 /// What the input options say that matters for the source.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct InputFacts {
     /// `-f`.
     format: Option<String>,
@@ -1151,10 +1151,10 @@ impl SourceGrant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Input {
     /// A `-f lavfi` graph.
-    Graph(String),
+    Graph(Arc<str>),
     /// A network URL, with what the address check needs.
     Url {
-        url: String,
+        url: Arc<str>,
         host: Host,
         port: u16,
         whitelist: String,
@@ -1174,9 +1174,42 @@ enum Input {
 /// [`Plan::check`] and [`Plan::internal_pipe`] make one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    input_options: Vec<String>,
+    input_options: Arc<[String]>,
     input: Input,
-    output_options: Vec<String>,
+    output_options: Arc<[String]>,
+}
+
+/// A pair of option lists checked once, for all the streams of a listing
+/// that use them (the instance's or the provider's defaults): thousands of
+/// streams share the lists and the verdict instead of each holding copies.
+#[derive(Debug, Clone)]
+pub struct CheckedOptions {
+    input: Arc<[String]>,
+    output: Arc<[String]>,
+    verdict: Result<InputFacts, Refusal>,
+}
+
+impl CheckedOptions {
+    /// Checks `input` (before `-i`) and `output` (after it).
+    pub fn new(input: Arc<[String]>, output: Arc<[String]>) -> Self {
+        let verdict = check_options(&input, Side::Input)
+            .and_then(|facts| check_options(&output, Side::Output).map(|_| facts));
+        CheckedOptions {
+            input,
+            output,
+            verdict,
+        }
+    }
+
+    /// The options before `-i`.
+    pub fn input(&self) -> &Arc<[String]> {
+        &self.input
+    }
+
+    /// The options after `-i`.
+    pub fn output(&self) -> &Arc<[String]> {
+        &self.output
+    }
 }
 
 impl Plan {
@@ -1188,8 +1221,18 @@ impl Plan {
         output_options: &[String],
         grant: &Arc<SourceGrant>,
     ) -> Result<Plan, Refusal> {
-        let facts = check_options(input_options, Side::Input)?;
-        check_options(output_options, Side::Output)?;
+        let options = CheckedOptions::new(input_options.into(), output_options.into());
+        Plan::check_with(source.into(), &options, grant)
+    }
+
+    /// [`Plan::check`] with options already checked (shared by the plans
+    /// that use them, as is `source`).
+    pub fn check_with(
+        source: Arc<str>,
+        options: &CheckedOptions,
+        grant: &Arc<SourceGrant>,
+    ) -> Result<Plan, Refusal> {
+        let facts = options.verdict.clone()?;
         if source.is_empty() {
             return Err(Refusal::new("empty source"));
         }
@@ -1200,18 +1243,18 @@ impl Plan {
             )));
         }
         let input = if facts.format.as_deref() == Some("lavfi") {
-            lavfi::check(source, GraphUse::Source)
+            lavfi::check(&source, GraphUse::Source)
                 .map_err(|why| Refusal::new(format!("lavfi source: {why}")))?;
-            Input::Graph(source.to_string())
+            Input::Graph(source)
         } else {
-            let url = parse_url(source)?;
+            let url = parse_url(&source)?;
             grant.check_host(&url)?;
             let mut whitelist = url.whitelist.to_string();
             if facts.rtsp_over_http && url.scheme.starts_with("rtsp") {
                 whitelist.push_str(",http,https,tls");
             }
             Input::Url {
-                url: source.to_string(),
+                url: source,
                 port: url.port.unwrap_or_default(),
                 host: url.host,
                 whitelist,
@@ -1219,9 +1262,9 @@ impl Plan {
             }
         };
         Ok(Plan {
-            input_options: input_options.to_vec(),
+            input_options: options.input.clone(),
             input,
-            output_options: output_options.to_vec(),
+            output_options: options.output.clone(),
         })
     }
 
@@ -1230,12 +1273,12 @@ impl Plan {
     /// [`Plan::with_feeds`] once the phone is connected. Never made from a
     /// provider's source: providers list `pipe:0`, which [`Plan::check`]
     /// refuses, and the host makes this plan for its ingest instance.
-    pub fn ingest(output_options: &[String]) -> Result<Plan, Refusal> {
+    pub fn ingest(output_options: &Arc<[String]>) -> Result<Plan, Refusal> {
         check_options(output_options, Side::Output)?;
         Ok(Plan {
-            input_options: Vec::new(),
+            input_options: Arc::from([]),
             input: Input::Ingest,
-            output_options: output_options.to_vec(),
+            output_options: output_options.clone(),
         })
     }
 
@@ -1248,7 +1291,7 @@ impl Plan {
     /// This ingest plan reading `feeds` (FIFO paths the host made).
     pub fn with_feeds(&self, feeds: Vec<std::path::PathBuf>) -> Plan {
         Plan {
-            input_options: Vec::new(),
+            input_options: Arc::from([]),
             input: Input::Feeds(feeds),
             output_options: self.output_options.clone(),
         }
@@ -1333,10 +1376,10 @@ impl Plan {
         }
         a.extend(self.input_options.iter().cloned());
         let source = match &self.input {
-            Input::Graph(g) => g.clone(),
+            Input::Graph(g) => g.to_string(),
             Input::Url { url, whitelist, .. } => {
                 a.extend(["-protocol_whitelist".to_string(), whitelist.clone()]);
-                url.clone()
+                url.to_string()
             }
             Input::Ingest => String::new(),
             Input::Feeds(feeds) => {
@@ -1882,7 +1925,7 @@ mod tests {
 
     #[test]
     fn ingest_plans_read_the_hosts_fifos_and_nothing_else() {
-        let p = Plan::ingest(&s(&["-c", "copy"])).unwrap();
+        let p = Plan::ingest(&Arc::from(s(&["-c", "copy"]))).unwrap();
         assert!(p.is_ingest());
         let fed = p.with_feeds(vec!["/run/m/a.ts".into(), "/run/m/b.ts".into()]);
         let a = fed.argv("out");
@@ -1911,7 +1954,7 @@ mod tests {
         ]);
         assert_eq!(a[a.len() - expected.len()..], expected[..]);
         assert!(
-            Plan::ingest(&s(&["/tmp/x"])).is_err(),
+            Plan::ingest(&Arc::from(s(&["/tmp/x"]))).is_err(),
             "output options checked"
         );
         // Providers cannot ask for it: their pipe:0 is refused.
@@ -1924,7 +1967,7 @@ mod tests {
         // A name the static check cannot know resolves to loopback (built
         // directly: "localhost" itself is refused when listed).
         let named = |grant: &Arc<SourceGrant>| Plan {
-            input_options: vec![],
+            input_options: Arc::from([]),
             input: Input::Url {
                 url: "http://localhost:9/x".into(),
                 host: Host::Name("localhost".into()),
@@ -1932,7 +1975,7 @@ mod tests {
                 whitelist: "http".into(),
                 grant: grant.clone(),
             },
-            output_options: vec![],
+            output_options: Arc::from([]),
         };
         match named(&g).check_addresses().await {
             Err(SpawnError::Refused(e)) => {
