@@ -103,8 +103,10 @@ EOF
 done
 
 for n in 1 2 3; do
-  for _ in $(seq 1 300); do
-    curl -fs "http://127.0.0.1:810$n/healthz" >/dev/null 2>&1 && break
+  # Ready: nginx up and every provider instance listed (a first start
+  # compiles the JavaScript provider: tens of seconds on two cores).
+  for _ in $(seq 1 1800); do
+    curl -fs "http://127.0.0.1:810$n/readyz" >/dev/null 2>&1 && break
     kill -0 "${pids[$((n - 1))]}" 2>/dev/null || { echo "cluster-demo: host $n exited; see $base/host$n/dss.log" >&2; tail -5 "$base/host$n/dss.log" >&2; exit 1; }
     sleep 0.1
   done

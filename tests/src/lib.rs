@@ -341,8 +341,28 @@ impl Setup {
         path
     }
 
-    /// Starts `dss serve` on this configuration and waits for its API.
+    /// Starts `dss serve` on this configuration and waits until it is
+    /// ready (`/readyz`: nginx up, every provider instance listed).
     pub fn start(&self) -> Host {
+        let host = self.start_unready();
+        let up = std::panic::catch_unwind(|| {
+            // A JavaScript or Python provider compiles for tens of seconds
+            // on a busy machine the first time.
+            wait_for("the host to be ready", Duration::from_secs(180), || {
+                (host.get("/readyz").status == 200).then_some(())
+            })
+        });
+        if let Err(e) = up {
+            eprintln!("--- /readyz ---\n{}", host.get("/readyz").body);
+            eprintln!("--- dss log ---\n{}", host.log_text());
+            std::panic::resume_unwind(e);
+        }
+        host
+    }
+
+    /// Starts `dss serve` on this configuration and waits only for its API
+    /// to answer (`/healthz`): providers may still be loading.
+    pub fn start_unready(&self) -> Host {
         let config = self.write_config();
         let log = self.dir.path().join("dss.log");
         let child = Command::new(dss_bin())

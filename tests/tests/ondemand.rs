@@ -240,7 +240,7 @@ fn a_request_while_the_host_starts_waits_for_its_providers() {
     // No waiting for the provider: these arrive as soon as the API
     // answers, while the host still compiles its modules (a fresh cache)
     // and before it has read its instances.
-    let mut host = s.start();
+    let mut host = s.start_unready();
     let r = host.get("/api/streams/cam-a");
     assert_eq!(r.status, 200, "a known stream while starting: {}", r.body);
     assert!(host.log_text().contains("origin=Compiled"));
@@ -249,7 +249,7 @@ fn a_request_while_the_host_starts_waits_for_its_providers() {
     // A viewer arriving while a restarted host (under the same nginx)
     // reads its instances is served, not refused.
     host.crash();
-    let host = s.start();
+    let host = s.start_unready();
     let play = [("app", "dss"), ("name", "cam-b"), ("clientid", "7")];
     let r = host.hook(&s, "on_play", &play);
     assert_eq!(r.status, 200, "on_play while starting: {}", r.body);

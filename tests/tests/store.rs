@@ -202,7 +202,7 @@ fn a_stream_asked_for_while_its_provider_first_lists_waits_for_the_listing() {
     )]);
     let s = Setup::new();
     s.instance("traffic", &traffic(&upstream.addr, ""));
-    let host = s.start();
+    let host = s.start_unready();
     wait_for("the provider loading", T, || {
         let p = host.get("/api/providers/traffic");
         (p.status == 200 && p.json()["state"] == "loading").then_some(())
