@@ -657,8 +657,12 @@ impl Providers {
                 inst.text_hash.clone(),
                 module.as_ref().map(|m| m.hash.clone()),
             );
+            let module_loading = slot.is_some_and(|s| s.loading.is_some());
             if let Some(running) = state.instances.get(&inst.id) {
-                if running.fingerprint == fingerprint && running.file == inst.file {
+                // One waiting for its module is done waiting once the
+                // module has loaded or failed.
+                let waited = running.awaiting_module && !module_loading;
+                if running.fingerprint == fingerprint && running.file == inst.file && !waited {
                     // Unchanged; but a rejected update of its module is news.
                     if let (Some(err), Some(_)) = (slot.and_then(|s| s.error.clone()), &module) {
                         self.catalog.edit_status(&inst.id, |s| {
@@ -704,7 +708,7 @@ impl Providers {
                 Some(tokio::spawn(async move {
                     me.run_instance(inst, module, pred, after_placeholder).await
                 }))
-            } else if slot.is_some_and(|s| s.loading.is_some()) {
+            } else if module_loading {
                 // Its module is compiling: what was listed before serves
                 // meanwhile; a first use waits for the rest (bounded).
                 awaiting_module = true;
