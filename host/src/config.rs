@@ -896,8 +896,42 @@ impl Config {
     }
 
     /// The effective configuration as TOML (for `dss config`).
+    /// Secrets (the API token, the callback secret, a password in the
+    /// store's URL) are shown as `"<redacted>"`: the output is for reading
+    /// and pasting into issues, not a copy of the secrets.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut shown = self.clone();
+        let redact = |v: &mut Option<String>| {
+            if v.is_some() {
+                *v = Some(REDACTED.to_string());
+            }
+        };
+        redact(&mut shown.security.api_token);
+        redact(&mut shown.security.callback_secret);
+        if let Some(u) = shown.store.url.as_mut() {
+            *u = redact_url_password(u);
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// What `dss config` shows in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// `url` with the password of its user information replaced by
+/// [`REDACTED`].
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // The user information ends at the last '@' before the path.
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{REDACTED}{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -1082,6 +1116,27 @@ impl InstanceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_configuration_redacts_secrets() {
+        let mut c = Config::load_with_env(None, []).unwrap();
+        c.security.api_token = Some("tok3n-value".into());
+        c.security.callback_secret = Some("ab".repeat(16));
+        c.store.url = Some("mongodb://dss:hunter2@db.example:27017/dss?authSource=admin".into());
+        let text = c.to_toml();
+        for secret in ["tok3n-value", &"ab".repeat(16), "hunter2"] {
+            assert!(!text.contains(secret), "{secret} shown:\n{text}");
+        }
+        assert!(text.contains("mongodb://dss:<redacted>@db.example:27017/dss?authSource=admin"));
+        assert_eq!(
+            redact_url_password("mongodb://db.example/dss"),
+            "mongodb://db.example/dss"
+        );
+        assert_eq!(
+            redact_url_password("mongodb://user@db/x?a=b@c"),
+            "mongodb://user@db/x?a=b@c"
+        );
+    }
 
     #[test]
     fn defaults_match_the_design() {

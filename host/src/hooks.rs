@@ -153,20 +153,34 @@ pub async fn fast_callback(
         )
             .into_response();
     };
-    let mut cb = Callback::default();
-    for (k, v) in form_urlencoded::parse(&body) {
-        let field = match &*k {
-            "app" => &mut cb.app,
-            "name" => &mut cb.name,
-            "clientid" => &mut cb.clientid,
-            "addr" => &mut cb.addr,
-            "token" => &mut cb.token,
-            "flashver" => &mut cb.flashver,
-            _ => continue,
-        };
-        *field = v.into_owned();
-    }
+    let cb = Callback::parse(&body);
     callback(&st, peer, caller, &secret, &event, cb).await
+}
+
+impl Callback {
+    /// The fields of a callback body. nginx-rtmp sends its own fields
+    /// first, then appends the client's query arguments (`?flashver=...`
+    /// on a play URL): the first value of each field is nginx's, and a
+    /// client's repetition of it is ignored.
+    fn parse(body: &[u8]) -> Callback {
+        let mut cb = Callback::default();
+        let mut seen = [false; 6];
+        for (k, v) in form_urlencoded::parse(body) {
+            let (i, field) = match &*k {
+                "app" => (0, &mut cb.app),
+                "name" => (1, &mut cb.name),
+                "clientid" => (2, &mut cb.clientid),
+                "addr" => (3, &mut cb.addr),
+                "token" => (4, &mut cb.token),
+                "flashver" => (5, &mut cb.flashver),
+                _ => continue,
+            };
+            if !std::mem::replace(&mut seen[i], true) {
+                *field = v.into_owned();
+            }
+        }
+        cb
+    }
 }
 
 /// Answers callback `event` with fields `cb`.
@@ -414,6 +428,25 @@ mod tests {
             .uri(path)
             .body(())
             .unwrap()
+    }
+
+    #[test]
+    fn the_first_value_of_each_field_is_nginx_s() {
+        // nginx's fields, then a viewer's `?flashver=DSS-record&name=x&clientid=1`.
+        let cb = Callback::parse(
+            b"app=dss&flashver=LNX%209%2C0%2C124%2C2&swfurl=&tcurl=rtmp&pageurl=&addr=203.0.113.9\
+              &clientid=77&call=play&name=demo-bars&start=-2000&duration=0&reset=0\
+              &flashver=DSS-record&name=demo-mandel&clientid=1&addr=127.0.0.1&token=t",
+        );
+        assert_eq!(cb.app, "dss");
+        assert_eq!(cb.flashver, "LNX 9,0,124,2");
+        assert_eq!(cb.addr, "203.0.113.9");
+        assert_eq!(cb.clientid, "77");
+        assert_eq!(cb.name, "demo-bars");
+        // A field nginx does not send for plays stays the client's: the
+        // publish token matters only for publishes, where nginx sends none
+        // either and FFmpeg's own URL carries it.
+        assert_eq!(cb.token, "t");
     }
 
     #[test]

@@ -10,9 +10,14 @@
 //!
 //! ```toml
 //! [secrets]
-//! city_key = { env = "CITY_CAMERAS_KEY" }
+//! city_key = { env = "CITY_CAMERAS_KEY", hosts = ["cameras.city.example"] }
 //! token = { file = "/etc/dss/secrets/token" }
 //! ```
+//!
+//! `hosts` binds a secret to the hosts it is for (`host` or `host:port`):
+//! a request anywhere else that names it is refused, whatever else the
+//! instance's `allow_hosts` lets the module reach. Without it, a secret
+//! may go to any of them.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,11 +37,22 @@ pub struct SecretSource {
     /// value. Relative: inside the instance file's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// The only hosts (`host` or `host:port`) the secret may be sent to;
+    /// unset: any the instance allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+}
+
+/// One secret's value and where it may go.
+#[derive(Clone, PartialEq)]
+struct Secret {
+    value: String,
+    hosts: Option<Vec<String>>,
 }
 
 /// The secret values of one instance, by name.
 #[derive(Clone, Default, PartialEq)]
-pub struct Secrets(BTreeMap<String, String>);
+pub struct Secrets(BTreeMap<String, Secret>);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,7 +63,33 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     /// The value of secret `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.0.get(name).map(|s| s.value.as_str())
+    }
+
+    /// The value of secret `name` for a request to `host` on `port`, if it
+    /// exists and may go there; else why not (never its value).
+    pub fn for_host(&self, name: &str, host: &str, port: u16) -> Result<&str, String> {
+        let secret = self.0.get(name).ok_or_else(|| {
+            format!(
+                "secret {name:?} is not in this instance's [secrets]{}",
+                self.names_hint()
+            )
+        })?;
+        if let Some(hosts) = &secret.hosts {
+            let host = host.to_ascii_lowercase();
+            let with_port = format!("{host}:{port}");
+            let bound = hosts.iter().any(|h| {
+                let h = h.to_ascii_lowercase();
+                h == host || h == with_port
+            });
+            if !bound {
+                return Err(format!(
+                    "secret {name:?} is bound to {} ([secrets] hosts): not sent to {host}",
+                    hosts.join(", ")
+                ));
+            }
+        }
+        Ok(&secret.value)
     }
 
     /// For error messages: the names there are.
@@ -124,7 +166,21 @@ impl Secrets {
                     "the value has control characters (a header value cannot)".into(),
                 ));
             }
-            out.insert(name.clone(), value);
+            if let Some(hosts) = &source.hosts {
+                if hosts.is_empty() || hosts.iter().any(|h| h.trim().is_empty() || h.contains('/'))
+                {
+                    return Err(bad(
+                        "hosts: a list of host or host:port (as in allow_hosts)".into(),
+                    ));
+                }
+            }
+            out.insert(
+                name.clone(),
+                Secret {
+                    value,
+                    hosts: source.hosts.clone(),
+                },
+            );
         }
         Ok(Secrets(out))
     }
@@ -138,6 +194,7 @@ mod tests {
         SecretSource {
             env: Some(v.into()),
             file: None,
+            hosts: None,
         }
     }
 
@@ -152,6 +209,7 @@ mod tests {
             SecretSource {
                 env: None,
                 file: Some("token".into()),
+                hosts: None,
             },
         );
         let s = Secrets::load_with(&t, dir.path(), |k| {
@@ -174,6 +232,7 @@ mod tests {
             Secrets::load_with(&t, dir.path(), |k| match k {
                 "NL" => Some("a\nb".into()),
                 "EMPTY" => Some(String::new()),
+                "OK" => Some("fine".into()),
                 _ => None,
             })
             .unwrap_err()
@@ -186,13 +245,45 @@ mod tests {
         let both = SecretSource {
             env: Some("X".into()),
             file: Some("f".into()),
+            hosts: None,
         };
         assert!(one("k", both).contains("exactly one"));
         let escape = SecretSource {
             env: None,
             file: Some("../../etc/passwd".into()),
+            hosts: None,
         };
         let e = one("k", escape);
         assert!(e.contains("cannot read"), "{e}");
+        let nowhere = SecretSource {
+            hosts: Some(Vec::new()),
+            ..env_src("OK")
+        };
+        assert!(one("k", nowhere).contains("hosts"));
+    }
+
+    #[test]
+    fn a_bound_secret_goes_only_to_its_hosts() {
+        let mut t = BTreeMap::new();
+        t.insert(
+            "key".to_string(),
+            SecretSource {
+                hosts: Some(vec!["feed.example".into(), "other.example:8443".into()]),
+                ..env_src("K")
+            },
+        );
+        t.insert("free".to_string(), env_src("K"));
+        let s = Secrets::load_with(&t, Path::new("."), |_| Some("v4lue".into())).unwrap();
+        assert_eq!(s.for_host("key", "feed.example", 443), Ok("v4lue"));
+        assert_eq!(s.for_host("key", "FEED.example", 80), Ok("v4lue"));
+        assert_eq!(s.for_host("key", "other.example", 8443), Ok("v4lue"));
+        let e = s.for_host("key", "other.example", 443).unwrap_err();
+        assert!(e.contains("bound to") && !e.contains("v4lue"), "{e}");
+        assert!(s.for_host("key", "evil.example", 443).is_err());
+        assert_eq!(s.for_host("free", "anywhere.example", 80), Ok("v4lue"));
+        assert!(s
+            .for_host("none", "feed.example", 80)
+            .unwrap_err()
+            .contains("not in"));
     }
 }

@@ -134,7 +134,9 @@ fn config_prints_the_effective_configuration() {
     let scratch = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         scratch.path().join("dss.toml"),
-        "[nginx]\nhttp_port = 8181\n",
+        "[nginx]\nhttp_port = 8181\n[security]\napi_token = \"s3cret-api-token\"\n\
+         callback_secret = \"0123456789abcdef0123456789abcdef\"\n\
+         [store]\nurl = \"mongodb://dss:hunter2@db.example/dss\"\n",
     )
     .unwrap();
     let out = Command::new(dss_bin())
@@ -146,6 +148,19 @@ fn config_prints_the_effective_configuration() {
         .expect("run dss");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
+    // Secrets are shown redacted.
+    for secret in [
+        "s3cret-api-token",
+        "0123456789abcdef0123456789abcdef",
+        "hunter2",
+    ] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(text.contains("api_token = \"<redacted>\""), "{text}");
+    assert!(
+        text.contains("mongodb://dss:<redacted>@db.example/dss"),
+        "{text}"
+    );
     assert!(text.contains("listen = \"127.0.0.1:8000\""), "{text}");
     assert!(text.contains("http_port = 8181"), "{text}");
     assert!(text.contains("rtmp_port = 1940"), "{text}");

@@ -640,3 +640,25 @@ fn a_failing_stat_is_reported_once_and_statuses_of_removed_streams_are_forgotten
         "said once per outage, not every second"
     );
 }
+
+/// nginx-rtmp appends a player's query arguments after its own fields: a
+/// viewer asking for `?flashver=DSS-record` (the recorder's flash version)
+/// and another client id is still a viewer, counted under nginx's id.
+#[test]
+fn a_viewer_cannot_override_nginx_s_callback_fields() {
+    let _g = serial();
+    let s = setup(2);
+    let host = s.start();
+    ready(&host);
+    let url = format!(
+        "{}?flashver=DSS-record&clientid=999999&addr=127.0.0.1&name=cam-b",
+        s.rtmp_url("cam-a")
+    );
+    let viewer = Viewer::start(&url);
+    let v = host.wait_stream("cam-a", "live with its viewer", T, |v| {
+        v["state"] == "live" && v["viewers"]["rtmp"] == 1
+    });
+    assert_eq!(v["viewers"]["rtmp"], 1, "{v}");
+    viewer.wait_frames(0, 10, T);
+    assert_eq!(host.stream("cam-b")["state"], "idle", "name is nginx's");
+}

@@ -95,7 +95,8 @@ fn a_wrong_key_is_an_upstream_error_and_a_missing_secret_refuses_the_instance() 
         &format!("extra_ca_file = {:?}", feed.ca_file().display().to_string()),
     );
     s.env.push(("WRONG_KEY_FOR_TEST".into(), "wrong".into()));
-    let instance = |env: &str| {
+    s.env.push(("RIGHT_KEY_FOR_TEST".into(), "right".into()));
+    let instance = |env: &str, bound: &str| {
         format!(
             r#"module = "traffic-feed"
 allow_hosts = ["localhost:{port}"]
@@ -105,15 +106,37 @@ url = "{url}"
 source_template = "rtsp://cams.example/{{key}}"
 secret_headers = {{ "x-api-key" = "key" }}
 [secrets]
-key = {{ env = "{env}" }}
+key = {{ env = "{env}"{bound} }}
 "#,
             port = feed.port,
             url = feed.url("/cams.json"),
         )
     };
-    s.instance("wrong", &instance("WRONG_KEY_FOR_TEST"));
-    s.instance("unset", &instance("NEVER_SET_FOR_TEST"));
+    s.instance("wrong", &instance("WRONG_KEY_FOR_TEST", ""));
+    s.instance("unset", &instance("NEVER_SET_FOR_TEST", ""));
+    // The right key, bound to another host: the module cannot send it to
+    // this one, allowed as it is.
+    s.instance(
+        "elsewhere",
+        &instance("RIGHT_KEY_FOR_TEST", r#", hosts = ["feed.example"]"#),
+    );
+    s.instance(
+        "bound",
+        &instance(
+            "RIGHT_KEY_FOR_TEST",
+            &format!(r#", hosts = ["localhost:{}"]"#, feed.port),
+        ),
+    );
     let host = s.start();
+    let bound = host.provider_settled("bound");
+    assert_eq!(bound["state"], "ready", "its own host: {bound}");
+    let elsewhere = host.provider_settled("elsewhere");
+    assert_eq!(elsewhere["state"], "failed", "{elsewhere}");
+    let msg = elsewhere["last_error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("secret \"key\" is bound to feed.example") && !msg.contains("right"),
+        "{msg}"
+    );
     let wrong = host.provider_settled("wrong");
     assert_eq!(wrong["state"], "failed", "{wrong}");
     let msg = wrong["last_error"].to_string();

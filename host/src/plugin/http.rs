@@ -364,8 +364,16 @@ impl HttpGate {
         Ok(parsed)
     }
 
-    /// Checks the guest's headers and fills in secrets.
-    fn prepare(&self, headers: &[(String, Value)]) -> Result<Vec<Prepared>, String> {
+    /// Checks the guest's headers and fills in secrets, for a request to
+    /// `url` (a secret bound to other hosts is refused; across a redirect
+    /// to another origin, secrets are dropped).
+    fn prepare(
+        &self,
+        url: &url::Url,
+        headers: &[(String, Value)],
+    ) -> Result<Vec<Prepared>, String> {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
         if headers.len() > MAX_HEADERS {
             return Err(format!(
                 "{} headers: at most {MAX_HEADERS} per request",
@@ -385,12 +393,9 @@ impl HttpGate {
             let (text, secret) = match value {
                 Value::Text(t) => (t.as_str(), false),
                 Value::Secret(s) => (
-                    self.secrets.get(s).ok_or_else(|| {
-                        format!(
-                            "header {lower}: secret {s:?} is not in this instance's [secrets]{}",
-                            self.secrets.names_hint()
-                        )
-                    })?,
+                    self.secrets
+                        .for_host(s, host, port)
+                        .map_err(|why| format!("header {lower}: {why}"))?,
                     true,
                 ),
             };
@@ -499,7 +504,7 @@ impl HttpGate {
         }
         self.requests += 1;
         let first = self.check(&request.url)?;
-        let headers = self.prepare(&request.headers)?;
+        let headers = self.prepare(&first, &request.headers)?;
         if let Some(b) = &request.body {
             if request.method == Method::Get {
                 return Err(HttpError::Failed(
@@ -941,6 +946,7 @@ mod tests {
                 crate::secrets::SecretSource {
                     env: Some("K".into()),
                     file: None,
+                    hosts: None,
                 },
             );
             let secrets =
