@@ -500,6 +500,18 @@ pub struct MobileConfig {
     /// After a phone's first media bytes, how long to wait for its second
     /// track before starting FFmpeg with what came (video-only phones).
     pub track_wait_ms: u64,
+    /// After a phone leaves, how long its id is kept for the holder of its
+    /// session secret (a reconnect after a dropped connection); then
+    /// anyone may claim it again.
+    pub reconnect_grace_seconds: u64,
+    /// Phones connected at once from one address (0: no cap). Phones on a
+    /// mobile network share their carrier's addresses: not too low.
+    pub max_sessions_per_address: usize,
+    /// Connections a minute from one address (0: no cap).
+    pub max_connects_per_minute: u32,
+    /// Anonymous phones (not in the instance's `phones`) that left are
+    /// unlisted this long after (0: kept until 1,000 others left).
+    pub forget_after_seconds: u64,
 }
 
 impl Default for MobileConfig {
@@ -515,6 +527,12 @@ impl Default for MobileConfig {
             max_sessions: 200,
             buffer_bytes: 1 << 20,
             track_wait_ms: 1_000,
+            // A dropped connection comes back within seconds; the original
+            // phone, which knows no secret, waits this long at most.
+            reconnect_grace_seconds: 30,
+            max_sessions_per_address: 20,
+            max_connects_per_minute: 60,
+            forget_after_seconds: 3600,
         }
     }
 }
@@ -1004,6 +1022,10 @@ pub struct InstanceConfig {
     /// Unset: the entries of `allow_hosts`.
     #[serde(default)]
     pub allow_sources: Option<Vec<String>>,
+    /// Lets stream sources be `udp://` or `rtp://` (FFmpeg receives them on
+    /// a local port, connected to the source host).
+    #[serde(default)]
+    pub allow_udp: bool,
     /// Seconds between listings, overriding the provider's default.
     #[serde(default)]
     pub refresh_seconds: Option<u32>,
@@ -1094,6 +1116,7 @@ impl InstanceConfig {
             &self.allow_hosts,
             self.allow_private,
         )
+        .map(|g| g.with_udp(self.allow_udp))
     }
 
     /// The limits in force: `defaults` with this instance's overrides.

@@ -140,6 +140,19 @@ pub fn post_json(url: &str, body: &str) -> Resp {
     }
 }
 
+/// POST `body` (with content type `ct`) to `url` with extra `headers`.
+pub fn post_with(url: &str, ct: &str, body: &[u8], headers: &[(&str, &str)]) -> Resp {
+    let mut req = agent().post(url).header("Content-Type", ct);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut r = req.send(body).unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    Resp {
+        status: r.status().as_u16(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
 /// POST `url` with an empty body and a bearer token.
 pub fn post_bearer(url: &str, token: &str) -> Resp {
     let mut r = agent()
@@ -1057,6 +1070,33 @@ impl WsClient {
                 }
                 Ok(_) => continue,
                 Err(_) => return None,
+            }
+        }
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), String> {
+        self.0
+            .send(tungstenite::Message::Text(text.into()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether the server has closed the connection: reads (and drops)
+    /// what comes for up to a second.
+    pub fn closed(&mut self) -> bool {
+        loop {
+            match self.0.read() {
+                Ok(tungstenite::Message::Close(_)) => return true,
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
             }
         }
     }

@@ -334,8 +334,10 @@ fn ffmpeg_pushing_mpegts_over_http_through_nginx_plays_and_positions_land() {
     let _shared = shared();
     let (s, host) = host("phones = []", &[]);
     // FFmpeg itself is the phone: one chunked POST of a TS with both
-    // tracks, through nginx's public port as a phone outside would.
+    // tracks, through nginx's public port as a phone outside would, with
+    // the session secret it chose.
     let url = format!("{}/mobile/httpcam", s.nginx_base());
+    let secret = "a-secret-this-phone-chose";
     let mut ff = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15"])
@@ -348,7 +350,10 @@ fn ffmpeg_pushing_mpegts_over_http_through_nginx_plays_and_positions_land() {
             "-tune",
             "zerolatency",
         ])
-        .args(["-g", "15", "-c:a", "aac", "-f", "mpegts", &url])
+        .args(["-g", "15", "-c:a", "aac"])
+        // An option of the output's http protocol: before its URL.
+        .args(["-headers", &format!("X-DSS-Phone-Secret: {secret}\r\n")])
+        .args(["-f", "mpegts", &url])
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("ffmpeg");
@@ -360,11 +365,23 @@ fn ffmpeg_pushing_mpegts_over_http_through_nginx_plays_and_positions_land() {
     let viewer = Viewer::start(&s.rtmp_url(id));
     viewer.wait_frames(0, 10, T);
     let pos = format!("{}/mobile/httpcam/position", s.nginx_base());
-    let r = post_json(&pos, r#"{"latitude": -22.95, "longitude": -43.21}"#);
+    let post_pos = |body: &str| {
+        post_with(
+            &pos,
+            "application/json",
+            body.as_bytes(),
+            &[("X-DSS-Phone-Secret", secret)],
+        )
+    };
+    let r = post_pos(r#"{"latitude": -22.95, "longitude": -43.21}"#);
     assert_eq!(r.status, 204, "{}", r.body);
     let v = host.stream(id);
     assert_eq!(v["geo"]["lat"], -22.95, "{v}");
-    let r = post_json(&pos, r#"{"latitude": 95, "longitude": 0}"#);
+    // Anyone else's positions are refused: the track is the phone's.
+    let r = post_json(&pos, r#"{"latitude": 10, "longitude": 10}"#);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(host.stream(id)["geo"]["lat"], -22.95);
+    let r = post_pos(r#"{"latitude": 95, "longitude": 0}"#);
     assert_eq!(
         r.status, 204,
         "nonsense is ignored, not an error: {}",
@@ -408,6 +425,145 @@ fn the_reference_sender_over_http_plays_with_its_positions() {
     host.wait_stream(id, "live", T, |v| v["state"] == "live");
     Viewer::start(&s.rtmp_url(id)).wait_frames(0, 10, T);
     host.wait_stream(id, "its position", T, |v| v["geo"]["lat"] == -22.9);
+}
+
+/// Says hello on a new TCP connection; the reply's content, or `None`
+/// when the host closed the connection instead (a refusal).
+fn raw_hello(srv: &str, content: serde_json::Value) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(srv).expect("connect");
+    c.set_read_timeout(Some(T)).expect("timeout");
+    let hello = serde_json::json!({ "type": "meta", "content": content }).to_string();
+    c.write_all(&frame(0, hello.as_bytes())).expect("hello");
+    let mut head = [0u8; 5];
+    c.read_exact(&mut head).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize];
+    c.read_exact(&mut body).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    Some(v["content"].clone())
+}
+
+/// The session the sender saved in its state file for `server`.
+fn saved_session(state: &str, server: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(state).expect("state file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    v[server].clone()
+}
+
+#[test]
+fn a_connected_phone_cannot_be_taken_over_or_spoofed_and_keeps_its_id_for_a_while() {
+    let _shared = shared();
+    // A registered phone without a token, as in the demo.
+    let (s, host) = host(
+        r#"phones = [{ key = "van1", name = "Van 1" }]"#,
+        &["reconnect_grace_seconds = 4"],
+    );
+    let srv = server(&s);
+    let state = state_file(&s);
+    let mut phone = Sender::start(&[
+        "test",
+        "--server",
+        &srv,
+        "--state",
+        &state,
+        "--id",
+        "van1",
+        "--duration",
+        "12",
+    ]);
+    assert_eq!(phone.wait_id(T), "van1");
+    let id = "phones-van1";
+    host.wait_stream(id, "live", T, |v| v["state"] == "live");
+    let secret = saved_session(&state, &srv)["secret"]
+        .as_str()
+        .expect("the reply carried a session secret")
+        .to_string();
+
+    // Another client claiming the id over TCP, or over HTTP through the
+    // public port, is refused; so are positions without the secret.
+    assert_eq!(raw_hello(&srv, serde_json::json!({ "id": "van1" })), None);
+    let wrong = serde_json::json!({ "id": "van1", "secret": "0123456789abcdef-wrong" });
+    assert_eq!(raw_hello(&srv, wrong), None);
+    let r = post_with(
+        &format!("{}/mobile/van1", s.nginx_base()),
+        "video/mp2t",
+        &[0x47; 188 * 10],
+        &[],
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("session secret"), "{}", r.body);
+    let pos = format!("{}/mobile/van1/position", s.nginx_base());
+    let r = post_json(&pos, r#"{"latitude": 1, "longitude": 1}"#);
+    assert_eq!(r.status, 403, "{}", r.body);
+    // The phone was not disturbed.
+    let v = host.stream(id);
+    assert_eq!(v["state"], "live", "{v}");
+    assert!(phone.lines().iter().all(|l| !l.contains("refused")));
+    assert!(phone.wait(T).success(), "{:?}", phone.lines());
+
+    // It left: within the grace period its id is kept for its secret.
+    host.wait_stream(id, "offline", T, |v| v["online"] == false);
+    assert_eq!(raw_hello(&srv, serde_json::json!({ "id": "van1" })), None);
+    let back = raw_hello(&srv, serde_json::json!({ "id": "van1", "secret": secret }))
+        .expect("its owner reconnects");
+    assert_eq!(back["id"], "van1");
+    assert_eq!(back["secret"], secret.as_str(), "the same secret goes on");
+    // After the grace period anyone may claim it again (the original's
+    // sender, which knows no secret).
+    std::thread::sleep(Duration::from_secs(5));
+    let fresh = raw_hello(&srv, serde_json::json!({ "id": "van1" })).expect("free again");
+    assert_eq!(fresh["id"], "van1");
+    assert_ne!(fresh["secret"], secret.as_str());
+}
+
+#[test]
+fn one_address_gets_bounded_sessions_and_anonymous_phones_are_forgotten() {
+    let _shared = shared();
+    let (s, host) = host(
+        r#"phones = [{ key = "van1" }]"#,
+        &[
+            "max_sessions_per_address = 2",
+            "max_connects_per_minute = 6",
+            "forget_after_seconds = 1",
+            "reconnect_grace_seconds = 1",
+        ],
+    );
+    let srv = server(&s);
+    let send = |n: usize| {
+        Sender::start(&[
+            "test",
+            "--server",
+            &srv,
+            "--state",
+            &s.dir
+                .path()
+                .join(format!("p{n}.json"))
+                .display()
+                .to_string(),
+            "--duration",
+            "6",
+            "--video-only",
+        ])
+    };
+    let a = send(1);
+    let b = send(2);
+    let (ida, _idb) = (a.wait_id(T), b.wait_id(T));
+    // A third from the same address is refused.
+    let mut c = send(3);
+    assert!(!c.wait(T).success(), "a third session from one address");
+    host.wait_log("max_sessions_per_address", T);
+    // Connections beyond the minute's count are refused too.
+    for _ in 0..4 {
+        let _ = raw_hello(&srv, serde_json::json!({}));
+    }
+    host.wait_log("max_connects_per_minute", T);
+    // An anonymous phone that left is forgotten; the registered one stays.
+    let anon = format!("phones-{ida}");
+    drop(a);
+    wait_for("the anonymous phone forgotten", T, || {
+        (!host.stream_ids().contains(&anon)).then_some(())
+    });
+    assert!(host.stream_ids().contains(&"phones-van1".to_string()));
 }
 
 fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
@@ -562,12 +718,19 @@ fn a_silent_phone_and_a_slow_handshake_are_dropped_by_their_timeouts() {
         ))
         .expect("hello");
     quiet.set_read_timeout(Some(T)).expect("timeout");
-    // Exactly the original server's reply: Python's json.dumps spacing.
-    let expected = br#"{"type": "meta", "content": {"id": "quiet1"}}"#;
-    let mut reply = vec![0u8; 5 + expected.len()];
+    // The original server's reply, in Python's json.dumps spacing, with
+    // the session secret after the id (the original's phones ignore it).
+    let mut head = [0u8; 5];
+    quiet.read_exact(&mut head).expect("the id frame");
+    assert_eq!(head[..4], [0, 0, 0, 0]);
+    let mut reply = vec![0u8; head[4] as usize];
     quiet.read_exact(&mut reply).expect("the id frame");
-    assert_eq!(reply[..5], [0, 0, 0, 0, expected.len() as u8]);
-    assert_eq!(&reply[5..], expected);
+    let text = String::from_utf8(reply).expect("UTF-8");
+    assert!(
+        text.starts_with(r#"{"type": "meta", "content": {"id": "quiet1", "secret": ""#),
+        "{text}"
+    );
+    assert!(text.ends_with(r#""}}"#), "{text}");
     host.wait_stream("phones-quiet1", "listed online", T, |v| v["online"] == true);
     assert_eq!(quiet.read(&mut buf).unwrap_or(0), 0, "closed when idle");
     host.wait_stream("phones-quiet1", "offline after the idle timeout", T, |v| {

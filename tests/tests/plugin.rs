@@ -25,9 +25,14 @@ fn a_second_engine_loads_from_the_compile_cache() {
     );
     assert_eq!(m2.hash, m.hash);
 
-    // A corrupt cache entry costs a compilation, not a failure.
+    // A corrupt cache entry costs a compilation, not a failure. (Replaced
+    // whole, as anything that writes there must: the modules loaded above
+    // still map the old files, which must never be rewritten in place.)
     for entry in std::fs::read_dir(cache.path()).unwrap() {
-        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+        let path = entry.unwrap().path();
+        let tmp = path.with_extension("garbage");
+        std::fs::write(&tmp, b"garbage").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
     }
     let third = PluginEngine::new(Some(cache.path().to_path_buf())).expect("engine");
     let m3 = ProviderModule::load(&third, &path, &limits).expect("load");

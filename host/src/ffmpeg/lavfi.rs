@@ -39,12 +39,12 @@ const BLANKS: &[u8] = b" \n\t\r";
 /// Test sources a `-f lavfi` input may use: synthetic pictures and sounds
 /// with no file, device or network access. `life` and `cellauto` are left
 /// out (they read a pattern file), as are `movie`/`amovie` (any file or
-/// URL) and `flite` (a text file).
+/// URL), `flite` (a text file) and `allrgb`/`allyuv` (4096x4096 pictures,
+/// above the bounds of [`super::bounds`]).
 #[rustfmt::skip]
 pub const SOURCES: &[&str] = &[
     "testsrc", "testsrc2", "smptebars", "smptehdbars", "rgbtestsrc", "yuvtestsrc", "mandelbrot",
-    "color", "nullsrc", "allrgb", "allyuv", "sierpinski", "gradients", "zoneplate", "sine",
-    "anullsrc", "anoisesrc",
+    "color", "nullsrc", "sierpinski", "gradients", "zoneplate", "sine", "anullsrc", "anoisesrc",
 ];
 
 /// Processing filters allowed in any graph: geometry, timing, format and
@@ -52,13 +52,14 @@ pub const SOURCES: &[&str] = &[
 /// and text files), `subtitles`/`ass`, `sendcmd`/`zmq` (commands from a
 /// file or socket), `lut3d`/`lut1d`/`haldclut` (LUT files), `frei0r`,
 /// `ladspa`, `lv2` (load shared objects), `metadata` (writes a file) or
-/// anything with a model, log or stats file.
+/// anything with a model, log or stats file. Nor `hstack`/`vstack`: with
+/// `split` they multiply a picture's size past any bound.
 #[rustfmt::skip]
 pub const PROCESSING: &[&str] = &[
     // Video.
     "scale", "fps", "format", "setpts", "crop", "pad", "transpose", "hflip", "vflip", "rotate",
     "yadif", "bwdif", "setsar", "setdar", "setfield", "settb", "framerate", "trim", "select",
-    "null", "split", "overlay", "hstack", "vstack", "unsharp", "boxblur", "gblur", "eq", "hue",
+    "null", "split", "overlay", "unsharp", "boxblur", "gblur", "eq", "hue",
     "negate", "drawbox", "drawgrid", "fade", "tpad", "colorchannelmixer", "colorlevels", "deband",
     "noise", "showinfo",
     // Audio.
@@ -188,6 +189,78 @@ pub fn check(graph: &str, usage: GraphUse) -> Result<(), String> {
                 }
             }
         }
+    }
+    // Sizes and rates, once every filter is known to be allowed.
+    for f in &filters {
+        check_bounds(f)?;
+    }
+    Ok(())
+}
+
+/// What an option of a filter sets, for [`check_bounds`].
+#[derive(Clone, Copy)]
+enum Bounded {
+    Size,
+    Rate,
+    SampleRate,
+    Width,
+    Height,
+}
+
+/// The options of `filter` that set a size or a rate: their names and
+/// their position when given without a name (libavfilter's option order).
+fn bounded_options(filter: &str) -> &'static [(&'static [&'static str], usize, Bounded)] {
+    use Bounded::*;
+    match filter {
+        "testsrc" | "testsrc2" | "smptebars" | "smptehdbars" | "rgbtestsrc" | "yuvtestsrc"
+        | "nullsrc" | "sierpinski" | "gradients" | "zoneplate" | "mandelbrot" => {
+            &[(&["size", "s"], 0, Size), (&["rate", "r"], 1, Rate)]
+        }
+        "color" => &[(&["size", "s"], 1, Size), (&["rate", "r"], 2, Rate)],
+        "sine" => &[(&["sample_rate", "r"], 2, SampleRate)],
+        "anoisesrc" => &[(&["sample_rate", "r"], 0, SampleRate)],
+        "anullsrc" => &[(&["sample_rate", "r"], 1, SampleRate)],
+        "scale" => &[
+            (&["w", "width"], 0, Width),
+            (&["h", "height"], 1, Height),
+            (&["size", "s"], usize::MAX, Size),
+        ],
+        "pad" => &[(&["width", "w"], 0, Width), (&["height", "h"], 1, Height)],
+        "rotate" => &[(&["out_w", "ow"], 1, Width), (&["out_h", "oh"], 2, Height)],
+        "fps" | "framerate" => &[(&["fps"], 0, Rate)],
+        "aresample" => &[(&["osr", "out_sample_rate"], 0, SampleRate)],
+        _ => &[],
+    }
+}
+
+/// Checks the sizes and rates a filter asks for against
+/// [`super::bounds`]: a test pattern of 16000x16000 at 1000 frames a
+/// second, or a scale to it, is refused like any other out-of-range value.
+fn check_bounds(f: &Filter) -> Result<(), String> {
+    use super::bounds;
+    let options = bounded_options(&f.name);
+    let mut position = 0;
+    for (key, value) in &f.args {
+        let found = match key {
+            Some(k) => options
+                .iter()
+                .find(|(names, _, _)| names.contains(&k.as_str())),
+            None => {
+                position += 1;
+                options.iter().find(|(_, at, _)| *at == position - 1)
+            }
+        };
+        let Some((names, _, kind)) = found else {
+            continue;
+        };
+        let checked = match kind {
+            Bounded::Size => bounds::size(value).map(|_| ()),
+            Bounded::Rate => bounds::rate(value).map(|_| ()),
+            Bounded::SampleRate => bounds::sample_rate(value).map(|_| ()),
+            Bounded::Width => bounds::scaled(value, bounds::MAX_WIDTH),
+            Bounded::Height => bounds::scaled(value, bounds::MAX_HEIGHT),
+        };
+        checked.map_err(|why| format!("filter {:?}: option {}: {why}", f.name, names[0]))?;
     }
     Ok(())
 }
@@ -410,13 +483,45 @@ mod tests {
             "scale=1280:-2",
             "yadif,scale=w=640:h=360,fps=25,format=yuv420p",
             "setpts=N/FRAME_RATE/TB",
-            "crop=iw/2:ih/2,pad=iw*2:ih*2:(ow-iw)/2:(oh-ih)/2",
+            "crop=iw/2:ih/2,pad=iw:ih:(ow-iw)/2:(oh-ih)/2",
+            "pad=640:480:(ow-iw)/2:(oh-ih)/2",
             "format=pix_fmts=yuv420p|nv12",
             "aresample=48000,volume=0.5",
             "scale=w='min(1280,iw)':h=-2",
         ] {
             check(g, GraphUse::Filter).unwrap_or_else(|e| panic!("{g}: {e}"));
         }
+    }
+
+    #[test]
+    fn sizes_and_rates_are_bounded_in_graphs() {
+        for (g, why) in [
+            ("mandelbrot=size=16000x16000:rate=25", "larger than 4K"),
+            ("testsrc=size=320x240:rate=1000", "at most 120"),
+            ("testsrc=16000x16000", "larger than 4K"),
+            ("testsrc=320x240:500", "at most 120"),
+            ("color=c=red:s=9000x9000", "larger than 4K"),
+            ("color=red:320x240:999", "at most 120"),
+            ("sine=f=440:r=10000000", "sample rate"),
+            ("testsrc,scale=iw*50:ih*50", "no expression"),
+            ("testsrc,scale=w=16000:h=100", "not 1 to 4096"),
+            ("testsrc,pad=width=9000:height=9000", "not 1 to 4096"),
+            ("testsrc,fps=1000", "at most 120"),
+            ("testsrc,rotate=0.1:ow=99999", "not 1 to 4096"),
+            ("allrgb", "\"allrgb\" is not allowed"),
+            (
+                "testsrc,split[a][b];[a][b]hstack",
+                "\"hstack\" is not allowed",
+            ),
+        ] {
+            let e = check(g, GraphUse::Source).unwrap_err();
+            assert!(e.contains(why), "{g:?}: {e}");
+        }
+        check(
+            "testsrc=size=3840x2160:rate=60,scale=1920:-2,fps=30",
+            GraphUse::Source,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -566,17 +566,7 @@ fn check_value(kind: Kind, v: &str) -> Result<(), String> {
                 Err(format!("out of range {min} to {max}"))
             }
         }
-        Kind::Rate => {
-            const NAMES: &[&str] = &["ntsc", "pal", "film", "ntsc-film", "qntsc", "qpal"];
-            // Six digits on either side of '/' covers 30000/1001 and 1000 fps.
-            let short = |s: &str| s.len() <= 6;
-            let ok = NAMES.contains(&v)
-                || match v.split_once('/') {
-                    Some((n, d)) => digits(n) && digits(d) && short(n) && short(d) && d != "0",
-                    None => decimal(v) && v.len() <= 10,
-                };
-            ok.then_some(()).ok_or("not a frame rate".into())
-        }
+        Kind::Rate => super::bounds::rate(v).map(|_| ()),
         Kind::OneOf(list) => {
             if list.contains(&v) {
                 Ok(())
@@ -584,21 +574,7 @@ fn check_value(kind: Kind, v: &str) -> Result<(), String> {
                 Err("not one of the allowed values".into())
             }
         }
-        Kind::Size => {
-            const NAMES: &[&str] = &[
-                "sqcif", "qcif", "cif", "4cif", "qvga", "vga", "svga", "xga", "hd480", "hd720",
-                "hd1080", "uhd2160",
-            ];
-            // 16384 pixels a side: beyond any camera or encoder limit.
-            let side = |s: &str| {
-                digits(s)
-                    && s.len() <= 5
-                    && s.parse::<u32>().is_ok_and(|n| (1..=16_384).contains(&n))
-            };
-            let ok =
-                NAMES.contains(&v) || v.split_once('x').is_some_and(|(w, h)| side(w) && side(h));
-            ok.then_some(()).ok_or("not a size WxH".into())
-        }
+        Kind::Size => super::bounds::size(v).map(|_| ()),
         Kind::Bitrate => {
             let number = v.strip_suffix(['k', 'K', 'm', 'M', 'g', 'G']).unwrap_or(v);
             // Twelve characters: 10G or 10000000000 at most.
@@ -1038,6 +1014,9 @@ pub struct SourceGrant {
     entries: Vec<String>,
     origin: Origin,
     allow_private: bool,
+    /// `udp://` and `rtp://` sources (received on a local port) are
+    /// allowed: the instance's `allow_udp`.
+    allow_udp: bool,
 }
 
 impl SourceGrant {
@@ -1068,7 +1047,14 @@ impl SourceGrant {
             entries: entries.to_vec(),
             origin,
             allow_private,
+            allow_udp: false,
         })
+    }
+
+    /// This grant, allowing `udp://` and `rtp://` sources or not.
+    pub fn with_udp(mut self, allow: bool) -> SourceGrant {
+        self.allow_udp = allow;
+        self
     }
 
     /// A grant of any host (`allow_sources = ["*"]`).
@@ -1078,12 +1064,44 @@ impl SourceGrant {
             entries: vec!["*".into()],
             origin: Origin::AllowSources,
             allow_private,
+            allow_udp: false,
         }
     }
 
     /// Whether non-public addresses are allowed.
     pub fn allows_private(&self) -> bool {
         self.allow_private
+    }
+
+    /// A `udp://` or `rtp://` source as FFmpeg gets it: only when the
+    /// instance allows them, and connected to the source (`connect=1`:
+    /// the kernel drops datagrams from anyone else; without it FFmpeg
+    /// takes the port's datagrams from anywhere, on every interface).
+    fn connected_udp(&self, source: &Arc<str>) -> Result<Arc<str>, Refusal> {
+        if !self.allow_udp {
+            return Err(Refusal::new(
+                "udp:// and rtp:// sources are received on a local port: set allow_udp = true in the instance to allow them",
+            ));
+        }
+        let query = source.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let mut connect = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if k.eq_ignore_ascii_case("connect") {
+                connect = Some(v);
+            }
+        }
+        match connect {
+            Some("1") => Ok(source.clone()),
+            Some(other) => Err(Refusal::new(format!(
+                "source URL parameter connect={} would take datagrams from anyone (refused)",
+                show(other)
+            ))),
+            None => {
+                let sep = if source.contains('?') { '&' } else { '?' };
+                Ok(format!("{source}{sep}connect=1").into())
+            }
+        }
     }
 
     fn check_host(&self, url: &SourceUrl) -> Result<(), Refusal> {
@@ -1249,6 +1267,11 @@ impl Plan {
         } else {
             let url = parse_url(&source)?;
             grant.check_host(&url)?;
+            let source = if matches!(url.scheme, "udp" | "rtp") {
+                grant.connected_udp(&source)?
+            } else {
+                source
+            };
             let mut whitelist = url.whitelist.to_string();
             if facts.rtsp_over_http && url.scheme.starts_with("rtsp") {
                 whitelist.push_str(",http,https,tls");
@@ -1830,6 +1853,37 @@ mod tests {
         // Credentials are fine, and never quoted back.
         let e = refused("rtsp://admin:secret@10.0.0.1/cam", &[], &[]);
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn udp_sources_need_the_instance_s_leave_and_are_connected_to_their_source() {
+        let input = |src: &str, grant: SourceGrant| {
+            let plan = Plan::check(src, &[], &[], &Arc::new(grant)).map_err(String::from)?;
+            let argv = plan.argv("rtmp://127.0.0.1/dss/x");
+            let i = argv.iter().position(|a| a == "-i").expect("-i");
+            Ok::<String, String>(argv[i + 1].clone())
+        };
+        for src in ["udp://cam.example:9000", "rtp://cam.example:5004"] {
+            let e = input(src, SourceGrant::any_host(false)).unwrap_err();
+            assert!(e.contains("allow_udp = true"), "{e}");
+        }
+        let udp = || SourceGrant::any_host(false).with_udp(true);
+        assert_eq!(
+            input("udp://cam.example:9000", udp()).unwrap(),
+            "udp://cam.example:9000?connect=1"
+        );
+        assert_eq!(
+            input("rtp://cam.example:5004?pkt_size=1316", udp()).unwrap(),
+            "rtp://cam.example:5004?pkt_size=1316&connect=1"
+        );
+        assert_eq!(
+            input("udp://cam.example:9000?connect=1", udp()).unwrap(),
+            "udp://cam.example:9000?connect=1"
+        );
+        let e = input("udp://cam.example:9000?connect=0", udp()).unwrap_err();
+        assert!(e.contains("from anyone"), "{e}");
+        // RTSP negotiates its own RTP over UDP: no leave needed.
+        assert!(input("rtsp://cam.example/1", SourceGrant::any_host(false)).is_ok());
     }
 
     #[test]

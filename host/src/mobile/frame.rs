@@ -318,6 +318,11 @@ pub struct Hello {
     /// The publish token, when one was sent (an extension of the original
     /// protocol); `None` when missing or empty.
     pub token: Option<String>,
+    /// The session secret: in a phone's hello, the one it got when it was
+    /// admitted before (to reconnect); in the server's reply, the one it
+    /// gets now. An extension of the original protocol (its phones ignore
+    /// it); `None` when missing or empty.
+    pub secret: Option<String>,
 }
 
 /// One user-data message.
@@ -375,18 +380,20 @@ pub fn parse_hello(payload: &[u8]) -> Result<Hello, PayloadError> {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         _ => None,
     };
-    let token = match content.get("token") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()).filter(|s| !s.is_empty()),
-        Some(_) => {
-            return Err(PayloadError::BadField {
-                action: "meta",
-                field: "token",
-                expected: "a string",
-            })
-        }
+    let text = |field: &'static str| match content.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
+        Some(_) => Err(PayloadError::BadField {
+            action: "meta",
+            field,
+            expected: "a string",
+        }),
     };
-    Ok(Hello { id, token })
+    Ok(Hello {
+        id,
+        token: text("token")?,
+        secret: text("secret")?,
+    })
 }
 
 /// Parses a user-data payload. `coord` must carry finite numbers in range;
@@ -418,22 +425,24 @@ pub fn parse_user_data(payload: &[u8]) -> Result<UserData, PayloadError> {
     })
 }
 
-/// The server's reply to a hello: exactly what Python's
-/// `json.dumps({"type": "meta", "content": {"id": id}})` produces
-/// (`", "` and `": "` separators, non-ASCII escaped), which the original
-/// phones expect byte for byte.
-pub fn meta_reply(id: &str) -> Bytes {
-    hello_payload(Some(id), None)
+/// The server's reply to a hello in the style of Python's
+/// `json.dumps({"type": "meta", "content": {"id": id, "secret": secret}})`
+/// (`", "` and `": "` separators, non-ASCII escaped), as the original
+/// phones expect it: they read `id` and ignore the rest.
+pub fn meta_reply(id: &str, secret: &str) -> Bytes {
+    hello_payload(Some(id), None, Some(secret))
 }
 
 /// A hello payload in the same Python style: the id (`""` when `None`)
-/// and, when given, the token.
-pub fn hello_payload(id: Option<&str>, token: Option<&str>) -> Bytes {
+/// and, when given, the token and the session secret.
+pub fn hello_payload(id: Option<&str>, token: Option<&str>, secret: Option<&str>) -> Bytes {
     let mut s = String::from("{\"type\": \"meta\", \"content\": {\"id\": ");
     python_json_str(&mut s, id.unwrap_or(""));
-    if let Some(token) = token {
-        s.push_str(", \"token\": ");
-        python_json_str(&mut s, token);
+    for (key, value) in [("token", token), ("secret", secret)] {
+        if let Some(v) = value {
+            s.push_str(&format!(", \"{key}\": "));
+            python_json_str(&mut s, v);
+        }
     }
     s.push_str("}}");
     Bytes::from(s)
@@ -525,22 +534,26 @@ mod tests {
     }
 
     #[test]
-    fn the_meta_reply_matches_python_byte_for_byte() {
+    fn the_meta_reply_is_written_as_python_writes_it() {
         let mut out = BytesMut::new();
         FrameCodec::default()
-            .encode(Frame::new(FrameKind::Meta, meta_reply(ID)), &mut out)
+            .encode(Frame::new(FrameKind::Meta, meta_reply(ID, "s")), &mut out)
             .unwrap();
         let want: &[u8] =
-            b"\x00\x00\x00\x00\x3f{\"type\": \"meta\", \"content\": {\"id\": \"0123456789abcdef01234567\"}}";
+            b"\x00\x00\x00\x00\x4e{\"type\": \"meta\", \"content\": {\"id\": \"0123456789abcdef01234567\", \"secret\": \"s\"}}";
         assert_eq!(&out[..], want);
         // Escapes as `json.dumps` writes them (output of CPython 3).
         assert_eq!(
-            &meta_reply("a\"\\\n\u{1}\u{1f}\u{7f}\u{e9}\u{2028}\u{1F600}/\u{8}\u{c}\r\t")[..],
+            &hello_payload(
+                Some("a\"\\\n\u{1}\u{1f}\u{7f}\u{e9}\u{2028}\u{1F600}/\u{8}\u{c}\r\t"),
+                None,
+                None
+            )[..],
             br#"{"type": "meta", "content": {"id": "a\"\\\n\u0001\u001f\u007f\u00e9\u2028\ud83d\ude00/\b\f\r\t"}}"#
         );
         assert_eq!(
-            &hello_payload(None, Some("t"))[..],
-            br#"{"type": "meta", "content": {"id": "", "token": "t"}}"#
+            &hello_payload(None, Some("t"), Some("k"))[..],
+            br#"{"type": "meta", "content": {"id": "", "token": "t", "secret": "k"}}"#
         );
     }
 
@@ -693,7 +706,7 @@ mod tests {
             let mut w = tokio_util::codec::FramedWrite::new(a, FrameCodec::default());
             let mut r = tokio_util::codec::FramedRead::new(b, FrameCodec::default());
             let frames = vec![
-                Frame::new(FrameKind::Meta, hello_payload(Some(ID), Some("tok"))),
+                Frame::new(FrameKind::Meta, hello_payload(Some(ID), Some("tok"), None)),
                 Frame::new(FrameKind::Video, vec![0x47; 1000]),
                 Frame::new(FrameKind::Audio, vec![0x47; 512]),
                 Frame::new(FrameKind::UserData, coord_payload(-22.86, -43.23)),
@@ -833,17 +846,18 @@ mod tests {
             h,
             Hello {
                 id: Some("abc".into()),
-                token: None
+                token: None,
+                secret: None,
             }
         );
-        let h = parse_hello(&hello_payload(Some(ID), Some("s3cret"))).unwrap();
+        let h = parse_hello(&hello_payload(Some(ID), Some("s3cret"), Some("k3y"))).unwrap();
         assert_eq!(h.id.as_deref(), Some(ID));
         assert_eq!(h.token.as_deref(), Some("s3cret"));
+        assert_eq!(h.secret.as_deref(), Some("k3y"));
         // The reply parses as a hello too (the sender reads it so).
-        assert_eq!(
-            parse_hello(&meta_reply(ID)).unwrap().id.as_deref(),
-            Some(ID)
-        );
+        let reply = parse_hello(&meta_reply(ID, "k3y")).unwrap();
+        assert_eq!(reply.id.as_deref(), Some(ID));
+        assert_eq!(reply.secret.as_deref(), Some("k3y"));
         // Ids are returned raw; missing, empty or non-string ones are None.
         assert_eq!(
             parse_hello(br#"{"type":"meta","content":{"id":"../x"}}"#)

@@ -3,10 +3,12 @@
 //! mpegts http://HOST:8000/mobile/ID`, and `POST /mobile/{id}/position`
 //! with `{"latitude": .., "longitude": ..}`. The same admission, sessions
 //! and limits as the TCP ingest; the token comes as `Authorization:
-//! Bearer T` or `?token=T`.
+//! Bearer T` or `?token=T`, the session secret as `X-DSS-Phone-Secret: S`
+//! or `?secret=S` (a phone may choose its own when it first claims an id;
+//! else the response carries the one it got, in the same header).
 
 use super::feed::Track;
-use super::session::{Phones, Refused};
+use super::session::{Credentials, Phones, Refused};
 use crate::access::{self, Caller};
 use crate::api::AppState;
 use axum::body::Body;
@@ -42,13 +44,26 @@ async fn location(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response 
     }
 }
 
+/// The header (and query parameter) of a phone's session secret.
+pub const SECRET_HEADER: &str = "x-dss-phone-secret";
+
 fn refused(e: &Refused) -> Response {
     let status = match e {
-        Refused::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Refused::NotListed(..) => StatusCode::SERVICE_UNAVAILABLE,
-        Refused::Unknown(_) | Refused::Token(_) => StatusCode::FORBIDDEN,
+        Refused::Full(_) | Refused::NotListed(..) => StatusCode::SERVICE_UNAVAILABLE,
+        Refused::AddressFull(_) | Refused::TooFast(_) => StatusCode::TOO_MANY_REQUESTS,
+        Refused::Taken(_) | Refused::Reserved(..) => StatusCode::CONFLICT,
+        Refused::Unknown(_) | Refused::Token(_) | Refused::NotOwner(_) => StatusCode::FORBIDDEN,
     };
     (status, format!("{e}\n")).into_response()
+}
+
+/// The session secret presented: the header, else `?secret=`.
+fn presented_secret<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get(SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| query?.split('&').find_map(|kv| kv.strip_prefix("secret=")))
+        .filter(|s| !s.is_empty())
 }
 
 /// A refusal before admission: a status and a line of text.
@@ -83,16 +98,21 @@ async fn ingest(
         (Ok(p), Ok(id)) => (p, id),
         (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
-    let token = access::presented_token(&headers, query.as_deref());
+    let credentials = Credentials {
+        id: Some(id),
+        token: access::presented_token(&headers, query.as_deref()),
+        secret: presented_secret(&headers, query.as_deref()),
+    };
     // Through nginx's public port: the phone's own address.
     let addr = match caller.public_ip() {
         Some(ip) => SocketAddr::new(ip, 0),
         None => peer,
     };
-    let mut session = match phones.open(Some(id), token, addr, "http").await {
+    let mut session = match phones.open(credentials, addr, "http").await {
         Ok(s) => s,
         Err(e) => return refused(&e),
     };
+    let secret = session.secret().to_string();
     let idle = Duration::from_secs(phones.config().mobile.idle_timeout_seconds.max(1));
     let mut body = body.into_data_stream();
     let mut received: u64 = 0;
@@ -116,7 +136,8 @@ async fn ingest(
     tracing::info!(stream = %session.stream_id(), %addr, received, "http ingest ended: {why}");
     (
         StatusCode::OK,
-        format!("received {received} bytes: {why}\n"),
+        [(SECRET_HEADER, secret.clone())],
+        format!("received {received} bytes: {why}\nsecret: {secret}\n"),
     )
         .into_response()
 }
@@ -135,9 +156,15 @@ async fn position(
     if body.len() > MAX_POSITION_BYTES {
         return (StatusCode::PAYLOAD_TOO_LARGE, "position too large\n").into_response();
     }
-    let token = access::presented_token(&headers, query.as_deref());
-    if let Err(e) = phones.check_token(id, token) {
-        return refused(&e);
+    let credentials = Credentials {
+        id: Some(id),
+        token: access::presented_token(&headers, query.as_deref()),
+        secret: presented_secret(&headers, query.as_deref()),
+    };
+    match phones.check_owner(id, &credentials) {
+        Ok(true) => {}
+        Ok(false) => return (StatusCode::CONFLICT, "the phone is not streaming\n").into_response(),
+        Err(e) => return refused(&e),
     }
     // The original's user-data shape, for the provider.
     let Ok(content) = serde_json::from_slice::<serde_json::Value>(&body) else {

@@ -28,9 +28,16 @@ const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// holds a socket buffer full of positions nobody reads).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Largest message or frame a client may send (what it sends is ignored:
+/// the original's pages send nothing). The library's default, 64 MiB,
+/// let any client make the host buffer that much per connection.
+pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+
 /// Answers the upgrade and serves the client until it leaves.
 pub fn upgrade(ws: WebSocketUpgrade, phones: Arc<Phones>, events: Arc<Events>) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, phones, events))
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, phones, events))
         .into_response()
 }
 

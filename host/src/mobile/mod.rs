@@ -82,5 +82,6 @@ pub async fn start(
     );
     supervisor.set_feeds(phones.clone());
     tokio::spawn(tcp::serve(listener, phones.clone()));
+    tokio::spawn(phones.clone().maintain());
     Ok(Some(phones))
 }

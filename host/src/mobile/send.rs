@@ -436,47 +436,80 @@ fn state_path_from(xdg: Option<OsString>, home: Option<OsString>) -> Option<Path
         .or_else(|| absolute(home).map(|h| h.join(".local/state/dss/mobile-send.json")))
 }
 
+/// What the state file keeps for a server: the session id and, since
+/// phones own their ids, the session secret that reclaims it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    /// The session id.
+    pub id: String,
+    /// Its session secret, when the server gave (or the sender chose) one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// An entry of the state file: a bare id (written before secrets), or an
+/// id with its secret.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Id(String),
+    Saved(Saved),
+}
+
 /// The state file's map of server (`HOST:PORT` for TCP, `http://HOST:PORT`
-/// for HTTP) to session id; empty when the file does not exist.
-pub fn load_ids(path: &Path) -> Result<BTreeMap<String, String>, SendError> {
+/// for HTTP) to session; empty when the file does not exist.
+pub fn load_ids(path: &Path) -> Result<BTreeMap<String, Saved>, SendError> {
     let fail = |reason: String| SendError::State {
         path: path.display().to_string(),
         reason,
     };
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            fail(format!(
-                "not a JSON object of server to id ({e}); fix or delete it"
-            ))
-        }),
+        Ok(bytes) => serde_json::from_slice::<BTreeMap<String, Entry>>(&bytes)
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, e)| {
+                        let saved = match e {
+                            Entry::Id(id) => Saved { id, secret: None },
+                            Entry::Saved(s) => s,
+                        };
+                        (k, saved)
+                    })
+                    .collect()
+            })
+            .map_err(|e| {
+                fail(format!(
+                    "not a JSON object of server to session ({e}); fix or delete it"
+                ))
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(fail(e.to_string())),
     }
 }
 
-/// The id saved for `server`, checked.
-pub fn saved_id(path: &Path, server: &str) -> Result<Option<String>, SendError> {
-    let Some(id) = load_ids(path)?.remove(server) else {
+/// The session saved for `server`, its id checked.
+pub fn saved_id(path: &Path, server: &str) -> Result<Option<Saved>, SendError> {
+    let Some(saved) = load_ids(path)?.remove(server) else {
         return Ok(None);
     };
-    check_session_id(&id).map_err(|reason| SendError::State {
+    check_session_id(&saved.id).map_err(|reason| SendError::State {
         path: path.display().to_string(),
         reason: format!("entry for {server}: {reason}"),
     })?;
-    Ok(Some(id))
+    Ok(Some(saved))
 }
 
-/// Records `id` for `server`: creates the parent directories, writes a
-/// temporary file (mode 0600) next to it and renames it over the old one,
-/// so a crash never leaves a half-written file.
-pub fn save_id(path: &Path, server: &str, id: &str) -> Result<(), SendError> {
+/// Records `session` for `server`: creates the parent directories, writes
+/// a temporary file (mode 0600: the secret reclaims the phone's id) next
+/// to it and renames it over the old one, so a crash never leaves a
+/// half-written file.
+pub fn save_id(path: &Path, server: &str, session: &Saved) -> Result<(), SendError> {
     use std::os::unix::fs::OpenOptionsExt;
     let fail = |reason: String| SendError::State {
         path: path.display().to_string(),
         reason,
     };
     let mut ids = load_ids(path)?;
-    ids.insert(server.to_string(), id.to_string());
+    ids.insert(server.to_string(), session.clone());
     let mut text = serde_json::to_string_pretty(&ids).map_err(|e| fail(e.to_string()))?;
     text.push('\n');
     let dir = path
@@ -515,11 +548,11 @@ fn state_path(opts: &SendOptions) -> Option<PathBuf> {
     opts.state.clone().or_else(default_state_path)
 }
 
-/// Saves the id, or says why it could not (the session goes on).
-fn remember(out: &mut (dyn Write + Send), state: Option<&Path>, server: &str, id: &str) {
+/// Saves the session, or says why it could not (the session goes on).
+fn remember(out: &mut (dyn Write + Send), state: Option<&Path>, server: &str, session: &Saved) {
     match state {
         Some(p) => {
-            if let Err(e) = save_id(p, server, id) {
+            if let Err(e) = save_id(p, server, session) {
                 say(out, &format!("note: id not saved: {e}"));
             }
         }
@@ -812,19 +845,28 @@ async fn run_tcp(
         .clone()
         .unwrap_or_else(|| DEFAULT_TCP_SERVER.into());
     let state = state_path(opts);
-    let asked = match (&opts.id, &state) {
-        (Some(id), _) => Some(id.clone()),
-        (None, Some(p)) => saved_id(p, &server)?,
-        (None, None) => None,
+    let saved = match &state {
+        Some(p) => saved_id(p, &server)?,
+        None => None,
     };
-    let handshake = handshake(opts, &server, asked.as_deref(), counters);
-    let (mut link, mut replies, id) = tokio::select! {
+    // The saved secret goes with the saved id (or the same id given).
+    let asked = match (&opts.id, saved) {
+        (Some(id), Some(s)) if &s.id == id => Some(s),
+        (Some(id), _) => Some(Saved {
+            id: id.clone(),
+            secret: None,
+        }),
+        (None, saved) => saved,
+    };
+    let handshake = handshake(opts, &server, asked.as_ref(), counters);
+    let (mut link, mut replies, session) = tokio::select! {
         r = handshake => r?,
         () = stop.cancelled() => return Ok(End::Interrupted),
     };
+    let id = session.id.clone();
     say(out, &format!("id: {id}"));
     *id_slot = Some(id.clone());
-    remember(out, state.as_deref(), &server, &id);
+    remember(out, state.as_deref(), &server, &session);
 
     let (video, video_out) = Ffmpeg::spawn(
         &opts.ffmpeg,
@@ -872,14 +914,14 @@ async fn run_tcp(
     end
 }
 
-/// Connects, says hello and reads the one reply frame: the connection and
-/// the assigned id.
+/// Connects, says hello (with the session asked for and its secret) and
+/// reads the one reply frame: the connection and the session assigned.
 async fn handshake(
     opts: &SendOptions,
     server: &str,
-    asked: Option<&str>,
+    asked: Option<&Saved>,
     counters: &Counters,
-) -> Result<(Link, FramedRead<OwnedReadHalf, FrameCodec>, String), SendError> {
+) -> Result<(Link, FramedRead<OwnedReadHalf, FrameCodec>, Saved), SendError> {
     let connect = |reason: String| SendError::Connect {
         server: server.to_string(),
         reason,
@@ -908,7 +950,11 @@ async fn handshake(
         server: server.to_string(),
         reason,
     };
-    let hello = hello_payload(asked, opts.token.as_deref());
+    let hello = hello_payload(
+        asked.map(|s| s.id.as_str()),
+        opts.token.as_deref(),
+        asked.and_then(|s| s.secret.as_deref()),
+    );
     link.send(counters, FrameKind::Meta, hello)
         .await
         .map_err(|e| match e {
@@ -940,12 +986,19 @@ async fn handshake(
         }
         Ok(Some(Ok(f))) => f,
     };
-    let id = parse_hello(&reply.payload)
-        .map_err(|e| protocol(format!("reply: {e}")))?
+    let reply = parse_hello(&reply.payload).map_err(|e| protocol(format!("reply: {e}")))?;
+    let id = reply
         .id
         .ok_or_else(|| refused("it answered with an empty id".into()))?;
     check_session_id(&id).map_err(|e| protocol(format!("reply: {e}")))?;
-    Ok((link, replies, id))
+    Ok((
+        link,
+        replies,
+        Saved {
+            id,
+            secret: reply.secret,
+        },
+    ))
 }
 
 /// Forwards FFmpeg's output and the positions until something ends it.
@@ -1112,17 +1165,38 @@ async fn run_http(
         })?;
     let key = format!("http://{authority}");
     let state = state_path(opts);
-    let id = match (&opts.id, &state) {
+    let saved = match &state {
+        Some(p) => saved_id(p, &key)?,
+        None => None,
+    };
+    let id = match (&opts.id, &saved) {
         (Some(id), _) => id.clone(),
-        (None, Some(p)) => match saved_id(p, &key)? {
-            Some(id) => id,
-            None => new_id()?,
-        },
+        (None, Some(s)) => s.id.clone(),
         (None, None) => new_id()?,
+    };
+    // Over HTTP the sender chooses its session secret (it needs it for the
+    // positions while the upload runs): the saved one for the saved id.
+    let secret = match saved {
+        Some(s) if s.id == id => match s.secret {
+            Some(secret) => secret,
+            None => new_secret()?,
+        },
+        _ => new_secret()?,
     };
     say(out, &format!("id: {id}"));
     *id_slot = Some(id.clone());
-    remember(out, state.as_deref(), &key, &id);
+    remember(
+        out,
+        state.as_deref(),
+        &key,
+        &Saved {
+            id: id.clone(),
+            secret: Some(secret.clone()),
+        },
+    );
+    let mut secret_value = HeaderValue::from_str(&secret)
+        .map_err(|_| SendError::Invalid("the session secret is not a valid header value".into()))?;
+    secret_value.set_sensitive(true);
     let auth = match &opts.token {
         Some(t) => {
             let mut v = HeaderValue::from_str(&format!("Bearer {t}"))
@@ -1156,7 +1230,9 @@ async fn run_http(
             })
         });
     let url = format!("http://{authority}/mobile/{id}");
-    let mut req = Request::post(&url).header(CONTENT_TYPE, "video/mp2t");
+    let mut req = Request::post(&url)
+        .header(CONTENT_TYPE, "video/mp2t")
+        .header(super::http::SECRET_HEADER, secret_value.clone());
     if let Some(a) = &auth {
         req = req.header(AUTHORIZATION, a.clone());
     }
@@ -1168,6 +1244,7 @@ async fn run_http(
         &client,
         format!("http://{authority}/mobile/{id}/position"),
         auth,
+        secret_value,
         opts.route.clone(),
         counters,
     );
@@ -1222,11 +1299,18 @@ fn new_id() -> Result<String, SendError> {
         .map_err(|e| SendError::Invalid(format!("cannot generate a session id: {e}")))
 }
 
+/// A new session secret (32 hex digits) for the HTTP ingest.
+fn new_secret() -> Result<String, SendError> {
+    crate::ids::random_hex(16)
+        .map_err(|e| SendError::Invalid(format!("cannot generate a session secret: {e}")))
+}
+
 /// Posts a position a second until a post fails (then returns why).
 async fn post_positions(
     client: &Client,
     url: String,
     auth: Option<HeaderValue>,
+    secret: HeaderValue,
     mut route: Route,
     counters: &Counters,
 ) -> SendError {
@@ -1237,7 +1321,9 @@ async fn post_positions(
         let (lat, lon) = next_position(&mut route);
         let json = serde_json::json!({ "latitude": lat, "longitude": lon }).to_string();
         let len = json.len();
-        let mut req = Request::post(&url).header(CONTENT_TYPE, "application/json");
+        let mut req = Request::post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(super::http::SECRET_HEADER, secret.clone());
         if let Some(a) = &auth {
             req = req.header(AUTHORIZATION, a.clone());
         }
@@ -1334,7 +1420,10 @@ mod tests {
             };
             let id = seen.hello.id.clone().unwrap_or_else(|| ASSIGNED.into());
             framed
-                .send(Frame::new(FrameKind::Meta, meta_reply(&id)))
+                .send(Frame::new(
+                    FrameKind::Meta,
+                    meta_reply(&id, "k3y-k3y-k3y-k3y!"),
+                ))
                 .await
                 .unwrap();
             while let Some(f) = framed.next().await {
@@ -1407,11 +1496,15 @@ mod tests {
             "the summary comes last"
         );
         assert_eq!(
-            saved_id(&state, &server).unwrap().as_deref(),
-            Some(ASSIGNED)
+            saved_id(&state, &server).unwrap(),
+            Some(Saved {
+                id: ASSIGNED.into(),
+                secret: Some("k3y-k3y-k3y-k3y!".into())
+            })
         );
 
-        // Second run: the saved id is asked for; labels swapped.
+        // Second run: the saved id is asked for with its secret; labels
+        // swapped.
         let mut out = Vec::new();
         let mut opts = options(server.clone(), &state);
         opts.swap_types = true;
@@ -1428,7 +1521,8 @@ mod tests {
             second.hello,
             Hello {
                 id: Some(ASSIGNED.into()),
-                token: Some("s3cret".into())
+                token: Some("s3cret".into()),
+                secret: Some("k3y-k3y-k3y-k3y!".into()),
             }
         );
         // Unswapped: video (H.264) as type 1, audio (AAC) as type 2, each
@@ -1611,17 +1705,28 @@ mod tests {
     fn the_state_file_round_trips() {
         let dir = scratch("state");
         let path = dir.join("a/b/mobile-send.json");
+        let saved = |id: &str, secret: Option<&str>| Saved {
+            id: id.into(),
+            secret: secret.map(str::to_string),
+        };
         assert_eq!(saved_id(&path, "x:1").unwrap(), None);
-        save_id(&path, "x:1", "id1").unwrap();
-        save_id(&path, "http://x:2", "id2").unwrap();
-        save_id(&path, "x:1", "id3").unwrap();
+        save_id(&path, "x:1", &saved("id1", None)).unwrap();
+        save_id(&path, "http://x:2", &saved("id2", Some("s2"))).unwrap();
+        save_id(&path, "x:1", &saved("id3", Some("s3"))).unwrap();
         let ids = load_ids(&path).unwrap();
         assert_eq!(ids.len(), 2);
-        assert_eq!(saved_id(&path, "x:1").unwrap().as_deref(), Some("id3"));
         assert_eq!(
-            saved_id(&path, "http://x:2").unwrap().as_deref(),
-            Some("id2")
+            saved_id(&path, "x:1").unwrap(),
+            Some(saved("id3", Some("s3")))
         );
+        assert_eq!(
+            saved_id(&path, "http://x:2").unwrap(),
+            Some(saved("id2", Some("s2")))
+        );
+        // A file of the earlier form (bare ids) still reads.
+        let old = dir.join("old.json");
+        std::fs::write(&old, r#"{"x:1": "id9"}"#).unwrap();
+        assert_eq!(saved_id(&old, "x:1").unwrap(), Some(saved("id9", None)));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -1632,7 +1737,9 @@ mod tests {
         );
         // A corrupt file is an error, not silently replaced.
         std::fs::write(&path, "[1, 2]").unwrap();
-        let e = save_id(&path, "x:1", "id4").unwrap_err().to_string();
+        let e = save_id(&path, "x:1", &saved("id4", None))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("fix or delete it"), "{e}");
         std::fs::write(&path, r#"{"x:1": "../../etc"}"#).unwrap();
         assert!(saved_id(&path, "x:1").is_err());
@@ -1662,6 +1769,8 @@ mod tests {
     struct Got {
         uploads: Vec<(String, Option<String>, Vec<u8>)>,
         positions: Vec<(String, serde_json::Value)>,
+        /// The session secrets the requests carried.
+        secrets: Vec<Option<String>>,
     }
 
     type Shared = Arc<Mutex<Got>>;
@@ -1678,6 +1787,10 @@ mod tests {
         if auth.as_deref() == Some("Bearer wrong") {
             return axum::http::StatusCode::UNAUTHORIZED;
         }
+        let secret = headers
+            .get(crate::mobile::http::SECRET_HEADER)
+            .map(|v| v.to_str().unwrap().to_string());
+        got.lock().unwrap().secrets.push(secret);
         let mut stream = body.into_data_stream();
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -1690,9 +1803,15 @@ mod tests {
     async fn position(
         axum::extract::State(got): axum::extract::State<Shared>,
         axum::extract::Path(id): axum::extract::Path<String>,
+        headers: axum::http::HeaderMap,
         axum::Json(v): axum::Json<serde_json::Value>,
     ) -> &'static str {
-        got.lock().unwrap().positions.push((id, v));
+        let secret = headers
+            .get(crate::mobile::http::SECRET_HEADER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let mut got = got.lock().unwrap();
+        got.secrets.push(secret);
+        got.positions.push((id, v));
         "ok"
     }
 
@@ -1725,7 +1844,18 @@ mod tests {
         assert_eq!(id.len(), 24);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         let key = format!("http://{server}");
-        assert_eq!(saved_id(&state, &key).unwrap(), Some(id.clone()));
+        let kept = saved_id(&state, &key).unwrap().expect("saved");
+        assert_eq!(kept.id, id);
+        let secret = kept.secret.expect("a secret chosen");
+        assert_eq!(secret.len(), 32);
+        assert!(
+            got.lock()
+                .unwrap()
+                .secrets
+                .iter()
+                .all(|s| s.as_deref() == Some(secret.as_str())),
+            "the upload and every position carry the session secret"
+        );
         {
             let got = got.lock().unwrap();
             let (uid, auth, body) = &got.uploads[0];

@@ -1,10 +1,20 @@
-//! Connected phones: admission (ids, tokens, the cap on sessions), one
-//! session per phone (a newer connection with the right token replaces an
-//! older one), and what a session does with what its phone sends: media
+//! Connected phones: admission (ids, tokens, the caps on sessions), one
+//! session per phone, and what a session does with what its phone sends: media
 //! to its [`Feed`] and, once its tracks are known, its stream to the
 //! supervisor; positions through the instance's `transform-metadata` to
 //! the store, the catalog and the events. Transports (TCP frames, HTTP)
 //! only parse and call in.
+//!
+//! A phone owns its id by the session secret it gets when admitted (in
+//! the handshake's reply, or the HTTP ingest's response; an HTTP phone may
+//! choose it). Taking over a connected id, reconnecting to it within
+//! `[mobile] reconnect_grace_seconds` after it left, and posting its
+//! positions need that secret (or the phone's registered `token`); anyone
+//! else is refused, and the phone is not disturbed. After the grace
+//! period the id is free again (the original's sender reconnects with its
+//! id and no secret). Anonymous phones that left are forgotten after
+//! `forget_after_seconds`; one address may hold `max_sessions_per_address`
+//! sessions and open `max_connects_per_minute` a minute.
 
 use super::feed::{Feed, Track};
 use crate::catalog::{unix_ms, Catalog, Geo};
@@ -43,6 +53,13 @@ const MAX_DEPARTED: usize = 1000;
 /// Longest id a phone may choose (the original's were 24 hex digits).
 const MAX_ID_LEN: usize = 64;
 
+/// A secret a phone chooses: long enough not to be guessed, short and
+/// plain enough for a header or a query.
+const SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=128;
+
+/// How often departed phones and per-address counts are looked at.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(5);
+
 /// Why a phone was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -58,6 +75,23 @@ pub enum Refused {
     /// The instance did not list the phone in time.
     #[error("instance {0:?} did not list the phone: {1}")]
     NotListed(String, String),
+    /// The id is connected, and the newcomer does not hold its secret.
+    #[error("phone {0:?} is connected: taking it over needs its session secret")]
+    Taken(String),
+    /// The id left a moment ago and is kept for its phone.
+    #[error("phone {0:?} left {1} s ago and is kept for its session secret for {2} s more")]
+    Reserved(String, u64, u64),
+    /// Too many sessions from one address.
+    #[error("{0} phones are connected from this address ([mobile] max_sessions_per_address)")]
+    AddressFull(usize),
+    /// Too many connections from one address in a minute.
+    #[error(
+        "more than {0} connections a minute from this address ([mobile] max_connects_per_minute)"
+    )]
+    TooFast(u32),
+    /// A position for a phone whose secret was not presented.
+    #[error("positions of phone {0:?} need its session secret")]
+    NotOwner(String),
 }
 
 /// Why a session ended, or could not go on.
@@ -79,6 +113,11 @@ pub enum Ended {
 
 struct Live {
     session: u64,
+    /// Its owner's proof: presented to take it over, to reconnect in the
+    /// grace period and to post positions.
+    secret: String,
+    /// The address it connected from (per-address caps).
+    addr: std::net::IpAddr,
     name: String,
     inputs: Option<Vec<PathBuf>>,
     replaced: watch::Sender<bool>,
@@ -110,8 +149,10 @@ pub struct Phones {
     store: Arc<dyn Store>,
     events: Arc<Events>,
     live: Mutex<HashMap<String, Live>>,
-    /// Phones that left, most recent last (key, name).
-    departed: Mutex<std::collections::VecDeque<(String, String)>>,
+    /// Phones that left, most recent last.
+    departed: Mutex<std::collections::VecDeque<Departed>>,
+    /// Connections per address in the current minute (its start, count).
+    connects: Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
     permits: Arc<Semaphore>,
     next_session: AtomicU64,
     /// Connections refused (any reason).
@@ -119,6 +160,16 @@ pub struct Phones {
     /// User-data frames that were not JSON, or were rejected by the
     /// provider, or over the rate.
     pub bad_user_data: AtomicU64,
+}
+
+/// A phone that left.
+struct Departed {
+    key: String,
+    name: String,
+    /// When it left.
+    left: Instant,
+    /// Its last session's secret (its id is kept for it a while).
+    secret: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -152,6 +203,7 @@ impl Phones {
             events,
             live: Mutex::new(HashMap::new()),
             departed: Mutex::new(Default::default()),
+            connects: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(max)),
             next_session: AtomicU64::new(1),
             refused: AtomicU64::new(0),
@@ -201,11 +253,11 @@ impl Phones {
                 .collect();
             v.sort_by(|a, b| a.key.cmp(&b.key));
             let departed = lock(&self.departed);
-            for (k, name) in departed.iter().rev() {
-                if !live.contains_key(k) {
+            for d in departed.iter().rev() {
+                if !live.contains_key(&d.key) {
                     v.push(IngestSession {
-                        key: k.clone(),
-                        name: name.clone(),
+                        key: d.key.clone(),
+                        name: d.name.clone(),
                         online: false,
                     });
                 }
@@ -216,17 +268,18 @@ impl Phones {
             .set_sessions(&self.config.mobile.instance, sessions);
     }
 
-    /// Admits a phone that said hello with `id` and `token` from `addr`:
-    /// its id (the one it asked for, or a new one), and its session.
+    /// Admits a phone that said hello with `id`, `token` and `secret` (its
+    /// session secret from an earlier admission, or one it chose) from
+    /// `addr`: its id (the one it asked for, or a new one), and its
+    /// session, whose secret the phone is to be told.
     pub async fn open(
         self: &Arc<Self>,
-        id: Option<&str>,
-        token: Option<&str>,
+        hello: Credentials<'_>,
         addr: SocketAddr,
         transport: &'static str,
     ) -> Result<Session, Refused> {
         let start = Instant::now();
-        let r = self.admit(id, token).await;
+        let r = self.admit(&hello, addr.ip()).await;
         if let Err(e) = &r {
             self.refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%addr, transport, "phone refused: {e}");
@@ -235,10 +288,19 @@ impl Phones {
         let stream_id = self.stream_id(&key);
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (replaced_tx, replaced) = watch::channel(false);
+        // The owner's secret goes on (a reconnect, a takeover by its
+        // owner); a new owner's is the one it chose, or a new one.
+        let secret = hello
+            .secret
+            .filter(|s| usable_secret(s))
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::ids::unguessable_hex(16));
         let old = lock(&self.live).insert(
             key.clone(),
             Live {
                 session,
+                secret: secret.clone(),
+                addr: addr.ip(),
                 name: key.clone(),
                 inputs: None,
                 replaced: replaced_tx,
@@ -286,6 +348,7 @@ impl Phones {
             phones: self.clone(),
             key,
             stream_id,
+            secret,
             session,
             db_id,
             feed: None,
@@ -298,26 +361,33 @@ impl Phones {
 
     async fn admit(
         &self,
-        id: Option<&str>,
-        token: Option<&str>,
+        hello: &Credentials<'_>,
+        addr: std::net::IpAddr,
     ) -> Result<(String, OwnedSemaphorePermit), Refused> {
+        let cfg = &self.config.mobile;
+        self.count_connect(addr)?;
         let permit = self
             .permits
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Refused::Full(self.config.mobile.max_sessions))?;
-        let cfg = &self.config.mobile;
+            .map_err(|_| Refused::Full(cfg.max_sessions))?;
+        let from_addr = lock(&self.live).values().filter(|l| l.addr == addr).count();
+        if cfg.max_sessions_per_address > 0 && from_addr >= cfg.max_sessions_per_address {
+            return Err(Refused::AddressFull(cfg.max_sessions_per_address));
+        }
         // A phone arriving while the host starts waits for its instance
         // (its tokens, its listing) rather than finding none.
         self.providers
             .ensure_serving(&cfg.instance)
             .await
             .map_err(|why| Refused::NotListed(cfg.instance.clone(), why))?;
-        let usable = id.filter(|i| i.len() <= MAX_ID_LEN && crate::ids::check_key(i).is_ok());
+        let usable = hello
+            .id
+            .filter(|i| i.len() <= MAX_ID_LEN && crate::ids::check_key(i).is_ok());
         let key = match usable {
             Some(k) => k.to_string(),
             None if cfg.allow_unknown => new_id(),
-            None => return Err(Refused::Unknown(show(id.unwrap_or_default()))),
+            None => return Err(Refused::Unknown(show(hello.id.unwrap_or_default()))),
         };
         if !cfg.allow_unknown {
             let listed = self
@@ -329,8 +399,91 @@ impl Phones {
                 return Err(Refused::Unknown(show(&key)));
             }
         }
-        self.check_token(&key, token)?;
+        self.check_token(&key, hello.token)?;
+        self.check_claim(&key, hello)?;
         Ok((key, permit))
+    }
+
+    /// Counts a connection from `addr` in its minute; refuses one beyond
+    /// `[mobile] max_connects_per_minute`.
+    fn count_connect(&self, addr: std::net::IpAddr) -> Result<(), Refused> {
+        let max = self.config.mobile.max_connects_per_minute;
+        if max == 0 {
+            return Ok(());
+        }
+        let mut connects = lock(&self.connects);
+        let now = Instant::now();
+        let (start, n) = connects.entry(addr).or_insert((now, 0));
+        if now.duration_since(*start) >= Duration::from_secs(60) {
+            *start = now;
+            *n = 0;
+        }
+        *n += 1;
+        if *n > max {
+            return Err(Refused::TooFast(max));
+        }
+        Ok(())
+    }
+
+    /// Whether a newcomer may have `key`: a connected phone or one that
+    /// left within the grace period is kept for the holder of its secret
+    /// (or its registered token).
+    fn check_claim(&self, key: &str, hello: &Credentials<'_>) -> Result<(), Refused> {
+        let proves = |secret: &str| {
+            hello.secret.is_some_and(|s| {
+                crate::supervisor::constant_time_eq(s.as_bytes(), secret.as_bytes())
+            }) || self.token_proves(key, hello.token)
+        };
+        if let Some(l) = lock(&self.live).get(key) {
+            return if proves(&l.secret) {
+                Ok(())
+            } else {
+                Err(Refused::Taken(show(key)))
+            };
+        }
+        let grace = Duration::from_secs(self.config.mobile.reconnect_grace_seconds);
+        let departed = lock(&self.departed);
+        match departed.iter().rev().find(|d| d.key == key) {
+            Some(d) if d.left.elapsed() < grace && !proves(&d.secret) => {
+                let ago = d.left.elapsed().as_secs();
+                Err(Refused::Reserved(
+                    show(key),
+                    ago,
+                    grace.as_secs().saturating_sub(ago).max(1),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `token` is phone `key`'s registered token (the instance
+    /// sets one, and this is it).
+    fn token_proves(&self, key: &str, token: Option<&str>) -> bool {
+        let wanted =
+            self.providers
+                .config_entry_field(&self.config.mobile.instance, "phones", key, "token");
+        match (wanted, token) {
+            (Some(w), Some(t)) => crate::supervisor::constant_time_eq(w.as_bytes(), t.as_bytes()),
+            _ => false,
+        }
+    }
+
+    /// Checks that whoever posts a position for connected phone `key` owns
+    /// it: its session secret, or its registered token. False when the
+    /// phone is not connected.
+    pub fn check_owner(&self, key: &str, hello: &Credentials<'_>) -> Result<bool, Refused> {
+        let Some(secret) = lock(&self.live).get(key).map(|l| l.secret.clone()) else {
+            return Ok(false);
+        };
+        let ok = hello
+            .secret
+            .is_some_and(|s| crate::supervisor::constant_time_eq(s.as_bytes(), secret.as_bytes()))
+            || self.token_proves(key, hello.token);
+        if ok {
+            Ok(true)
+        } else {
+            Err(Refused::NotOwner(show(key)))
+        }
     }
 
     /// Checks the token phone `key` presents, if its instance sets one.
@@ -345,6 +498,46 @@ impl Phones {
             }
         }
         Ok(())
+    }
+
+    /// Every few seconds: forgets anonymous phones that left more than
+    /// `[mobile] forget_after_seconds` ago (unlisted; registered phones
+    /// stay, their instance lists them) and minutes of connection counts
+    /// that are over.
+    pub async fn maintain(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(MAINTAIN_EVERY).await;
+            lock(&self.connects).retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+            let forget = self.config.mobile.forget_after_seconds;
+            if forget == 0 {
+                continue;
+            }
+            let forget = Duration::from_secs(forget);
+            let instance = &self.config.mobile.instance;
+            let gone: Vec<String> = {
+                let mut departed = lock(&self.departed);
+                let mut gone = Vec::new();
+                departed.retain(|d| {
+                    let keep = d.left.elapsed() < forget
+                        || self
+                            .providers
+                            .config_entry_field(instance, "phones", &d.key, "key")
+                            .is_some();
+                    if !keep {
+                        gone.push(d.key.clone());
+                    }
+                    keep
+                });
+                gone
+            };
+            if !gone.is_empty() {
+                tracing::info!(
+                    phones = gone.len(),
+                    "anonymous phones that left are forgotten"
+                );
+                self.publish_sessions();
+            }
+        }
     }
 
     /// Whether phone `key` is connected.
@@ -489,8 +682,13 @@ impl Phones {
         if mine {
             if let Some(l) = live.remove(key) {
                 let mut departed = lock(&self.departed);
-                departed.retain(|(k, _)| k != key);
-                departed.push_back((key.to_string(), l.name));
+                departed.retain(|d| d.key != key);
+                departed.push_back(Departed {
+                    key: key.to_string(),
+                    name: l.name,
+                    left: Instant::now(),
+                    secret: l.secret,
+                });
                 while departed.len() > MAX_DEPARTED {
                     departed.pop_front();
                 }
@@ -502,6 +700,24 @@ impl Phones {
         }
         mine
     }
+}
+
+/// What a phone presents when it says hello (or posts a position).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The id it asks for.
+    pub id: Option<&'a str>,
+    /// Its registered token.
+    pub token: Option<&'a str>,
+    /// Its session secret (from an earlier admission, or chosen).
+    pub secret: Option<&'a str>,
+}
+
+/// Whether `s` may serve as a session secret a phone chose.
+fn usable_secret(s: &str) -> bool {
+    SECRET_LEN.contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
 /// A new phone's id: 24 hex digits, like the original's ObjectIds.
@@ -519,6 +735,8 @@ pub struct Session {
     phones: Arc<Phones>,
     key: String,
     stream_id: String,
+    /// Its owner's secret, to tell the phone.
+    secret: String,
     session: u64,
     db_id: Option<String>,
     feed: Option<Feed>,
@@ -538,6 +756,12 @@ impl Session {
     /// The phone's stream id.
     pub fn stream_id(&self) -> &str {
         &self.stream_id
+    }
+
+    /// The session secret the phone is told (to reconnect, to post
+    /// positions).
+    pub fn secret(&self) -> &str {
+        &self.secret
     }
 
     /// Resolves when a newer connection took the phone over.

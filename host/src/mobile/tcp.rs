@@ -6,7 +6,7 @@
 
 use super::feed::Track;
 use super::frame::{self, Frame, FrameCodec, FrameKind};
-use super::session::{Ended, Phones};
+use super::session::{Credentials, Ended, Phones};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,14 +53,19 @@ async fn connection(
         return Err(format!("first frame is {}, not metadata", first.kind));
     }
     let hello = frame::parse_hello(&first.payload).map_err(|e| format!("bad handshake: {e}"))?;
+    let credentials = Credentials {
+        id: hello.id.as_deref(),
+        token: hello.token.as_deref(),
+        secret: hello.secret.as_deref(),
+    };
     let mut session = phones
-        .open(hello.id.as_deref(), hello.token.as_deref(), addr, "tcp")
+        .open(credentials, addr, "tcp")
         .await
         .map_err(|e| format!("refused: {e}"))?;
     framed
         .send(Frame::new(
             FrameKind::Meta,
-            frame::meta_reply(session.key()),
+            frame::meta_reply(session.key(), session.secret()),
         ))
         .await
         .map_err(|e| format!("cannot answer the handshake: {e}"))?;

@@ -17,7 +17,11 @@
 //! artifacts of the modules in use are never removed.
 //!
 //! The directory is private (0700: a compiled artifact is trusted code) and
-//! reached only through a [`HostDir`] handle.
+//! reached only through a [`HostDir`] handle. Files there are written to a
+//! temporary name and renamed, or removed, never rewritten in place: a
+//! loaded module maps its file, and a file truncated under a mapping
+//! would kill the process (SIGBUS). Operators clear the cache by deleting
+//! files, which is safe while the host runs.
 
 use super::compile::{self, Compiler};
 use crate::files::{FileEntry, HostDir, PRIVATE_FILE};
