@@ -404,10 +404,12 @@ impl Default for FfmpegConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
-    /// Addresses allowed to call `/hooks/*` and `/control/*`.
+    /// Addresses nginx's callbacks (and the original's `/control`) may
+    /// come from.
     pub callback_allow: Vec<IpAddr>,
-    /// Bearer token for admin actions; unset: admin actions only from
-    /// `callback_allow` addresses.
+    /// The token of the private surface (admin actions, metrics, logs,
+    /// recordings), needed from every caller, loopback included; unset:
+    /// made once and kept in `<state_dir>/api.token`.
     pub api_token: Option<String>,
     /// Secret that nginx's callbacks carry in their path
     /// (`/hooks/SECRET/on_play`); unset: generated once and kept in
@@ -419,7 +421,7 @@ pub struct SecurityConfig {
 }
 
 impl SecurityConfig {
-    /// Whether `ip` may send callbacks (and, without a token, admin actions).
+    /// Whether `ip` may send callbacks.
     pub fn allows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.callback_allow.iter().any(|a| a.to_canonical() == ip)
@@ -866,9 +868,14 @@ impl Config {
     }
 
     /// Where `/stat` is read.
-    pub fn stat_url(&self) -> String {
+    /// nginx's `/stat`, under the callback `secret` (nothing the media
+    /// plane reaches may read it, or anything else of nginx's own).
+    pub fn stat_url(&self, secret: &str) -> String {
         let n = &self.nginx;
-        format!("http://{}/stat", SocketAddr::new(n.host, n.http_port))
+        format!(
+            "http://{}/{secret}/stat",
+            SocketAddr::new(n.host, n.http_port)
+        )
     }
 
     /// Where compiled components are cached.
@@ -889,8 +896,30 @@ impl Config {
             }
             return Ok(s.clone());
         }
+        self.state_secret("callback.secret")
+    }
+
+    /// The API token, which the private surface needs from every caller:
+    /// `[security] api_token`, else the one kept in `<state_dir>/api.token`
+    /// (created, mode 0600, with 128 random bits, the first time; an
+    /// operator reads it there).
+    pub fn api_token(&self) -> std::io::Result<String> {
+        match &self.security.api_token {
+            Some(t) if t.is_empty() || t.chars().any(|c| c.is_control() || c == ' ') => {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "[security] api_token must be a non-empty word (no spaces)",
+                ))
+            }
+            Some(t) => Ok(t.clone()),
+            None => self.state_secret(API_TOKEN_FILE),
+        }
+    }
+
+    /// A secret kept in file `name` of the state directory: read, or made
+    /// (mode 0600, 128 random bits) the first time.
+    fn state_secret(&self, name: &str) -> std::io::Result<String> {
         let state = crate::files::HostDir::create(&self.state_dir)?;
-        let name = "callback.secret";
         match state.read_to_string(name) {
             Ok(s) if is_secret(s.trim()) => return Ok(s.trim().to_string()),
             Ok(_) => {
@@ -932,6 +961,9 @@ impl Config {
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
+
+/// The file of the state directory that keeps a generated API token.
+pub const API_TOKEN_FILE: &str = "api.token";
 
 /// What `dss config` shows in place of a secret.
 pub const REDACTED: &str = "<redacted>";

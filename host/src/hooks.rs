@@ -4,10 +4,11 @@
 //!
 //! Callbacks must come straight from a `[security] callback_allow`
 //! address and carry the host's callback secret in their path (the
-//! rendered nginx.conf has it), so neither a client relayed by nginx nor
-//! another local process can forge `on_play_done`. `/control` needs a
-//! `callback_allow` address and, when `api_token` is set, the token
-//! (bearer or `?token=`). An invalid or unknown stream id is a 404, which
+//! rendered nginx.conf has it, mode 0600), so neither a client relayed by
+//! nginx nor another local process can forge `on_play_done`. `/control`
+//! needs a `callback_allow` address and the API token (bearer or
+//! `?token=`): a camera's redirect followed by FFmpeg reaches it from
+//! 127.0.0.1 too. An invalid or unknown stream id is a 404, which
 //! makes nginx refuse the viewer; nothing is spawned for it.
 
 use crate::access::{self, Caller};
@@ -279,7 +280,9 @@ async fn http_view(
         return (StatusCode::FORBIDDEN, "invalid stream id\n").into_response();
     }
     st.providers.ensure_for_stream(id).await;
-    let client = access::client_ip(peer.ip(), &headers);
+    // nginx's own request (the secret in its path): its X-Real-IP is the
+    // viewer's.
+    let client = access::client_ip(peer.ip(), &headers, true);
     let public = (!st.config.security.allows(client)).then_some(client);
     if let Err(r) = st
         .supervisor

@@ -68,8 +68,13 @@ pub async fn serve(
         };
         let (router, state) = (router.clone(), state.clone());
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let caller: Caller =
-                access::classify(&state.config, peer.ip(), req.headers(), req.uri().query());
+            let caller: Caller = access::classify(
+                &state.config,
+                peer.ip(),
+                req.headers(),
+                req.uri().query(),
+                &state.callback_secret,
+            );
             if let Some(route) = crate::hooks::callback_route(&req) {
                 let (state, body) = (state.clone(), req.into_body());
                 return Either::Left(async move {

@@ -644,6 +644,8 @@ impl Providers {
             let keep = wanted.contains_key(id.as_str()) || broken.contains(id);
             if !keep {
                 tracing::info!(provider = %id, "provider instance removed");
+                // Its streams' memory goes back to the system.
+                crate::memory::trim_soon();
                 self.catalog.remove_provider(id);
                 lock(&self.serving).remove(id);
                 self.release_refresh(id);

@@ -13,7 +13,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Runs the host with `config` until a shutdown signal.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
+    // The private surface needs the token from every caller: one is made
+    // (and kept in the state directory) when none is configured.
+    let generated = config.security.api_token.is_none();
+    config.security.api_token = Some(
+        config
+            .api_token()
+            .context("cannot read or create the API token")?,
+    );
+    if generated {
+        tracing::info!(
+            file = %config.state_dir.join(crate::config::API_TOKEN_FILE).display(),
+            "the API token (admin actions, metrics, logs, recordings) is in this file"
+        );
+    }
     let config = Arc::new(config);
     tracing::info!(
         base_dir = %config.base_dir.display(),
@@ -119,15 +133,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Viewers still connected to nginx (a host restarted under it) are
     // counted once the listings are in.
     {
-        let (catalog, supervisor, config, providers) = (
+        let (catalog, supervisor, config, providers, secret) = (
             catalog.clone(),
             supervisor.clone(),
             config.clone(),
             providers.clone(),
+            callback_secret.clone(),
         );
         tokio::spawn(async move {
             wait_for_listings(&providers).await;
-            stat_loop(config, supervisor, catalog).await;
+            stat_loop(config, supervisor, catalog, secret).await;
         });
     }
     let phones = crate::mobile::start(
@@ -275,8 +290,13 @@ async fn cluster_watchdog(cluster: Arc<crate::cluster::Cluster>, supervisor: Arc
 /// Rebuilds viewer counts from nginx `/stat` now (recovery after a
 /// restart: viewers still connected get their stream started again) and
 /// then periodically (callbacks nginx failed to deliver).
-async fn stat_loop(config: Arc<Config>, supervisor: Arc<Supervisor>, catalog: Arc<Catalog>) {
-    let url = config.stat_url();
+async fn stat_loop(
+    config: Arc<Config>,
+    supervisor: Arc<Supervisor>,
+    catalog: Arc<Catalog>,
+    secret: Arc<str>,
+) {
+    let url = config.stat_url(&secret);
     let every = Duration::from_secs(config.ffmpeg.stat_interval_seconds.max(1));
     let started = Instant::now();
     let mut first = true;

@@ -7,7 +7,8 @@
 //        --api http://127.0.0.1:8000 --out DIR [--phone ID] [--chromium PATH]
 //
 // --page: the page through nginx's public port; --api: the host's private
-// API (test-only actions: admin start/stop of demo-pattern). --phone: a
+// API (test-only actions: admin start/stop of demo-pattern), with the API
+// token in DSS_API_TOKEN. --phone: a
 // phone streaming now (its stream id, e.g. phones-test, or its phone id);
 // the check waits for it to connect. Prints one line per check, exits 1 on
 // any failure. Needs the demo providers (demo-bars, demo-pattern).
@@ -86,7 +87,9 @@ deadline.unref();
 // ------------------------------------------------------------ the host
 
 async function apiJSON(path, init) {
-  const r = await fetch(`${args.api}${path}`, init);
+  const headers = { ...(init?.headers || {}) };
+  if (process.env.DSS_API_TOKEN) headers.Authorization = `Bearer ${process.env.DSS_API_TOKEN}`;
+  const r = await fetch(`${args.api}${path}`, { ...init, headers });
   const body = await r.text();
   if (!r.ok) throw new Error(`${init?.method || 'GET'} ${path}: HTTP ${r.status} ${body.slice(0, 200)}`);
   return body ? JSON.parse(body) : null;

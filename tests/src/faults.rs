@@ -301,7 +301,7 @@ pub fn storm(total: u64, clients: usize) -> StormFigures {
                     while sent.fetch_add(1, Ordering::Relaxed) < limit {
                         let action = if i.is_multiple_of(2) { "start" } else { "stop" };
                         i += 1;
-                        match conn.get(&format!("/control/cam-a/{action}")) {
+                        match conn.get(&format!("/control/cam-a/{action}?token={TEST_TOKEN}")) {
                             Ok(200) => {}
                             Ok(_) => {
                                 errors.fetch_add(1, Ordering::Relaxed);

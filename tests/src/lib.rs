@@ -99,6 +99,23 @@ pub fn get(url: &str) -> Resp {
     }
 }
 
+/// GET `url` with the API token (the private surface).
+pub fn get_private(url: &str, token: &str) -> Resp {
+    let mut r = agent()
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    Resp {
+        status: r.status().as_u16(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// The API token every test host has (`[security] api_token`), unless a
+/// test sets its own.
+pub const TEST_TOKEN: &str = "dss-test-api-token";
+
 /// GET `url`: the status and the body's bytes (images, media).
 pub fn get_bytes(url: &str) -> (u16, Vec<u8>) {
     let mut r = agent()
@@ -269,6 +286,21 @@ impl Setup {
         format!("rtmp://127.0.0.1:{}/dss/{id}", self.nginx_rtmp)
     }
 
+    /// The API token the host is given (the test's own, or
+    /// [`TEST_TOKEN`]).
+    pub fn api_token(&self) -> String {
+        self.sections
+            .get("security")
+            .and_then(|l| {
+                l.iter().find_map(|l| {
+                    let v = l.trim_start().strip_prefix("api_token")?;
+                    let v = v.trim_start().strip_prefix('=')?.trim();
+                    Some(v.trim_matches('"').to_string())
+                })
+            })
+            .unwrap_or_else(|| TEST_TOKEN.to_string())
+    }
+
     /// `http://127.0.0.1:PORT` of nginx.
     pub fn nginx_base(&self) -> String {
         format!("http://127.0.0.1:{}", self.nginx_http)
@@ -335,15 +367,25 @@ impl Setup {
             text.push('\n');
         }
         text.push_str("[providers]\nmodules_dir = \"modules\"\ninstances_dir = \"providers.d\"\n");
+        let own_token = self
+            .sections
+            .get("security")
+            .is_some_and(|l| l.iter().any(|l| l.trim_start().starts_with("api_token")));
         for line in self.sections.get("providers").into_iter().flatten() {
             text.push_str(line);
             text.push('\n');
+        }
+        if !own_token && !self.sections.contains_key("security") {
+            text.push_str(&format!("[security]\napi_token = {TEST_TOKEN:?}\n"));
         }
         for (section, lines) in &self.sections {
             if section.is_empty() || section == "providers" {
                 continue;
             }
             text.push_str(&format!("[{section}]\n"));
+            if section == "security" && !own_token {
+                text.push_str(&format!("api_token = {TEST_TOKEN:?}\n"));
+            }
             for line in lines {
                 text.push_str(line);
                 text.push('\n');
@@ -393,6 +435,7 @@ impl Setup {
             child,
             base: format!("http://127.0.0.1:{}", self.port),
             log,
+            token: self.api_token(),
         };
         let base = host.base.clone();
         let log_path = host.log.clone();
@@ -453,11 +496,38 @@ pub struct Host {
     pub base: String,
     /// Its log file.
     pub log: PathBuf,
+    /// Its API token: [`Host::get`] and [`Host::post`] send it (the
+    /// private surface, as an operator's tools would).
+    pub token: String,
 }
 
 impl Host {
-    /// GET a path of the host.
+    /// GET a path of the host, with its API token.
     pub fn get(&self, path: &str) -> Resp {
+        get_private(&format!("{}{path}", self.base), &self.token)
+    }
+
+    /// GET a path of the host with its API token: the status and the
+    /// body's bytes (recordings, exports).
+    pub fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let url = format!("{}{path}", self.base);
+        let mut r = agent()
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = r.status().as_u16();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// GET a path of the host without the token (the public surface).
+    pub fn get_public(&self, path: &str) -> Resp {
         get(&format!("{}{path}", self.base))
     }
 
@@ -653,7 +723,7 @@ impl Host {
 
     /// POST a path of the host with an empty body.
     pub fn post(&self, path: &str) -> Resp {
-        post_form(&format!("{}{path}", self.base), &[])
+        post_bearer(&format!("{}{path}", self.base), &self.token)
     }
 
     /// POST an nginx-rtmp callback (`event`: `on_play`, ...) with the

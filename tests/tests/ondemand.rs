@@ -333,10 +333,14 @@ fn control_routes_and_admin_actions() {
     s.set("security", "api_token = \"s3cret\"");
     let host = s.start();
     ready(&host);
-    // With a token configured, /control needs it (nginx exec_* lines pass
-    // it in the query).
-    assert_eq!(host.get("/control/cam-a/start").status, 401);
-    assert_eq!(host.get("/control/cam-a/start?token=wrong").status, 401);
+    // /control needs the token, even from the host's own machine (nginx
+    // exec_* lines pass it in the query): FFmpeg following a camera's
+    // redirect comes from there too.
+    assert_eq!(host.get_public("/control/cam-a/start").status, 401);
+    assert_eq!(
+        host.get_public("/control/cam-a/start?token=wrong").status,
+        401
+    );
     // The original's semantics: start is a viewer joining, stop a viewer
     // leaving; FFmpeg stops after the last one, after the grace period.
     assert_eq!(host.get("/control/cam-a/start?token=s3cret").status, 200);
@@ -361,8 +365,11 @@ fn control_routes_and_admin_actions() {
     // A lease of 1 s is clamped to the minimum (5 s).
     host.wait_stream("cam-a", "an http lease", T, |v| v["viewers"]["http"] == 1);
 
-    // Admin start/stop need the bearer token.
-    assert_eq!(host.post("/api/streams/cam-b/start").status, 401);
+    // Admin start/stop need the bearer token, from anywhere.
+    assert_eq!(
+        post_form(&format!("{}/api/streams/cam-b/start", host.base), &[]).status,
+        401
+    );
     let authed = |path: &str| post_bearer(&format!("{}{path}", host.base), "s3cret").status;
     assert_eq!(
         post_bearer(&format!("{}/api/streams/cam-b/start", host.base), "wrong").status,
@@ -390,7 +397,11 @@ fn callbacks_from_other_addresses_are_forbidden() {
         &[("app", "dss"), ("name", "cam-a"), ("clientid", "1")],
     );
     assert_eq!(r.status, 403);
-    assert_eq!(host.get("/control/cam-a/start").status, 403);
+    assert_eq!(
+        host.get("/control/cam-a/start").status,
+        403,
+        "even with the token"
+    );
     assert_eq!(host.stream("cam-a")["state"], "idle");
 }
 
@@ -418,7 +429,7 @@ fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
     };
     let secret = s.callback_secret();
     assert_eq!(relayed(&format!("/hooks/{secret}/on_play")), 403);
-    assert_eq!(relayed("/api/streams/cam-a/start"), 403);
+    assert_eq!(relayed("/api/streams/cam-a/start"), 401, "needs the token");
     assert_eq!(relayed("/control/cam-a/start"), 403);
     assert_eq!(host.stream("cam-a")["state"], "idle");
     // Without the secret, even a direct local caller is refused.
@@ -450,17 +461,21 @@ fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
     );
     assert!(
         host.stream("cam-a").get("log").is_some(),
-        "the host's own address shows it"
+        "the token shows it"
     );
+    // The host's own address alone does not.
+    let local = host.get_public("/api/streams/cam-a").json();
+    assert!(local.get("log").is_none(), "{local}");
     assert_eq!(
         post_form(&format!("{nginx}/hooks/{secret}/on_play"), &fields).status,
         403
     );
     assert_eq!(get(&format!("{nginx}/metrics")).status, 403);
-    assert_eq!(get(&format!("{}/metrics", host.base)).status, 200);
+    assert_eq!(get(&format!("{}/metrics", host.base)).status, 403);
+    assert_eq!(host.get("/metrics").status, 200);
     assert_eq!(
         post_form(&format!("{nginx}/api/streams/cam-a/start"), &[]).status,
-        403
+        401
     );
     let p = get(&format!("{nginx}/api/providers")).json();
     assert!(
@@ -480,6 +495,24 @@ fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
     assert_eq!(
         post_form(&format!("{nginx}/api/streams/cam-b/watch"), &[]).status,
         429
+    );
+    // A direct client claiming to be nginx relaying others is counted as
+    // itself: its X-Real-IP is not believed without nginx's mark.
+    let spoofed = |ip: &str, id: &str| {
+        let mut r = agent
+            .post(&format!("{}/api/streams/{id}/watch", host.base))
+            .header("X-DSS-Proxied", "1")
+            .header("X-Real-IP", ip)
+            .send_empty()
+            .expect("post");
+        let _ = r.body_mut().read_to_string();
+        r.status().as_u16()
+    };
+    assert_eq!(spoofed("198.51.100.1", "cam-a"), 200);
+    assert_eq!(
+        spoofed("198.51.100.2", "cam-b"),
+        429,
+        "one client, one stream"
     );
 }
 

@@ -77,6 +77,7 @@ fn the_page_shows_plays_and_follows_the_demo_in_a_real_browser() {
             .arg(browser.join("page.test.mjs"))
             .args(["--page", &page])
             .args(["--api", &format!("http://127.0.0.1:{}", s.port)])
+            .env("DSS_API_TOKEN", &host.token)
             .arg("--out")
             .arg(&out)
             .args(["--phone", &id])

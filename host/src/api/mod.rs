@@ -286,7 +286,7 @@ async fn metrics(
 fn forbidden() -> ApiError {
     ApiError(
         StatusCode::FORBIDDEN,
-        "only on the host's own address (from callback_allow) or with the API token".into(),
+        "only with the API token (Authorization: Bearer TOKEN)".into(),
     )
 }
 
@@ -450,7 +450,7 @@ async fn watch(
     // A public client holds one lease per stream, and leases on at most
     // `max_streams_per_client` streams.
     let key = match caller {
-        Caller::Public { ip } => format!("watch:{ip}"),
+        Caller::Public { ip, .. } => format!("watch:{ip}"),
         Caller::Private { .. } => format!("watch:private:{client}"),
     };
     let ttl = st.supervisor.lease(
@@ -466,19 +466,17 @@ async fn watch(
     })))
 }
 
-/// Admin actions need the bearer token when one is configured, else a
-/// request straight from an address allowed to send callbacks.
-pub(crate) fn authorize(st: &AppState, caller: Caller) -> Result<(), ApiError> {
-    match (&st.config.security.api_token, caller) {
-        (Some(_), Caller::Private { token: true, .. }) | (None, Caller::Private { .. }) => Ok(()),
-        (Some(_), _) => Err(ApiError(
+/// Admin actions need the API token (from every caller: see
+/// [`crate::access`]).
+pub(crate) fn authorize(_st: &AppState, caller: Caller) -> Result<(), ApiError> {
+    if caller.is_private() {
+        Ok(())
+    } else {
+        Err(ApiError(
             StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required".into(),
-        )),
-        (None, Caller::Public { .. }) => Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "admin actions need [security] api_token, or a request from callback_allow".into(),
-        )),
+            "the API token is required (Authorization: Bearer TOKEN; see [security] api_token or <state_dir>/api.token)"
+                .into(),
+        ))
     }
 }
 

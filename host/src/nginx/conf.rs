@@ -56,6 +56,7 @@ pub fn values(config: &Config, managed: bool, secret: &str) -> BTreeMap<&'static
     );
     v.insert("app", n.app.clone());
     v.insert("hooks", format!("{}/hooks/{secret}", config.host_url()));
+    v.insert("secret", secret.to_string());
     v.insert("host_url", config.host_url());
     v
 }
@@ -121,6 +122,11 @@ mod tests {
             "ab".repeat(16)
         )));
         assert!(text.contains("daemon off;"));
+        // nginx's own statistics only under the secret; no rtmp_control.
+        assert!(text.contains(&format!("location = /{}/stat {{", "ab".repeat(16))));
+        assert!(!text.contains("location = /stat"));
+        assert!(!text.contains("rtmp_control"));
+        assert!(text.contains(&format!("X-DSS-Proxied {};", "ab".repeat(16))));
         assert!(text.contains("worker_processes 1;"));
         let mut directives = text.lines().filter(|l| !l.trim_start().starts_with('#'));
         assert!(

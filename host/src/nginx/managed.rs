@@ -131,6 +131,8 @@ struct Paths {
     conf: PathBuf,
     error_log: PathBuf,
     stat_url: String,
+    /// Where nginx answers, for messages (`stat_url` holds the secret).
+    shown: String,
 }
 
 impl ManagedNginx {
@@ -154,7 +156,13 @@ impl ManagedNginx {
             conf: run.path(CONF),
             error_log: log.path("nginx-error.log"),
             run: run.root().to_path_buf(),
-            stat_url: config.stat_url(),
+            stat_url: config.stat_url(&config.callback_secret().map_err(|e| {
+                NginxError::Start(format!("cannot read or create the callback secret: {e}"))
+            })?),
+            shown: format!(
+                "http://{}",
+                std::net::SocketAddr::new(config.nginx.host, config.nginx.http_port)
+            ),
         };
         let text = conf::render(config, true)?;
         let previous = run.read_to_string(CONF).ok();
@@ -172,7 +180,8 @@ impl ManagedNginx {
             None => {}
         }
         if !adopted {
-            run.write_atomic(CONF, text.as_bytes(), None)?;
+            // It holds the callback secret: the host's (and nginx's master) only.
+            run.write_atomic(CONF, text.as_bytes(), Some(crate::files::PRIVATE_FILE))?;
         }
         let pid = Arc::new(AtomicU32::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
@@ -190,7 +199,7 @@ impl ManagedNginx {
             pid = pid.load(Ordering::SeqCst),
             conf = %paths.conf.display(),
             "nginx ready on {}",
-            paths.stat_url
+            paths.shown
         );
         let (restarts_tx, restarts) = watch::channel(0);
         let task = tokio::spawn(supervise(
@@ -268,8 +277,8 @@ async fn wait_ready(paths: &Paths, pid: &AtomicU32) -> Result<(), NginxError> {
             let log = std::fs::read_to_string(&paths.error_log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
             return Err(NginxError::Start(format!(
-                "{} not answering after {:?}; {}: {}",
-                paths.stat_url,
+                "nginx's /stat on {} not answering after {:?}; {}: {}",
+                paths.shown,
                 start.elapsed(),
                 paths.error_log.display(),
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")

@@ -101,10 +101,21 @@ pub fn parse(xml: &str, app: &str) -> Result<BTreeMap<String, StreamStat>, Strin
     Ok(out)
 }
 
+/// `url` without its path (which holds a secret), for messages.
+fn shown(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or_default();
+            format!("{scheme}://{authority}/…/stat")
+        }
+        None => "/stat".into(),
+    }
+}
+
 /// Fetches and parses `/stat`.
 pub async fn fetch(url: &str, app: &str) -> Result<BTreeMap<String, StreamStat>, StatError> {
     let http = |message: String| StatError::Http {
-        url: url.to_string(),
+        url: shown(url),
         message,
     };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -125,7 +136,7 @@ pub async fn fetch(url: &str, app: &str) -> Result<BTreeMap<String, StreamStat>,
         .to_bytes();
     let text = String::from_utf8_lossy(&body);
     parse(&text, app).map_err(|message| StatError::Xml {
-        url: url.to_string(),
+        url: shown(url),
         message,
     })
 }
@@ -158,6 +169,14 @@ mod tests {
         assert_eq!(s["demo-idle"].publisher, None);
         assert_eq!(s["demo-idle"].viewers, ["9"]);
         assert!(parse(XML, "nope").unwrap().is_empty());
+    }
+
+    #[test]
+    fn messages_never_show_the_secret_path() {
+        assert_eq!(
+            shown("http://127.0.0.1:8080/0123abcd/stat"),
+            "http://127.0.0.1:8080/…/stat"
+        );
     }
 
     #[test]
