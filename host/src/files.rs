@@ -43,6 +43,48 @@ impl From<FilesError> for io::Error {
     }
 }
 
+/// Mode of the state directory and of its `run/`: others (nginx's
+/// workers, when they run as another user) may pass through to what they
+/// serve, but not list or read anything else.
+pub const TRAVERSE_DIR: u32 = 0o711;
+
+/// Mode of what nginx's workers serve from the state directory
+/// (thumbnails: public anyway).
+pub const SERVED_DIR: u32 = 0o755;
+
+/// Creates `dir` (and its parents) when missing and sets its mode to
+/// `mode` (narrowing a wider one, and widening a narrower one only where
+/// `mode` says others must get in).
+pub fn ensure_mode(dir: &Path, mode: u32) -> Result<(), FilesError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |error| FilesError {
+        path: dir.to_path_buf(),
+        error,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let now = std::fs::metadata(dir).map_err(fail)?.permissions().mode() & 0o777;
+    if now != mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Sets the mode of file `path` to [`PRIVATE_FILE`] if it exists.
+pub fn make_private(path: &Path) -> Result<(), FilesError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.permissions().mode() & 0o777 != PRIVATE_FILE => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_FILE)).map_err(
+                |error| FilesError {
+                    path: path.to_path_buf(),
+                    error,
+                },
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A file listed by [`HostDir::files`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {

@@ -222,7 +222,17 @@ async fn on_play(st: &AppState, cb: &Callback) -> Result<(), Refused> {
         return Ok(());
     }
     st.providers.ensure_for_stream(&id).await;
-    st.supervisor.play(&id, &cb.clientid).map_err(refusal)?;
+    // nginx's own `addr` (the first value): a public player counts
+    // against its address's max_streams_per_client.
+    let public = cb
+        .addr
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|a| a.to_canonical())
+        .filter(|a| !st.config.security.allows(*a));
+    st.supervisor
+        .play(&id, &cb.clientid, public)
+        .map_err(refusal)?;
     tracing::debug!(stream = %id, client = %cb.clientid, addr = %cb.addr, "rtmp viewer");
     Ok(())
 }

@@ -29,6 +29,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         );
     }
     let config = Arc::new(config);
+    state_modes(&config).context("cannot set the state directory's modes")?;
     tracing::info!(
         base_dir = %config.base_dir.display(),
         modules = %config.providers.modules_dir.display(),
@@ -42,6 +43,14 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot open the store")?;
     tracing::info!("store: {}", store.describe());
+    if config.store.url.is_none() {
+        // The embedded store holds sources with camera credentials; SQLite
+        // makes its journal files with the database's mode.
+        let db = &config.store.sqlite_path;
+        for path in [db.clone(), with_suffix(db, "-wal"), with_suffix(db, "-shm")] {
+            crate::files::make_private(&path)?;
+        }
+    }
     let callback_secret: Arc<str> = config
         .callback_secret()
         .context("cannot read or create the callback secret")?
@@ -226,6 +235,29 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The state directory's parts and their modes: nothing there is anyone
+/// else's business (the store holds camera credentials, the logs clients'
+/// addresses, the recordings what cameras saw) except what nginx's workers
+/// serve or write: thumbnails, and `run/`'s HLS and DASH directories (which
+/// nginx makes itself). Secrets and the compile cache are made private
+/// where they are written.
+fn state_modes(config: &Config) -> Result<(), crate::files::FilesError> {
+    use crate::files::{ensure_mode, PRIVATE_DIR, SERVED_DIR, TRAVERSE_DIR};
+    ensure_mode(&config.state_dir, TRAVERSE_DIR)?;
+    ensure_mode(&config.run_dir(), TRAVERSE_DIR)?;
+    ensure_mode(&config.log_dir(), PRIVATE_DIR)?;
+    ensure_mode(&config.record_dir(), PRIVATE_DIR)?;
+    ensure_mode(&config.thumb_dir(), SERVED_DIR)?;
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name (`dss.sqlite-wal`).
+fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
 }
 
 /// Everything `dss serve` does after SIGTERM: under the 10 s a service

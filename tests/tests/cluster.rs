@@ -252,6 +252,16 @@ fn viewers_on_three_hosts_share_one_ffmpeg_and_the_owner_s_death_moves_it() {
         .unwrap()
         .iter()
         .all(|n| n["alive"] == true));
+    // The hosts' internal addresses are the operator's, not the public's.
+    assert!(
+        cluster["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.get("advertise_rtmp").is_none() && n.get("api").is_none()),
+        "{cluster}"
+    );
+    assert!(cluster.get("advertise_rtmp").is_none(), "{cluster}");
 
     // The owner dies (SIGKILL: its FFmpeg go with it, its nginx stays).
     let killed_at = Instant::now();

@@ -514,6 +514,36 @@ fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
         429,
         "one client, one stream"
     );
+
+    // RTMP players are bounded per address too (the address nginx
+    // reports for the player, as its callbacks carry it).
+    let play = |event: &str, name: &str, client: &str| {
+        host.hook(
+            &s,
+            event,
+            &[
+                ("app", "dss"),
+                ("name", name),
+                ("clientid", client),
+                ("addr", "203.0.113.77"),
+            ],
+        )
+        .status
+    };
+    assert_eq!(play("on_play", "cam-a", "501"), 200);
+    assert_eq!(
+        play("on_play", "cam-a", "502"),
+        200,
+        "the same stream again"
+    );
+    assert_eq!(play("on_play", "cam-b", "503"), 429, "a second stream");
+    assert_eq!(play("on_play_done", "cam-a", "501"), 200);
+    assert_eq!(play("on_play_done", "cam-a", "502"), 200);
+    assert_eq!(
+        play("on_play", "cam-b", "504"),
+        200,
+        "once it left the first"
+    );
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn files_holding_secrets_are_private() {
     let mut s = Setup::new();
     s.with_nginx(2);
     s.instance("cam", &test_pattern_instance(&["b"]));
-    let _host = s.start();
+    let mut host = s.start();
     let mode = |rel: &str| {
         std::fs::metadata(s.dir.path().join(rel))
             .unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -103,4 +103,24 @@ fn files_holding_secrets_are_private() {
         "it holds the callback secret"
     );
     assert_eq!(mode("var/cache/modules"), 0o700);
+    assert_eq!(
+        mode("var/dss.sqlite"),
+        0o600,
+        "sources with camera credentials"
+    );
+    assert_eq!(mode("var/log"), 0o700, "clients' addresses");
+    assert_eq!(mode("var/record"), 0o700, "what cameras saw");
+    // nginx's workers pass through to what they serve, and list nothing.
+    assert_eq!(mode("var"), 0o711);
+    assert_eq!(mode("var/run"), 0o711);
+    assert_eq!(mode("var/thumb"), 0o755, "served by nginx");
+    // A part made too wide meanwhile is narrowed at the next start.
+    std::fs::set_permissions(
+        s.dir.path().join("var/record"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    host.crash();
+    let _again = s.start();
+    assert_eq!(mode("var/record"), 0o700);
 }

@@ -137,12 +137,27 @@ async fn web(State(st): State<AppState>) -> Json<Value> {
 
 /// `GET /api/cluster`: the hosts (last seen, running FFmpeg, owned
 /// streams) and who owns which stream; `{"enabled": false}` on a single
-/// host.
-async fn cluster(State(st): State<AppState>) -> Json<Value> {
-    match st.supervisor.cluster() {
-        Some(c) => Json(serde_json::to_value(c.snapshot()).unwrap_or_default()),
-        None => Json(json!({ "enabled": false })),
+/// host. Their addresses only on the private surface.
+async fn cluster(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> Json<Value> {
+    let Some(c) = st.supervisor.cluster() else {
+        return Json(json!({ "enabled": false }));
+    };
+    let mut v = serde_json::to_value(c.snapshot()).unwrap_or_default();
+    if !caller.is_private() {
+        // The hosts' internal addresses and the store's errors are the
+        // operator's: the public sees who runs what.
+        if let Some(o) = v.as_object_mut() {
+            o.remove("advertise_rtmp");
+            o.remove("store_error");
+        }
+        for node in v["nodes"].as_array_mut().into_iter().flatten() {
+            if let Some(n) = node.as_object_mut() {
+                n.remove("advertise_rtmp");
+                n.remove("api");
+            }
+        }
     }
+    Json(v)
 }
 
 #[derive(Debug, Deserialize)]

@@ -173,6 +173,9 @@ pub struct Supervisor {
     max_running: usize,
     /// Leases held by public clients: address → stream → expiry.
     clients: Mutex<HashMap<IpAddr, HashMap<String, Instant>>>,
+    /// RTMP players of public clients: address → stream → their nginx
+    /// client ids (bounded like the leases, per address).
+    players: Mutex<HashMap<IpAddr, HashMap<String, std::collections::BTreeSet<String>>>>,
     spawns: AtomicU64,
     capacity_refusals: AtomicU64,
     /// How many times nginx came back after dying: a task that sees it
@@ -219,6 +222,7 @@ impl Supervisor {
             capacity: Arc::new(Semaphore::new(max_running)),
             max_running,
             clients: Mutex::new(HashMap::new()),
+            players: Mutex::new(HashMap::new()),
             spawns: AtomicU64::new(0),
             capacity_refusals: AtomicU64::new(0),
             nginx_epoch: AtomicU64::new(0),
@@ -379,8 +383,28 @@ impl Supervisor {
     }
 
     /// An RTMP viewer (`on_play`) of `id` with nginx client id `client`.
-    pub fn play(self: &Arc<Self>, id: &str, client: &str) -> Result<(), Refusal> {
+    ///
+    /// A player of a public client (`public`: its address) counts against
+    /// that address's `[security] max_streams_per_client`, like its leases.
+    pub fn play(
+        self: &Arc<Self>,
+        id: &str,
+        client: &str,
+        public: Option<IpAddr>,
+    ) -> Result<(), Refusal> {
         let slot = self.admit(id)?;
+        if let Some(ip) = public {
+            let max = self.config.security.max_streams_per_client;
+            let mut players = lock(&self.players);
+            let streams = players.entry(ip.to_canonical()).or_default();
+            if !streams.contains_key(id) && streams.len() >= max {
+                return Err(Refusal::TooManyLeases(max));
+            }
+            streams
+                .entry(id.to_string())
+                .or_default()
+                .insert(client.to_string());
+        }
         let now = Instant::now();
         if self.want(&slot, |w| w.play(client, now)) {
             Ok(())
@@ -391,7 +415,19 @@ impl Supervisor {
 
     /// An RTMP viewer left (`on_play_done`).
     pub fn play_done(self: &Arc<Self>, id: &str, client: &str) {
+        self.forget_players(|stream, c| stream == id && c == client);
         self.edit_existing(id, |w| w.play_done(client));
+    }
+
+    /// Forgets the public players `gone` says left.
+    fn forget_players(&self, gone: impl Fn(&str, &str) -> bool) {
+        lock(&self.players).retain(|_, streams| {
+            streams.retain(|stream, clients| {
+                clients.retain(|c| !gone(stream, c));
+                !clients.is_empty()
+            });
+            !streams.is_empty()
+        });
     }
 
     /// The lease length granted for a requested `ttl` (clamped).
@@ -534,6 +570,12 @@ impl Supervisor {
                 self.edit_existing(id, |w| w.resync(&s.viewers, at));
             }
         }
+        // Public players nginx no longer has (missed on_play_done).
+        self.forget_players(|stream, c| {
+            !stat
+                .get(stream)
+                .is_some_and(|s| s.viewers.iter().any(|v| v == c))
+        });
         // Streams we track that /stat does not show have no RTMP viewers.
         let tracked: Vec<String> = lock(&self.slots).keys().cloned().collect();
         for id in tracked.iter().filter(|id| !stat.contains_key(*id)) {
