@@ -158,10 +158,17 @@ fn every_hostile_provider_fails_alone_with_its_cause() {
         0,
         "the forbidden host was never contacted"
     );
+    // At most 8 requests per call, however often the failing provider has
+    // been retried by now (5 s, then 10 s, ...: a slow machine gets there).
+    let hits = looped.hits();
+    let calls = host
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("provider failed") && l.contains("provider=h_http_loop"))
+        .count();
     assert!(
-        looped.hits() <= 16,
-        "http-get per call is bounded: {}",
-        looped.hits()
+        hits <= 8 * (calls + 1),
+        "http-get per call is bounded: {hits} requests in {calls} failed calls"
     );
 
     // Rejections and failures show in the metrics too.
