@@ -3,8 +3,9 @@
 # available): nginx with the RTMP module, FFmpeg, Node.js (for the tests'
 # CongoDB and the JavaScript provider's build), and the wasm32-wasip2 Rust
 # target; with --tests also Chromium (the web page's browser tests) and
-# Python's venv (componentize-py for the Python providers' tests). Skips
-# what is already there.
+# Python's venv (componentize-py for the Python providers' tests); and the
+# unprivileged user `dss` that FFmpeg and nginx's workers run as when the
+# host runs as root ([security] run_as). Skips what is already there.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null || need+=(nginx)
@@ -21,5 +22,10 @@ if ((${#need[@]})); then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
+fi
+if ! getent passwd dss >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dss
 fi
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

@@ -196,6 +196,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::NginxConf => {
+            let mut config = config;
+            // As `dss serve` would run it: workers as the media user.
+            config.security.media_user =
+                crate::privileges::MediaUser::for_this_process(config.security.run_as.as_deref())?;
             let managed = crate::nginx::managed::decide(&config).unwrap_or(false);
             print!("{}", crate::nginx::conf::render(&config, managed)?);
             Ok(())

@@ -418,6 +418,15 @@ pub struct SecurityConfig {
     /// Streams one public client address may hold viewer leases on at
     /// once (HLS/DASH playlists and `watch` through the public port).
     pub max_streams_per_client: usize,
+    /// When the host runs as root, the unprivileged user every FFmpeg and
+    /// nginx's workers run as (default `dss`; it must exist: the set-up
+    /// makes it). `"root"` keeps them root, against advice. Ignored when
+    /// the host does not run as root.
+    pub run_as: Option<String>,
+    /// `run_as` resolved at start ([`crate::privileges`]); `None` when the
+    /// media plane runs as the host's own user.
+    #[serde(skip)]
+    pub media_user: Option<crate::privileges::MediaUser>,
 }
 
 impl SecurityConfig {
@@ -437,6 +446,8 @@ impl Default for SecurityConfig {
             // A viewer watches one stream; a wall of a few cameras is
             // fine; a client walking every stream is not.
             max_streams_per_client: 8,
+            run_as: None,
+            media_user: None,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod mobile;
 pub mod nginx;
 pub mod plugin;
+pub mod privileges;
 pub mod providers;
 pub mod record;
 pub mod scaffold;

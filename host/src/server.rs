@@ -28,6 +28,20 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             "the API token (admin actions, metrics, logs, recordings) is in this file"
         );
     }
+    config.security.media_user =
+        crate::privileges::MediaUser::for_this_process(config.security.run_as.as_deref())?;
+    match &config.security.media_user {
+        Some(u) => {
+            tracing::info!(user = %u.name, uid = u.uid, "FFmpeg and nginx's workers run as this user")
+        }
+        None if crate::privileges::host_is_root() => {
+            tracing::warn!("[security] run_as = \"root\": FFmpeg decodes untrusted media as root")
+        }
+        None => {}
+    }
+    if let Some(u) = &config.security.media_user {
+        u.check_reach(&config.run_dir())?;
+    }
     let config = Arc::new(config);
     state_modes(&config).context("cannot set the state directory's modes")?;
     tracing::info!(
@@ -248,7 +262,10 @@ fn state_modes(config: &Config) -> Result<(), crate::files::FilesError> {
     ensure_mode(&config.state_dir, TRAVERSE_DIR)?;
     ensure_mode(&config.run_dir(), TRAVERSE_DIR)?;
     ensure_mode(&config.log_dir(), PRIVATE_DIR)?;
-    ensure_mode(&config.record_dir(), PRIVATE_DIR)?;
+    // Traverse-only when FFmpeg runs as another user: it reaches the
+    // recording directories it is given, and lists nothing.
+    let holding = crate::privileges::holding_dir_mode(config.security.media_user.as_ref());
+    ensure_mode(&config.record_dir(), holding)?;
     ensure_mode(&config.thumb_dir(), SERVED_DIR)?;
     Ok(())
 }

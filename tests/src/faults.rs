@@ -524,7 +524,7 @@ pub struct ExploitFigures {
 pub fn exploits() -> ExploitFigures {
     let mut s = Setup::new();
     s.with_nginx(2);
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = crate::scratch_dir();
     let out = |name: &str| scratch.path().join(name).display().to_string();
     let lavfi = r#"["-f", "lavfi"]"#;
     let sources: Vec<(&str, String, &str)> = vec![

@@ -231,10 +231,7 @@ impl Setup {
 
     /// A scratch configuration with no modules.
     pub fn empty() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("dss-test-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = scratch_dir();
         std::fs::create_dir_all(dir.path().join("modules")).expect("mkdir");
         std::fs::create_dir_all(dir.path().join("providers.d")).expect("mkdir");
         let mut s = Setup {
@@ -582,6 +579,20 @@ impl Drop for Host {
             dump_log(&self.log_text());
         }
     }
+}
+
+/// A scratch directory for a host's files that the media user (who FFmpeg
+/// and nginx's workers run as when tests run as root) may pass through:
+/// mode 0711, where a plain temporary directory is 0700.
+pub fn scratch_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("dss-test-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod scratch");
+    dir
 }
 
 std::thread_local! {

@@ -20,7 +20,7 @@ fn dss(args: &[&str], cwd: &std::path::Path) -> (bool, String, String) {
 
 #[test]
 fn check_passes_on_the_shipped_providers() {
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     for m in ["static-list", "traffic-feed", "mobile-ts"] {
         let path = module(m);
         let (ok, out, err) = dss(
@@ -58,7 +58,7 @@ fn check_with_an_instance_lists_its_streams() {
 
 #[test]
 fn check_reports_streams_the_ffmpeg_policy_refuses() {
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     let instance = scratch.path().join("cams.toml");
     std::fs::write(
         &instance,
@@ -96,7 +96,7 @@ fn check_reports_streams_the_ffmpeg_policy_refuses() {
 
 #[test]
 fn check_fails_clearly_on_files_that_are_not_components() {
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     let cases: [(&str, &[u8], &str); 4] = [
         (
             "text.wasm",
@@ -131,7 +131,7 @@ fn check_fails_clearly_on_files_that_are_not_components() {
 
 #[test]
 fn config_prints_the_effective_configuration() {
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     std::fs::write(
         scratch.path().join("dss.toml"),
         "[nginx]\nhttp_port = 8181\n[security]\napi_token = \"s3cret-api-token\"\n\
@@ -192,7 +192,7 @@ fn providers_list_shows_modules_and_instances() {
 
 #[test]
 fn a_scaffolded_provider_builds_passes_check_and_serves() {
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     let dir = scratch.path().join("my-cams");
     let (ok, out, err) = dss(
         &[
@@ -293,7 +293,7 @@ fn a_missing_nginx_is_a_clear_error_naming_the_packages() {
 
 #[test]
 fn nginx_conf_prints_the_rendered_configuration() {
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     std::fs::write(
         scratch.path().join("dss.toml"),
         "[nginx]\nrtmp_port = 1940\napp = \"live\"\n",

@@ -551,7 +551,7 @@ fn a_stalled_source_is_detected_from_ffmpeg_progress_and_restarted() {
     let _g = serial();
     // Six seconds of real MPEG-TS, then a connection that stays open and
     // silent: FFmpeg publishes, then stops making progress without exiting.
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = dss_e2e::scratch_dir();
     let ts = scratch.path().join("six-seconds.ts");
     let made = std::process::Command::new("ffmpeg")
         .args([

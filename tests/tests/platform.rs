@@ -198,7 +198,7 @@ fn the_shipped_javascript_provider_serves_the_demo_city() {
 #[test]
 fn the_javascript_provider_builds_byte_identical_twice() {
     use sha2::{Digest, Sha256};
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     let out = scratch.path().join("geojson-feed.wasm");
     let project = repo_root().join("providers/geojson-feed");
     let build = repo_root().join("provider-sdk/js/build.js");
@@ -249,7 +249,7 @@ fn run(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
 /// `build` (the commands the scaffold's README gives) must produce
 /// `NAME.wasm` that passes `dss providers check` with its instance file.
 fn scaffold_builds_and_checks(lang: &str, build: &[(&str, &[&str])]) {
-    let scratch = tempfile::tempdir().expect("tempdir");
+    let scratch = dss_e2e::scratch_dir();
     let dir = scratch.path().join("my-cams");
     let out = run(
         &repo_root(),

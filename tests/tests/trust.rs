@@ -5,6 +5,7 @@
 
 use dss_e2e::*;
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
@@ -109,7 +110,10 @@ fn files_holding_secrets_are_private() {
         "sources with camera credentials"
     );
     assert_eq!(mode("var/log"), 0o700, "clients' addresses");
-    assert_eq!(mode("var/record"), 0o700, "what cameras saw");
+    // What cameras saw: when FFmpeg runs as the media user, that user
+    // passes through to the recordings given to it, and lists nothing.
+    let record = if is_root() { 0o711 } else { 0o700 };
+    assert_eq!(mode("var/record"), record, "what cameras saw");
     // nginx's workers pass through to what they serve, and list nothing.
     assert_eq!(mode("var"), 0o711);
     assert_eq!(mode("var/run"), 0o711);
@@ -122,5 +126,154 @@ fn files_holding_secrets_are_private() {
     .unwrap();
     host.crash();
     let _again = s.start();
-    assert_eq!(mode("var/record"), 0o700);
+    assert_eq!(mode("var/record"), record);
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The uid of user `name`.
+fn uid_of_user(name: &str) -> u32 {
+    let out = Command::new("id").args(["-u", name]).output().expect("id");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no user {name}: scripts/setup.sh makes it"))
+}
+
+/// The real uid of process `pid`, from `/proc/PID/status`.
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Processes whose parent is `parent` and whose command name is `comm`.
+fn children(parent: u32, comm: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID ...`; COMM may hold spaces and parens.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let ppid = stat[close + 1..].split_whitespace().nth(1);
+        if name == comm && ppid == Some(&parent.to_string()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_ffmpeg_and_no_nginx_worker_runs_as_root() {
+    if !is_root() {
+        eprintln!("skipped: the host does not run as root here, so neither does FFmpeg");
+        return;
+    }
+    let dss = uid_of_user("dss");
+    let mut s = Setup::new();
+    s.with_nginx(2);
+    for l in [
+        "start_after = 0",
+        "interval = 2",
+        "live_interval = 2",
+        "timeout = 10",
+    ] {
+        s.set("thumbnails", l);
+    }
+    s.instance(
+        "cam",
+        &format!(
+            "thumbnails = \"all\"\n{}[record]\ninterval = 5\nstreams = [\"a\"]\n",
+            test_pattern_instance(&["a", "b"])
+        ),
+    );
+    s.instance("phones", "module = \"mobile-ts\"\n[config]\nphones = []\n");
+    let host = s.start();
+    let conf = std::fs::read_to_string(s.dir.path().join("var/run/nginx.conf")).unwrap();
+    assert!(
+        conf.contains("\nuser dss "),
+        "nginx's workers as dss:\n{conf}"
+    );
+
+    // A stream watched, a stream recorded, a phone, thumbnails.
+    let viewer = Viewer::start(&s.rtmp_url("cam-b"));
+    viewer.wait_frames(0, 10, T);
+    let state = s.dir.path().join("phone.json").display().to_string();
+    let phone = Sender::start(&[
+        "test",
+        "--server",
+        &format!("127.0.0.1:{}", s.mobile_port),
+        "--state",
+        &state,
+        "--duration",
+        "60",
+    ]);
+    let key = phone.wait_id(T);
+    host.wait_stream(&format!("phones-{key}"), "the phone live", T, |v| {
+        v["state"] == "live"
+    });
+    let host_pid = host.child.id();
+    // cam-a, its recorder, cam-b and the phone (thumbnails come and go).
+    let ffmpegs = wait_for("four FFmpeg of the host", T, || {
+        let kids = children(host_pid, "ffmpeg");
+        (kids.len() >= 4).then_some(kids)
+    });
+    for pid in &ffmpegs {
+        assert_eq!(uid_of(*pid), Some(dss), "FFmpeg {pid} runs as dss");
+    }
+    let nginx = s.nginx_pid().expect("nginx pid");
+    let workers = children(nginx, "nginx");
+    assert!(!workers.is_empty(), "nginx has a worker");
+    for pid in &workers {
+        assert_eq!(uid_of(*pid), Some(dss), "nginx worker {pid} runs as dss");
+    }
+    // What FFmpeg made is dss's; where it made it is dss's alone.
+    use std::os::unix::fs::MetadataExt;
+    let thumb = s.dir.path().join("var/thumb/cam-a.jpg");
+    let made = wait_for("a thumbnail of cam-a", T, || std::fs::metadata(&thumb).ok());
+    assert_eq!(made.uid(), dss, "made by FFmpeg as dss");
+    let rec = std::fs::metadata(s.dir.path().join("var/record/cam-a")).unwrap();
+    assert_eq!((rec.uid(), rec.mode() & 0o777), (dss, 0o700));
+    let cwd = std::fs::metadata(s.dir.path().join("var/run/ffmpeg-cwd")).unwrap();
+    assert_eq!((cwd.uid(), cwd.mode() & 0o777), (dss, 0o700));
+    // Nothing else of the state directory is dss's.
+    for private in ["var/dss.sqlite", "var/callback.secret", "var/log"] {
+        let m = std::fs::metadata(s.dir.path().join(private)).unwrap();
+        assert_eq!(m.uid(), 0, "{private} stays root's");
+    }
+    drop(phone);
+}
+
+#[test]
+fn a_missing_media_user_is_refused_at_start_with_the_fix() {
+    if !is_root() {
+        eprintln!("skipped: run_as applies to a host running as root");
+        return;
+    }
+    let mut s = Setup::new();
+    s.set("security", "run_as = \"dss-no-such-user\"");
+    let config = s.write_config();
+    let out = Command::new(dss_bin())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .output()
+        .expect("dss");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"dss-no-such-user\"") && err.contains("useradd") && err.contains("run_as"),
+        "{err}"
+    );
 }

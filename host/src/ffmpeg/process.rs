@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
+use crate::privileges::MediaUser;
+
 /// How long FFmpeg gets to exit after SIGTERM before SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -78,7 +80,9 @@ const LOG_DRAIN: Duration = Duration::from_secs(1);
 /// parent-death signal, no environment at all (not `PATH`, not the API
 /// token) and `cwd` as its working directory (created 0700 if missing; it
 /// should be an empty directory of the host's own, such as
-/// [`crate::config::Config::ffmpeg_cwd`]). stdout/stderr are read by
+/// [`crate::config::Config::ffmpeg_cwd`]). With a `user` (the host runs
+/// as root: [`crate::privileges`]) FFmpeg runs as that user, and `cwd` is
+/// made its. stdout/stderr are read by
 /// background tasks into a [`Monitor`] holding at most `log_lines` lines.
 ///
 /// A `binary` without a `/` is looked up in the host's `PATH` (the child
@@ -92,8 +96,9 @@ pub fn spawn(
     argv: &[String],
     log_lines: usize,
     cwd: &Path,
+    user: Option<&MediaUser>,
 ) -> Result<Process, SpawnError> {
-    spawn_inner(binary, argv, log_lines, cwd, false).map(|(p, _)| p)
+    spawn_inner(binary, argv, log_lines, cwd, user, false).map(|(p, _)| p)
 }
 
 /// [`spawn`] for a run whose output is its stdout (an export streamed to
@@ -104,8 +109,9 @@ pub fn spawn_piped(
     argv: &[String],
     log_lines: usize,
     cwd: &Path,
+    user: Option<&MediaUser>,
 ) -> Result<(Process, tokio::process::ChildStdout), SpawnError> {
-    let (p, out) = spawn_inner(binary, argv, log_lines, cwd, true)?;
+    let (p, out) = spawn_inner(binary, argv, log_lines, cwd, user, true)?;
     let out = out.ok_or_else(|| SpawnError::Spawn {
         binary: binary.display().to_string(),
         message: "no stdout".into(),
@@ -118,6 +124,7 @@ fn spawn_inner(
     argv: &[String],
     log_lines: usize,
     cwd: &Path,
+    user: Option<&MediaUser>,
     piped: bool,
 ) -> Result<(Process, Option<tokio::process::ChildStdout>), SpawnError> {
     let fail = |message: String| SpawnError::Spawn {
@@ -125,7 +132,8 @@ fn spawn_inner(
         message,
     };
     let program = resolve_binary(binary).map_err(fail)?;
-    prepare_cwd(cwd).map_err(|e| fail(format!("working directory {}: {e}", cwd.display())))?;
+    prepare_cwd(cwd, user)
+        .map_err(|e| fail(format!("working directory {}: {e}", cwd.display())))?;
     let mut cmd = tokio::process::Command::new(&program);
     cmd.args(argv)
         .env_clear()
@@ -137,6 +145,12 @@ fn spawn_inner(
         // Own group: a terminal's Ctrl-C does not hit it, and stopping
         // kills everything FFmpeg may have started.
         .process_group(0);
+    if let Some(u) = user {
+        // setgid, setgroups(0) and setuid in the child before exec; the
+        // parent-death signal below is set after them (a credential change
+        // would clear it).
+        u.apply(&mut cmd);
+    }
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and only
     // calls async-signal-safe functions (prctl, getppid).
@@ -225,7 +239,7 @@ fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
 
 /// Creates `dir` (mode 0700) if missing and makes sure only the host's
 /// user can use it.
-fn prepare_cwd(dir: &Path) -> std::io::Result<()> {
+fn prepare_cwd(dir: &Path, user: Option<&MediaUser>) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -234,7 +248,7 @@ fn prepare_cwd(dir: &Path) -> std::io::Result<()> {
     if meta.permissions().mode() & 0o777 != 0o700 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    Ok(())
+    crate::privileges::grant(user, dir).map_err(std::io::Error::other)
 }
 
 /// Reads `reader` line by line until EOF (or a read error), passing each
@@ -344,6 +358,7 @@ mod tests {
             &["-c".to_string(), script.to_string()],
             50,
             cwd,
+            None,
         )
         .unwrap()
     }
@@ -403,6 +418,38 @@ printf 'no newline at the end' >&2"#;
     }
 
     #[tokio::test]
+    async fn a_root_host_runs_the_child_as_the_media_user_without_groups() {
+        if !crate::privileges::host_is_root() {
+            eprintln!("skipped: switching users needs root");
+            return;
+        }
+        let user = crate::privileges::MediaUser::resolve(Some("nobody"), 0)
+            .unwrap()
+            .unwrap();
+        // Like the state directory: others may pass through.
+        let top = scratch("as-user");
+        std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let cwd = top.join("cwd");
+        let p = spawn(
+            Path::new("/bin/sh"),
+            &["-c".into(), "id -u >&2; id -G >&2; touch made".into()],
+            5,
+            &cwd,
+            Some(&user),
+        )
+        .unwrap();
+        let p = finish(p, 2).await;
+        assert_eq!(
+            p.log_tail(5),
+            [user.uid.to_string(), user.gid.to_string()],
+            "its uid, then its primary group alone"
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&cwd).unwrap().uid(), user.uid);
+        assert_eq!(std::fs::metadata(cwd.join("made")).unwrap().uid(), user.uid);
+    }
+
+    #[tokio::test]
     async fn binaries_are_found_in_the_hosts_path() {
         let dir = scratch("path");
         let p = spawn(
@@ -410,6 +457,7 @@ printf 'no newline at the end' >&2"#;
             &["-c".into(), "echo found >&2".into()],
             5,
             &dir,
+            None,
         )
         .unwrap();
         let p = finish(p, 1).await;
@@ -421,7 +469,7 @@ printf 'no newline at the end' >&2"#;
             resolve_binary(Path::new("tools/ffmpeg")).unwrap(),
             here.join("tools/ffmpeg")
         );
-        let e = spawn(Path::new("no-such-binary-dss"), &[], 5, &dir)
+        let e = spawn(Path::new("no-such-binary-dss"), &[], 5, &dir, None)
             .err()
             .unwrap();
         assert!(e.to_string().contains("not found in PATH"), "{e}");

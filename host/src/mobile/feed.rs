@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 
+use crate::privileges::MediaUser;
+
 /// Which byte stream of a phone: the type byte of its frames. The label is
 /// only a hint (real senders swap them); FFmpeg probes what each carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +43,9 @@ impl Track {
 pub struct Feed {
     dir: PathBuf,
     buffer: usize,
+    /// Who FFmpeg runs as, when not the host's user: the directory and
+    /// its FIFOs are made that user's.
+    user: Option<MediaUser>,
     /// Tracks in the order their first bytes came.
     tracks: Vec<(Track, PathBuf, pipe::Sender)>,
 }
@@ -48,15 +53,19 @@ pub struct Feed {
 impl Feed {
     /// Creates the session's directory `dir` (owner-only). `buffer` is the
     /// capacity asked for each FIFO (the kernel may round it, or cap it at
-    /// `/proc/sys/fs/pipe-max-size` for unprivileged users).
-    pub fn create(dir: &Path, buffer: usize) -> io::Result<Feed> {
+    /// `/proc/sys/fs/pipe-max-size` for unprivileged users). With a
+    /// `user`, the directory and FIFOs are that user's (FFmpeg's), still
+    /// owner-only.
+    pub fn create(dir: &Path, buffer: usize, user: Option<&MediaUser>) -> io::Result<Feed> {
         std::fs::DirBuilder::new()
             .recursive(false)
             .mode(0o700)
             .create(dir)?;
+        crate::privileges::grant(user, dir).map_err(io::Error::other)?;
         Ok(Feed {
             dir: dir.to_path_buf(),
             buffer,
+            user: user.cloned(),
             tracks: Vec::new(),
         })
     }
@@ -90,6 +99,7 @@ impl Feed {
             None => {
                 let path = self.dir.join(track.file_name());
                 make_fifo(&path)?;
+                crate::privileges::grant(self.user.as_ref(), &path).map_err(io::Error::other)?;
                 // Read-write: opening never waits for a reader, and FFmpeg
                 // (re)started on it never sees an end while we hold it.
                 let tx = pipe::OpenOptions::new()
@@ -151,7 +161,7 @@ mod tests {
     async fn tracks_get_fifos_in_arrival_order_and_vanish_with_the_feed() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("s1");
-        let mut feed = Feed::create(&dir, 1 << 16).unwrap();
+        let mut feed = Feed::create(&dir, 1 << 16, None).unwrap();
         assert!(feed.inputs().is_empty());
         feed.write(Track::Audio, b"aa").await.unwrap();
         feed.write(Track::Video, b"vv").await.unwrap();
@@ -177,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_fifo_makes_the_writer_wait() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut feed = Feed::create(&tmp.path().join("s"), 4096).unwrap();
+        let mut feed = Feed::create(&tmp.path().join("s"), 4096, None).unwrap();
         let chunk = vec![0x47u8; 64 * 1024];
         // Nobody reads: the pipe's capacity (64 KiB to 1 MiB) fills up and
         // the write does not complete.
@@ -193,6 +203,6 @@ mod tests {
     #[test]
     fn an_existing_directory_is_not_reused() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(Feed::create(tmp.path(), 4096).is_err());
+        assert!(Feed::create(tmp.path(), 4096, None).is_err());
     }
 }

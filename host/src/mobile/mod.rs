@@ -58,9 +58,10 @@ pub async fn start(
     // The phones' FIFO directories: what a crashed run left is gone.
     let feeds = config.run_dir().join("mobile");
     let _ = std::fs::remove_dir_all(&feeds);
+    let mode = crate::privileges::holding_dir_mode(config.security.media_user.as_ref());
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(mode)
         .create(&feeds)
         .with_context(|| format!("cannot create {}", feeds.display()))?;
     let listen = config.mobile.listen;

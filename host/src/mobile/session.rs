@@ -779,7 +779,8 @@ impl Session {
                 self.session,
                 new_id()
             ));
-            self.feed = Some(Feed::create(&dir, cfg.buffer_bytes)?);
+            let user = self.phones.config.security.media_user.as_ref();
+            self.feed = Some(Feed::create(&dir, cfg.buffer_bytes, user)?);
         }
         let now = Instant::now();
         let first = *self.first_media.get_or_insert(now);

@@ -41,6 +41,15 @@ pub fn values(config: &Config, managed: bool, secret: &str) -> BTreeMap<&'static
         format!("load_module {};", n.rtmp_module.display())
     };
     v.insert("load_module", module);
+    // A master running as root starts its workers as the media user (the
+    // one FFmpeg runs as); empty otherwise (nginx's own default applies).
+    let user = config
+        .security
+        .media_user
+        .as_ref()
+        .map(|u| format!("user {} {};", u.name, u.group))
+        .unwrap_or_default();
+    v.insert("user", user);
     v.insert("daemon", if managed { "off" } else { "on" }.to_string());
     v.insert("run_dir", config.run_dir().display().to_string());
     v.insert("log_dir", config.log_dir().display().to_string());
@@ -92,7 +101,8 @@ pub fn render_with(
             .get(name)
             .ok_or_else(|| ConfError::Unknown(name.to_string()))?;
         let unsafe_char = |c: char| {
-            matches!(c, '"' | '\'' | '{' | '}' | '\n' | '\r') || (c == ';' && name != "load_module")
+            matches!(c, '"' | '\'' | '{' | '}' | '\n' | '\r')
+                || (c == ';' && !matches!(name, "load_module" | "user"))
         };
         if value.chars().any(unsafe_char) {
             return Err(ConfError::Unsafe(name.to_string()));

@@ -42,7 +42,12 @@ const PROBE_LINES: usize = 64;
 /// Reads `file`'s start time and audio codec from what `ffmpeg -i` prints
 /// (zero and no when it cannot tell), run like every FFmpeg of the host
 /// with `cwd` as its working directory.
-async fn probe(binary: &std::path::Path, file: &std::path::Path, cwd: &std::path::Path) -> Probe {
+async fn probe(
+    binary: &std::path::Path,
+    file: &std::path::Path,
+    cwd: &std::path::Path,
+    user: Option<&crate::privileges::MediaUser>,
+) -> Probe {
     let argv: Vec<String> = [
         "-hide_banner",
         "-nostdin",
@@ -54,7 +59,7 @@ async fn probe(binary: &std::path::Path, file: &std::path::Path, cwd: &std::path
     .map(|s| s.to_string())
     .chain(std::iter::once(format!("file:{}", file.display())))
     .collect();
-    let Ok(mut p) = crate::ffmpeg::spawn(binary, &argv, PROBE_LINES, cwd) else {
+    let Ok(mut p) = crate::ffmpeg::spawn(binary, &argv, PROBE_LINES, cwd, user) else {
         return Probe::default();
     };
     if tokio::time::timeout(PROBE_TIMEOUT, p.child.wait())
@@ -123,14 +128,14 @@ pub async fn export(
     };
     let start = from_ms.max(first.start_ms);
     let duration = (to_ms - start) as f64 / 1000.0;
-    let work = rec
-        .config
-        .run_dir()
-        .join("export-work")
-        .join(crate::ids::unguessable_hex(8));
+    let holding = rec.config.run_dir().join("export-work");
+    let mode = crate::privileges::holding_dir_mode(rec.config.security.media_user.as_ref());
+    crate::files::ensure_mode(&holding, mode).map_err(|e| ExportError::Spawn(e.to_string()))?;
+    let work = holding.join(crate::ids::unguessable_hex(8));
     std::fs::create_dir_all(&work).map_err(|e| ExportError::Spawn(e.to_string()))?;
     let work = WorkDir(work);
-    let probe = probe(&rec.config.ffmpeg.binary, &first.path, &work.0).await;
+    let user = rec.config.security.media_user.as_ref();
+    let probe = probe(&rec.config.ffmpeg.binary, &first.path, &work.0, user).await;
     // The concat demuxer's `inpoint` is in the file's own timestamps.
     let inpoint = probe.start + (start - first.start_ms) as f64 / 1000.0;
     // Paths made of checked ids and parsed names only: nothing to quote.
@@ -179,8 +184,9 @@ pub async fn export(
         ]
         .map(String::from),
     );
-    let (proc, stdout) = crate::ffmpeg::spawn_piped(&rec.config.ffmpeg.binary, &argv, 20, &work.0)
-        .map_err(|e| ExportError::Spawn(e.to_string()))?;
+    let (proc, stdout) =
+        crate::ffmpeg::spawn_piped(&rec.config.ffmpeg.binary, &argv, 20, &work.0, user)
+            .map_err(|e| ExportError::Spawn(e.to_string()))?;
     tracing::info!(stream = %id, from_ms, to_ms, segments = segs.len(), "export");
     // The process and the work directory live as long as the body.
     let guard = (proc, work);

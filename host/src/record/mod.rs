@@ -337,13 +337,25 @@ impl Recorder {
 
     fn start(&self, id: &str, settings: &InstanceRecord, publisher: Option<u32>) {
         let dir = self.dir.join(id);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            tracing::warn!(stream = %id, "cannot create {}: {e}", dir.display());
+        // The stream's recordings: its recorder's (which writes them) and
+        // the host's, no one else's.
+        let user = self.config.security.media_user.as_ref();
+        let made = crate::files::ensure_mode(&dir, crate::files::PRIVATE_DIR)
+            .map_err(|e| e.to_string())
+            .and_then(|()| crate::privileges::grant(user, &dir).map_err(|e| e.to_string()));
+        if let Err(e) = made {
+            tracing::warn!(stream = %id, "recorder not started: {e}");
             return;
         }
         let argv = self.argv(id, settings);
         let cfg = &self.config.ffmpeg;
-        match crate::ffmpeg::spawn(&cfg.binary, &argv, LOG_LINES, &self.config.ffmpeg_cwd()) {
+        match crate::ffmpeg::spawn(
+            &cfg.binary,
+            &argv,
+            LOG_LINES,
+            &self.config.ffmpeg_cwd(),
+            user,
+        ) {
             Ok(proc) => {
                 tracing::info!(stream = %id, pid = proc.pid, "recording");
                 let mut recs = lock(&self.recs);

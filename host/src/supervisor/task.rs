@@ -504,6 +504,7 @@ impl Task {
             &argv,
             cfg.log_lines,
             &self.sup.config.ffmpeg_cwd(),
+            self.sup.config.security.media_user.as_ref(),
         ) {
             Ok(p) => {
                 tracing::info!(stream = %self.slot.id, pid = p.pid, "ffmpeg started");

@@ -80,7 +80,8 @@ impl Thumbnails {
         let dir = config.thumb_dir();
         crate::files::HostDir::create(&dir)?;
         let work = config.run_dir().join("thumb-work");
-        crate::files::HostDir::create(&config.run_dir())?.private_dir("thumb-work")?;
+        let mode = crate::privileges::holding_dir_mode(config.security.media_user.as_ref());
+        crate::files::ensure_mode(&work, mode)?;
         let made = existing(&dir, &sizes);
         let workers = config.thumbnails.workers.max(1);
         Ok(Arc::new(Thumbnails {
@@ -198,8 +199,14 @@ impl Thumbnails {
         let _ = tokio::fs::remove_dir_all(&work).await;
         head.extend(self.outputs(ids.len()));
         let binary = &self.config.ffmpeg.binary;
-        let mut p =
-            crate::ffmpeg::spawn(binary, &head, LOG_LINES, &work).map_err(|e| e.to_string())?;
+        let mut p = crate::ffmpeg::spawn(
+            binary,
+            &head,
+            LOG_LINES,
+            &work,
+            self.config.security.media_user.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
         let status = match tokio::time::timeout(timeout, p.child.wait()).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(format!("waiting for ffmpeg: {e}")),
