@@ -927,6 +927,13 @@ impl Config {
         }
     }
 
+    /// Cluster mode: this host's key, kept in `<state_dir>/cluster.key`
+    /// (made the first time, 0600): a restarted host is itself, another
+    /// host under the same node id is not.
+    pub fn cluster_key(&self) -> std::io::Result<String> {
+        self.state_secret("cluster.key")
+    }
+
     /// A secret kept in file `name` of the state directory: read, or made
     /// (mode 0600, 128 random bits) the first time.
     fn state_secret(&self, name: &str) -> std::io::Result<String> {

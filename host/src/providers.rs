@@ -955,7 +955,21 @@ impl Providers {
                             let now = unix_ms(SystemTime::now());
                             lock(&self.serving).insert(id.clone(), serving.clone());
                             if persist {
-                                self.persist(&id, now, &entries, &fingerprint);
+                                // In a cluster, fenced by the refresh lease
+                                // held now: a newer refresher's listing is
+                                // never replaced by this one, and a lease
+                                // lost during the call persists nothing.
+                                match &cluster {
+                                    None => self.persist(&id, now, &entries, &fingerprint, None),
+                                    Some(c) => match c.refresh_epoch(&id) {
+                                        Some(e) => {
+                                            self.persist(&id, now, &entries, &fingerprint, Some(e))
+                                        }
+                                        None => {
+                                            tracing::info!(provider = %id, "refresh lease lost during the call: listing not persisted")
+                                        }
+                                    },
+                                }
                             }
                             if entries.len() >= crate::memory::LARGE {
                                 crate::memory::trim_soon();
@@ -1094,11 +1108,13 @@ impl Providers {
         fetched_at_ms: u64,
         entries: &[StreamEntry],
         fingerprint: &str,
+        epoch: Option<u64>,
     ) {
         let listing = Listing {
             provider: provider.to_string(),
             fetched_at_ms,
             fingerprint: Some(fingerprint.to_string()),
+            epoch,
             streams: entries.iter().map(entry_to_listed).collect(),
         };
         let store = self.store.clone();

@@ -70,12 +70,26 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         .context("cannot read or create the callback secret")?
         .into();
     let catalog = Arc::new(Catalog::new());
-    let cluster = crate::cluster::Cluster::new(&config, store.clone());
+    let cluster = if config.cluster.enabled {
+        let key = config
+            .cluster_key()
+            .context("cannot read or create the cluster key")?;
+        crate::cluster::Cluster::new(&config, store.clone(), key)
+    } else {
+        None
+    };
     if cluster.is_some() && !store.supports_cluster() {
         anyhow::bail!(
             "[cluster] enabled, but {} cannot be shared by several hosts",
             store.describe()
         );
+    }
+    if let Some(c) = &cluster {
+        c.claim_node_id().await.map_err(|e| {
+            anyhow::anyhow!(
+                "[cluster] {e}: give each host its own node_id (default: the machine's host name)"
+            )
+        })?;
     }
     let providers = Providers::new(
         engine,

@@ -179,6 +179,7 @@ fn listing(round: usize) -> Listing {
         provider: "traffic".into(),
         fetched_at_ms: 1_700_000_000_000 + round as u64,
         fingerprint: None,
+        epoch: None,
         streams,
     }
 }

@@ -82,4 +82,14 @@ pub struct NodeRecord {
     /// When its process started (its own clock, for operators).
     #[serde(default)]
     pub started_ms: u64,
+    /// A secret of the host's own (kept in its state directory): while
+    /// this record is live, a host reporting the same `id` with another
+    /// key is refused ([`crate::StoreError::NodeTaken`]), so that two hosts
+    /// never act under one name. A restarted host keeps its key.
+    #[serde(default)]
+    pub key: String,
+    /// How long after `seen_ms` the record counts as live (the host's
+    /// lease time), in ms; 0 for records of hosts that did not say.
+    #[serde(default)]
+    pub live_ms: u64,
 }

@@ -109,6 +109,16 @@ pub enum StoreError {
         /// What failed.
         message: String,
     },
+    /// Another live host reports under this host's node id (with another
+    /// key): cluster mode.
+    #[error("node id {id:?} is in use by another live host{}", other.as_deref().map(|o| format!(" ({o})")).unwrap_or_default())]
+    NodeTaken {
+        /// The node id.
+        id: String,
+        /// What the store knows of the other host (its API, when it
+        /// started).
+        other: Option<String>,
+    },
     /// The backend cannot do this.
     #[error("{target} does not support {what}")]
     Unsupported {

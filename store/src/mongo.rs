@@ -97,6 +97,8 @@ struct ListingHead {
     fetched_at_ms: u64,
     #[serde(default)]
     fingerprint: Option<String>,
+    #[serde(default)]
+    epoch: Option<u64>,
     generation: String,
     #[serde(deserialize_with = "lenient::u32")]
     chunks: u32,
@@ -184,6 +186,7 @@ enum Op {
         generation: String,
         fetched_at_ms: u64,
         fingerprint: Option<String>,
+        epoch: Option<u64>,
         chunks: Vec<Document>,
     },
     DeleteListing {
@@ -352,8 +355,17 @@ impl Db {
                 generation,
                 fetched_at_ms,
                 fingerprint,
+                epoch,
                 chunks,
             } => {
+                if let Some(e) = epoch {
+                    if let Some(stored) = self.listing_epoch(provider).await? {
+                        if stored > *e {
+                            superseded(provider, *e, stored);
+                            return Ok(());
+                        }
+                    }
+                }
                 let ch = self.coll(LISTING_CHUNKS);
                 // A retry first removes what an earlier attempt inserted.
                 ch.delete_many(doc! {"provider": provider, "generation": generation})
@@ -364,20 +376,43 @@ impl Db {
                         .await
                         .map_err(|e| self.failure(LISTING_CHUNKS, "insert listing chunks", e))?;
                 }
-                // Readers switch to the new chunks here, in one update.
-                self.coll(LISTINGS)
-                    .update_one(
-                        doc! {"provider": provider},
-                        doc! {"$set": {
-                            "fetched_at_ms": *fetched_at_ms as i64,
-                            "fingerprint": fingerprint,
-                            "generation": generation,
-                            "chunks": chunks.len() as i64,
-                        }},
-                    )
+                // Readers switch to the new chunks here, in one update;
+                // fenced, only over a listing of no newer epoch (else the
+                // upsert loses to the existing document).
+                let mut filter = doc! {"provider": provider};
+                let mut set = doc! {
+                    "fetched_at_ms": *fetched_at_ms as i64,
+                    "fingerprint": fingerprint,
+                    "generation": generation,
+                    "chunks": chunks.len() as i64,
+                };
+                if let Some(e) = epoch {
+                    let e = (*e).min(i64::MAX as u64) as i64;
+                    filter.insert(
+                        "$or",
+                        vec![doc! {"epoch": Bson::Null}, doc! {"epoch": {"$lte": e}}],
+                    );
+                    set.insert("epoch", e);
+                }
+                let updated = self
+                    .coll(LISTINGS)
+                    .update_one(filter, doc! {"$set": set})
                     .upsert(true)
-                    .await
-                    .map_err(|e| self.failure(LISTINGS, "update listing", e))?;
+                    .await;
+                match updated {
+                    Err(err) if epoch.is_some() && is_duplicate_key(&err) => {
+                        // A newer refresher wrote meanwhile: its listing stays.
+                        ch.delete_many(doc! {"provider": provider, "generation": generation})
+                            .await
+                            .map_err(|e| self.failure(LISTING_CHUNKS, "clear listing chunks", e))?;
+                        let stored = self.listing_epoch(provider).await?.unwrap_or_default();
+                        superseded(provider, epoch.unwrap_or_default(), stored);
+                        return Ok(());
+                    }
+                    other => {
+                        other.map_err(|e| self.failure(LISTINGS, "update listing", e))?;
+                    }
+                }
                 ch.delete_many(doc! {"provider": provider, "generation": {"$ne": generation}})
                     .await
                     .map_err(|e| self.failure(LISTING_CHUNKS, "remove old listing chunks", e))?;
@@ -483,6 +518,18 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// The epoch of provider `provider`'s stored listing, if fenced.
+    async fn listing_epoch(&self, provider: &str) -> Result<Option<u64>, Failure> {
+        let head = self
+            .coll(LISTINGS)
+            .find_one(doc! {"provider": provider})
+            .await
+            .map_err(|e| self.failure(LISTINGS, "read listing epoch", e))?;
+        Ok(head
+            .filter(|h| h.contains_key("epoch"))
+            .map(|h| int_field(&h, "epoch")))
     }
 
     async fn delete_geotags(&self, ids: &[String]) -> Result<(), Failure> {
@@ -790,6 +837,7 @@ impl Store for MongoStore {
             generation,
             fetched_at_ms: listing.fetched_at_ms,
             fingerprint: listing.fingerprint,
+            epoch: listing.epoch,
             chunks,
         };
         self.queue.submit(op, total + OP_OVERHEAD).await
@@ -827,6 +875,7 @@ impl Store for MongoStore {
                     provider: head.provider,
                     fetched_at_ms: head.fetched_at_ms,
                     fingerprint: head.fingerprint,
+                    epoch: head.epoch,
                     streams: chunks.into_iter().flat_map(|c| c.streams).collect(),
                 }));
             }
@@ -1235,7 +1284,17 @@ impl Store for MongoStore {
     }
 
     async fn put_node(&self, node: NodeRecord) -> Result<u64, StoreError> {
-        let filter = doc! { "_id": name_id("node", &node.id) };
+        // Ours (the same key, or a record without one), or no longer live:
+        // decided by the server, on its clock, like a lease. Anything else
+        // is another live host under this id: the upsert then loses to the
+        // existing document.
+        let filter = doc! {
+            "_id": name_id("node", &node.id),
+            "$expr": { "$or": [
+                { "$eq": [ { "$ifNull": ["$key", &node.key] }, &node.key ] },
+                { "$lt": [ { "$add": ["$seen", { "$ifNull": ["$live_ms", 0_i64] }] }, "$$NOW" ] },
+            ] },
+        };
         let update = doc! {
             "$set": {
                 "id": &node.id,
@@ -1244,6 +1303,8 @@ impl Store for MongoStore {
                 "running": node.running as i64,
                 "owned": node.owned as i64,
                 "started_ms": node.started_ms.min(i64::MAX as u64) as i64,
+                "key": &node.key,
+                "live_ms": node.live_ms.min(i64::MAX as u64) as i64,
             },
             "$currentDate": { "seen": true },
         };
@@ -1259,7 +1320,17 @@ impl Store for MongoStore {
             .await?;
         match got {
             Some(Some(doc)) => Ok(node_from(&doc)?.seen_ms),
-            _ => Err(StoreError::Decode {
+            // The upsert lost: another live host holds the id.
+            None => {
+                let other = self
+                    .nodes()
+                    .await
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|n| n.id == node.id))
+                    .map(|n| format!("API {}, started at {} ms", n.api, n.started_ms));
+                Err(StoreError::NodeTaken { id: node.id, other })
+            }
+            Some(None) => Err(StoreError::Decode {
                 collection: NODES,
                 key: node.id,
                 message: "the server returned no document for an upsert".into(),
@@ -1335,6 +1406,16 @@ fn name_id(kind: &str, name: &str) -> ObjectId {
 
 /// A duplicate-key refusal: MongoDB's code 11000, or CongoDB's "Duplicate
 /// key error" (code 1).
+/// Says that a fenced listing write lost to a newer refresher's.
+fn superseded(provider: &str, epoch: u64, stored: u64) {
+    tracing::info!(
+        provider,
+        epoch,
+        stored_epoch = stored,
+        "listing write superseded: a newer refresher's listing is stored; this one is dropped"
+    );
+}
+
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     codes(e).contains(&11000) || e.to_string().contains("Duplicate key")
 }
@@ -1387,6 +1468,9 @@ fn node_from(doc: &Document) -> Result<NodeRecord, StoreError> {
         owned: int_field(doc, "owned").min(u32::MAX as u64) as u32,
         seen_ms: date_field(doc, "seen"),
         started_ms: int_field(doc, "started_ms"),
+        // Never handed out: another host must not learn a host's key.
+        key: String::new(),
+        live_ms: int_field(doc, "live_ms"),
     })
 }
 

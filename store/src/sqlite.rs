@@ -353,6 +353,7 @@ impl Store for SqliteStore {
                 provider,
                 fetched_at_ms,
                 fingerprint: s.fingerprint,
+                epoch: None,
                 streams: s.streams,
             }))
         })

@@ -66,6 +66,12 @@ pub struct Listing {
     /// same instance as their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Cluster mode: the epoch of the refresh lease its writer held. A
+    /// stored listing of a newer epoch is never replaced by one of an
+    /// older (a host that lost the lease while its writes were queued
+    /// cannot replay them over its successor's). `None`: not fenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     /// The streams, in the provider's order.
     pub streams: Vec<ListedStream>,
 }

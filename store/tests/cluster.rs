@@ -173,6 +173,8 @@ async fn hosts_record_themselves_with_the_server_clock() {
         owned: running,
         seen_ms: 0,
         started_ms: 1,
+        key: format!("key-of-{id}"),
+        live_ms: 10_000,
     };
     let now = store.put_node(node("h1", 3)).await.unwrap();
     assert!(now > 1_700_000_000_000, "server time {now}");
@@ -182,5 +184,111 @@ async fn hosts_record_themselves_with_the_server_clock() {
     assert_eq!(nodes.len(), 2, "{nodes:?}");
     assert_eq!((nodes[0].id.as_str(), nodes[0].running), ("h1", 5));
     assert!(nodes[0].seen_ms >= now);
+    assert_eq!(nodes[0].key, "", "a host's key is never handed out");
+    assert_eq!(nodes[0].live_ms, 10_000);
+    f.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_live_host_under_one_node_id_is_refused() {
+    let Some(f) = Fixture::mongo("cluster_node_taken") else {
+        return;
+    };
+    let store = f.open().await;
+    let node = |key: &str, live_ms: u64| NodeRecord {
+        id: "twin".into(),
+        advertise_rtmp: "rtmp://127.0.0.1:1941/dss".into(),
+        api: format!("http://127.0.0.1:8101/#{key}"),
+        running: 0,
+        owned: 0,
+        seen_ms: 0,
+        started_ms: 7,
+        key: key.into(),
+        live_ms,
+    };
+    store.put_node(node("first", 10_000)).await.unwrap();
+    let e = store.put_node(node("second", 10_000)).await.unwrap_err();
+    assert!(
+        matches!(&e, StoreError::NodeTaken { id, other: Some(o) } if id == "twin" && o.contains("#first")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("in use by another live host"), "{e}");
+    // The first host goes on reporting; restarted, it keeps its key.
+    store.put_node(node("first", 200)).await.unwrap();
+    // Once its record is no longer live (200 ms, server clock), the id is
+    // free.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.put_node(node("second", 10_000)).await {
+            Ok(_) => break,
+            Err(StoreError::NodeTaken { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the id stayed taken: {e}"),
+        }
+    }
+    let e = store.put_node(node("first", 10_000)).await.unwrap_err();
+    assert!(matches!(e, StoreError::NodeTaken { .. }), "{e}");
+    f.cleanup().await;
+}
+
+fn fenced(epoch: Option<u64>, keys: &[&str]) -> dss_store::Listing {
+    dss_store::Listing {
+        provider: "feed".into(),
+        fetched_at_ms: 1_700_000_000_000,
+        fingerprint: Some("f".into()),
+        epoch,
+        streams: keys
+            .iter()
+            .map(|k| dss_store::ListedStream {
+                key: k.to_string(),
+                source: format!("rtsp://cam/{k}"),
+                name: k.to_string(),
+                geo: None,
+                online: true,
+                input_options: vec![],
+                output_options: vec![],
+                tags: Default::default(),
+            })
+            .collect(),
+    }
+}
+
+fn keys(l: &dss_store::Listing) -> Vec<&str> {
+    l.streams.iter().map(|s| s.key.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_of_an_older_refresh_epoch_never_replaces_a_newer_one() {
+    let Some(f) = Fixture::mongo("cluster_listing_fence") else {
+        return;
+    };
+    let store = f.open().await;
+    store
+        .put_listing(fenced(Some(2), &["a", "b", "c"]))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    // A host that held epoch 1 replays its queued listing: it loses, and
+    // leaves no chunks behind.
+    store
+        .put_listing(fenced(Some(1), &["a", "b"]))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let got = store.get_listing("feed").await.unwrap().expect("listing");
+    assert_eq!((keys(&got), got.epoch), (vec!["a", "b", "c"], Some(2)));
+    // The same epoch (the holder's next refresh) and a newer one win.
+    store.put_listing(fenced(Some(2), &["a"])).await.unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(
+        keys(&store.get_listing("feed").await.unwrap().unwrap()),
+        ["a"]
+    );
+    store.put_listing(fenced(Some(5), &["d"])).await.unwrap();
+    store.put_listing(fenced(Some(4), &["e"])).await.unwrap();
+    store.flush().await.unwrap();
+    let got = store.get_listing("feed").await.unwrap().unwrap();
+    assert_eq!((keys(&got), got.epoch), (vec!["d"], Some(5)));
     f.cleanup().await;
 }

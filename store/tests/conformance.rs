@@ -95,6 +95,7 @@ fn listing(provider: &str, fetched_at_ms: u64, n: usize) -> Listing {
         provider: provider.to_string(),
         fetched_at_ms,
         fingerprint: None,
+        epoch: None,
         streams: (0..n).map(stream).collect(),
     }
 }
@@ -560,6 +561,7 @@ async fn invalid_input_is_rejected(f: &Fixture) {
                 provider: "p".into(),
                 fetched_at_ms: u64::MAX,
                 fingerprint: None,
+                epoch: None,
                 streams: vec![],
             })
             .await,

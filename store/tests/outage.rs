@@ -53,6 +53,7 @@ fn listing(n: usize) -> Listing {
         provider: "traffic".into(),
         fetched_at_ms: 1_700_000_000_000,
         fingerprint: None,
+        epoch: None,
         streams: (0..n)
             .map(|i| ListedStream {
                 key: format!("cam{i}"),
@@ -272,7 +273,12 @@ async fn a_queued_write_mongodb_refuses_is_reported_in_the_health_not_lost_silen
     let port = free_port();
     let congo = Congo::start(port, Some(&data));
     let store = dss_store::open(&config(port, "refused")).await.unwrap();
-    assert!(store.health().is_ok(), "{:?}", store.health());
+    // Healthy once its preparation (indexes) has reached the fresh server.
+    assert!(
+        eventually(CATCH_UP, || store.health().is_ok()).await,
+        "{:?}",
+        store.health()
+    );
 
     // A GPS bucket whose points are not an array: MongoDB refuses to push
     // into it, whatever the retries.

@@ -82,6 +82,7 @@ async fn corrupt_pages_give_errors_naming_the_file() {
                 provider: "p".into(),
                 fetched_at_ms: 1,
                 fingerprint: None,
+                epoch: None,
                 streams,
             })
             .await

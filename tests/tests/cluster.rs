@@ -403,7 +403,8 @@ fn three_hundred_streams_wanted_across_three_hosts_spread_evenly() {
             config.cluster.node_id = Some(format!("host{n}"));
             config.nginx.rtmp_port = 1940 + n;
             let store = dss_store::open(&config.store).await.expect("store");
-            hosts.push(dss_host::cluster::Cluster::new(&config, store).expect("cluster"));
+            let key = format!("key-of-host{n}");
+            hosts.push(dss_host::cluster::Cluster::new(&config, store, key).expect("cluster"));
         }
         for h in &hosts {
             h.tick().await;
@@ -658,6 +659,208 @@ fields = {{ key = "id", name = "name", source = "source" }}
     let p = demo.api(other, "/api/providers/feed").json();
     assert_eq!(p["listing_source"], "provider", "{p}");
     assert_eq!(p["refreshed_by"], format!("host{other}"), "{p}");
+}
+
+#[test]
+fn a_second_host_under_a_live_host_s_node_id_is_refused_at_start() {
+    let Some(url) = mongo_url(&format!("t_twin_{}_{}", std::process::id(), free_port())) else {
+        return;
+    };
+    let twin = |s: &mut Setup| {
+        s.set("store", &format!("url = \"{url}\""));
+        s.set("cluster", "enabled = true");
+        s.set("cluster", "node_id = \"twin\"");
+        s.set("cluster", "lease_seconds = 30");
+    };
+    let mut first = Setup::new();
+    twin(&mut first);
+    let mut host = first.start();
+    let mut second = Setup::new();
+    twin(&mut second);
+    let config = second.write_config();
+    let out = Command::new(dss_bin())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .output()
+        .expect("dss");
+    assert!(!out.status.success(), "a second host started as twin");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("node id \"twin\" is in use by another live host")
+            && err.contains(&format!("API http://127.0.0.1:{}", first.port))
+            && err.contains("give each host its own node_id"),
+        "{err}"
+    );
+    // The first host, restarted at once (its record still live), is
+    // itself: its key is in its state directory.
+    host.crash();
+    let again = first.start();
+    assert_eq!(again.get("/api/cluster").status, 200);
+}
+
+#[test]
+fn a_refresher_cut_off_with_queued_listings_never_replays_them_over_its_successor_s() {
+    let _serial = serial();
+    let db = format!("t_fence_{}_{}", std::process::id(), free_port());
+    let Some(direct) = mongo_url(&db) else {
+        return;
+    };
+    // Each host reaches the store through a proxy this test can cut.
+    let authority = direct
+        .trim_start_matches("mongodb://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_string();
+    let port: u16 = authority
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let proxies = [
+        dss_e2e::proxy::Proxy::start(port),
+        dss_e2e::proxy::Proxy::start(port),
+    ];
+    let feed = FileServer::start(vec![("/cams.json", cameras(&["a", "b"]))]);
+    let instance = format!(
+        r#"module = "traffic-feed"
+allow_hosts = ["{addr}"]
+[config]
+url = "http://{addr}/cams.json"
+format = "json"
+refresh_seconds = 1
+fields = {{ key = "id", name = "name", source = "source" }}
+"#,
+        addr = feed.addr
+    );
+    let setups: Vec<Setup> = (0..2)
+        .map(|i| {
+            let mut s = Setup::new();
+            let via = direct.replacen(&authority, &format!("127.0.0.1:{}", proxies[i].port), 1);
+            s.set("store", &format!("url = \"{via}\""));
+            s.set("cluster", "enabled = true");
+            s.set("cluster", &format!("node_id = \"host{i}\""));
+            // Six listings a lease: several are queued while the cut-off
+            // refresher still holds it.
+            s.set("cluster", "lease_seconds = 6");
+            s.instance("feed", &instance);
+            s
+        })
+        .collect();
+    let hosts: Vec<Host> = setups.iter().map(|s| s.start()).collect();
+    let refresher_seen_by = |i: usize| -> Option<usize> {
+        let c = hosts[i].get("/api/cluster").json();
+        let h = c["refreshers"]["feed"]["host"]
+            .as_str()?
+            .strip_prefix("host")?;
+        h.parse().ok()
+    };
+    let r = wait_for("one refresher of feed", Duration::from_secs(30), || {
+        let r = refresher_seen_by(0)?;
+        (refresher_seen_by(1) == Some(r)).then_some(r)
+    });
+    let o = 1 - r;
+
+    // The refresher is cut off: its next listings wait in its store queue.
+    proxies[r].block(true);
+    let queued = |i: usize| -> u64 {
+        let st = hosts[i].get("/api/status").json();
+        st["store"]["health"]["queued_writes"].as_u64().unwrap_or(0)
+    };
+    wait_for(
+        "listings queued on the cut-off refresher",
+        Duration::from_secs(40),
+        || (queued(r) > 0).then_some(()),
+    );
+    // The other host takes the refresh over once the lease runs out; the
+    // feed changes then (the queued listings are older).
+    wait_for(
+        "the other host refreshing feed",
+        Duration::from_secs(40),
+        || (refresher_seen_by(o) == Some(o)).then_some(()),
+    );
+    feed.set("/cams.json", cameras(&["a", "b", "c"]));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = rt.block_on(async {
+        dss_store::open(&dss_store::StoreConfig::mongodb(direct.clone()))
+            .await
+            .expect("store")
+    });
+    let keys = |l: &dss_store::Listing| -> Vec<String> {
+        l.streams.iter().map(|s| s.key.clone()).collect()
+    };
+    let stored = || rt.block_on(store.get_listing("feed")).ok().flatten();
+    wait_for(
+        "the successor's listing with c in the store",
+        Duration::from_secs(30),
+        || {
+            stored()
+                .filter(|l| keys(l).contains(&"c".to_string()))
+                .map(|_| ())
+        },
+    );
+
+    // Reconnected, the old refresher's queue drains: its listings lose to
+    // the newer epoch, and the store never shows them, not even briefly.
+    // Everything the store holds from now on is watched, until the old
+    // refresher's queue has drained and the successor has listed twice more.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, direct) = (stop.clone(), direct.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let store = dss_store::open(&dss_store::StoreConfig::mongodb(direct))
+                    .await
+                    .expect("store");
+                let mut stale = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Ok(Some(l)) = store.get_listing("feed").await {
+                        let k: Vec<String> = l.streams.iter().map(|s| s.key.clone()).collect();
+                        if !k.contains(&"c".to_string()) {
+                            stale.push((k, l.epoch));
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                stale
+            })
+        })
+    };
+    proxies[r].block(false);
+    wait_for(
+        "the old refresher's queue drained",
+        Duration::from_secs(60),
+        || (queued(r) == 0).then_some(()),
+    );
+    let listed = |i: usize| {
+        hosts[i]
+            .log_text()
+            .matches("listing refreshed provider=feed")
+            .count()
+    };
+    let before = listed(o);
+    wait_for(
+        "two more listings by the successor",
+        Duration::from_secs(30),
+        || (listed(o) >= before + 2).then_some(()),
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stale = watcher.join().expect("watcher");
+    assert!(
+        stale.is_empty(),
+        "an old listing replaced the successor's, seen {} times: {:?}",
+        stale.len(),
+        stale.first()
+    );
+    hosts[r].wait_log("listing write superseded", Duration::from_secs(10));
+    let last = stored().expect("listing");
+    assert!(keys(&last).contains(&"c".to_string()), "{:?}", keys(&last));
+    // Both hosts serve the successor's listing.
+    for h in &hosts {
+        wait_for("feed-c everywhere", Duration::from_secs(30), || {
+            (h.get("/api/streams/feed-c").status == 200).then_some(())
+        });
+    }
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub mod lease;
 
 use crate::config::Config;
 use dss_store::cluster::{Acquired, Lease, NodeRecord};
-use dss_store::Store;
+use dss_store::{Store, StoreError};
 use lease::LeaseBook;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -74,6 +74,9 @@ struct View {
 /// This host in the cluster.
 pub struct Cluster {
     node_id: String,
+    /// This host's secret key ([`NodeRecord::key`]): another host under
+    /// the same node id is refused while this one is live.
+    key: String,
     advertise_rtmp: String,
     api: String,
     ttl: Duration,
@@ -130,8 +133,9 @@ fn unix_ms() -> u64 {
 
 impl Cluster {
     /// This host's side of the cluster `config` describes, on `store`
-    /// (`None` when cluster mode is off).
-    pub fn new(config: &Config, store: Arc<dyn Store>) -> Option<Arc<Cluster>> {
+    /// (`None` when cluster mode is off); `key` is this host's own secret
+    /// ([`Config::cluster_key`], kept across restarts).
+    pub fn new(config: &Config, store: Arc<dyn Store>, key: String) -> Option<Arc<Cluster>> {
         let c = &config.cluster;
         if !c.enabled {
             return None;
@@ -146,6 +150,7 @@ impl Cluster {
         });
         Some(Arc::new(Cluster {
             node_id: c.node_id(),
+            key,
             advertise_rtmp: advertise_rtmp.trim_end_matches('/').to_string(),
             api: format!("http://{}", config.listen),
             ttl: Duration::from_secs(c.lease_seconds),
@@ -297,6 +302,44 @@ impl Cluster {
         }
     }
 
+    /// This host's record as it reports it.
+    fn record(&self) -> NodeRecord {
+        NodeRecord {
+            id: self.node_id.clone(),
+            advertise_rtmp: self.advertise_rtmp.clone(),
+            api: self.api.clone(),
+            running: self.running.load(Ordering::Relaxed),
+            owned: lock(&self.book).count("stream/") as u32,
+            seen_ms: 0,
+            started_ms: self.started_ms,
+            key: self.key.clone(),
+            live_ms: self.ttl.as_millis() as u64,
+        }
+    }
+
+    /// Claims this host's node id at start: refused when another live host
+    /// reports under it (two hosts with one `node_id` would take each
+    /// other's leases). A store that does not answer is no refusal: the
+    /// rounds claim it again, and say so if it is taken.
+    pub async fn claim_node_id(&self) -> Result<(), StoreError> {
+        let bound = self.ttl.max(Duration::from_secs(5));
+        match tokio::time::timeout(bound, self.store.put_node(self.record())).await {
+            Ok(Err(e @ StoreError::NodeTaken { .. })) => Err(e),
+            Ok(Err(e)) => {
+                tracing::warn!("cluster: cannot record this host yet: {e}");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "cluster: cannot record this host yet: {}",
+                    self.unanswered(bound)
+                );
+                Ok(())
+            }
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
     /// Gives lease `name` up, if this host holds it, so that the next
     /// claimant gets it at once.
     async fn give_up(&self, name: &str) {
@@ -320,9 +363,15 @@ impl Cluster {
 
     /// Whether this host holds provider instance `id`'s refresh lease now.
     pub fn refreshes(&self, id: &str) -> bool {
+        self.refresh_epoch(id).is_some()
+    }
+
+    /// The epoch of provider instance `id`'s refresh lease, while this host
+    /// holds it: the fence of the listings it writes.
+    pub fn refresh_epoch(&self, id: &str) -> Option<u64> {
         lock(&self.book)
             .holds(&provider_lease(id), Instant::now())
-            .is_some()
+            .map(|h| h.epoch)
     }
 
     /// Decides who refreshes provider instance `id`: this host when it
@@ -390,20 +439,16 @@ impl Cluster {
     /// the streams whose lease was lost (their FFmpeg must stop) and those
     /// adopted (they must start).
     pub async fn tick(&self) -> (Vec<String>, Vec<String>) {
-        let node = NodeRecord {
-            id: self.node_id.clone(),
-            advertise_rtmp: self.advertise_rtmp.clone(),
-            api: self.api.clone(),
-            running: self.running.load(Ordering::Relaxed),
-            owned: lock(&self.book).count("stream/") as u32,
-            seen_ms: 0,
-            started_ms: self.started_ms,
-        };
         // No store call may hold the round up past a renewal's chance.
         let bound = self.ttl / 3;
-        let beat = tokio::time::timeout(bound, self.store.put_node(node))
+        let beat = tokio::time::timeout(bound, self.store.put_node(self.record()))
             .await
             .unwrap_or_else(|_| Err(self.unanswered(bound)));
+        if let Err(e @ StoreError::NodeTaken { .. }) = &beat {
+            // Started elsewhere while this host was cut off from the store:
+            // two hosts now act under one name.
+            tracing::error!("cluster: {e}: give each host its own [cluster] node_id");
+        }
         // Renewals.
         let due = lock(&self.book).due(Instant::now());
         let ttl_ms = self.ttl.as_millis() as u64;
