@@ -106,6 +106,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session(&self, id: &str) -> Result<Option<MobileSession>, StoreError>;
     /// The sessions not closed yet, ordered by id.
     async fn active_sessions(&self) -> Result<Vec<MobileSession>, StoreError>;
+    /// The stream keys (phones) whose every session closed before
+    /// `before_ms`: none open, none closed since. Sorted.
+    async fn phones_idle_since(&self, before_ms: u64) -> Result<Vec<String>, StoreError>;
+    /// Forgets phone stream `stream_id` entirely: its sessions (those with
+    /// that `stream_key`), its track, its geotag and its statistics.
+    async fn forget_phone(&self, stream_id: &str) -> Result<(), StoreError>;
     /// Appends GPS points to a session's track (any order; a point whose
     /// `t_ms` is already in the track is ignored). The store does not check
     /// that the session exists.

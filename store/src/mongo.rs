@@ -207,6 +207,9 @@ enum Op {
         id: String,
         closed_ms: u64,
     },
+    ForgetPhone {
+        stream_id: String,
+    },
     AppendPoints {
         session_id: String,
         batches: Vec<Batch>,
@@ -458,6 +461,19 @@ impl Db {
                     .await
                     .map_err(|e| self.failure(SESSIONS, "close session", e))?;
             }
+            Op::ForgetPhone { stream_id } => {
+                for (coll, filter) in [
+                    (SESSIONS, doc! {"stream_key": stream_id}),
+                    (GPS_BUCKETS, doc! {"session_id": stream_id}),
+                    (GEOTAGS, doc! {"stream_id": stream_id}),
+                    (STATS, doc! {"stream_id": stream_id}),
+                ] {
+                    self.coll(coll)
+                        .delete_many(filter)
+                        .await
+                        .map_err(|e| self.failure(coll, "forget a phone", e))?;
+                }
+            }
             Op::AppendPoints {
                 session_id,
                 batches,
@@ -605,6 +621,9 @@ impl Op {
             Op::CloseSession { id, closed_ms } => {
                 format!("close session {id:?} at {closed_ms} ms (collection {SESSIONS})")
             }
+            Op::ForgetPhone { stream_id } => format!(
+                "forget phone {stream_id:?} (collections {SESSIONS}, {GPS_BUCKETS}, {GEOTAGS}, {STATS})"
+            ),
             Op::AppendPoints {
                 session_id,
                 batches,
@@ -997,6 +1016,47 @@ impl Store for MongoStore {
             .await?
             .map(session_from_doc)
             .transpose()
+    }
+
+    async fn phones_idle_since(&self, before_ms: u64) -> Result<Vec<String>, StoreError> {
+        check_int("phones idle since", before_ms)?;
+        let before = before_ms as i64;
+        let keys = |filter: Document, context: &'static str| {
+            let coll = self.db.coll(SESSIONS);
+            self.read(SESSIONS, context, async move {
+                coll.distinct("stream_key", filter).await
+            })
+        };
+        let closed_before = keys(
+            doc! {"closed_ms": {"$lt": before}},
+            "list phones with old sessions",
+        )
+        .await?;
+        let recent = keys(
+            doc! {"$or": [{"closed_ms": Bson::Null}, {"closed_ms": {"$gte": before}}]},
+            "list phones with recent sessions",
+        )
+        .await?;
+        let recent: std::collections::HashSet<String> = recent
+            .into_iter()
+            .filter_map(|b| b.as_str().map(str::to_string))
+            .collect();
+        let mut idle: Vec<String> = closed_before
+            .into_iter()
+            .filter_map(|b| b.as_str().map(str::to_string))
+            .filter(|k| !recent.contains(k))
+            .collect();
+        idle.sort();
+        idle.dedup();
+        Ok(idle)
+    }
+
+    async fn forget_phone(&self, stream_id: &str) -> Result<(), StoreError> {
+        check_id("phone stream id", stream_id)?;
+        let op = Op::ForgetPhone {
+            stream_id: stream_id.to_string(),
+        };
+        self.queue.submit(op, stream_id.len() + OP_OVERHEAD).await
     }
 
     async fn active_sessions(&self) -> Result<Vec<MobileSession>, StoreError> {

@@ -495,6 +495,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn phones_idle_since(&self, before_ms: u64) -> Result<Vec<String>, StoreError> {
+        check_int("phones idle since", before_ms)?;
+        self.call("list idle phones", move |c| {
+            c.prepare_cached(
+                "SELECT stream_key FROM sessions GROUP BY stream_key
+                 HAVING MAX(COALESCE(closed_ms, 9223372036854775807)) < ?1
+                 ORDER BY stream_key",
+            )?
+            .query_map([before_ms as i64], |r| r.get(0))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn forget_phone(&self, stream_id: &str) -> Result<(), StoreError> {
+        let id = stream_id.to_string();
+        self.call("forget a phone", move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM sessions WHERE stream_key = ?1", [&id])?;
+            tx.execute("DELETE FROM gps_points WHERE session_id = ?1", [&id])?;
+            tx.execute(
+                "DELETE FROM geotags_rtree WHERE id = (SELECT id FROM geotags WHERE stream_id = ?1)",
+                [&id],
+            )?;
+            tx.execute("DELETE FROM geotags WHERE stream_id = ?1", [&id])?;
+            tx.execute("DELETE FROM stats WHERE stream_id = ?1", [&id])?;
+            tx.commit()
+        })
+        .await
+    }
+
     async fn active_sessions(&self) -> Result<Vec<MobileSession>, StoreError> {
         self.call("list active sessions", move |c| {
             c.prepare_cached(

@@ -58,6 +58,7 @@ conformance!(
     geotags_by_bounding_box,
     geotags_replace_and_delete,
     sessions_lifecycle,
+    idle_phones_are_found_and_forgotten_whole,
     tracks_in_time_order_without_duplicates,
     long_track_spans_buckets,
     key_values,
@@ -627,4 +628,91 @@ async fn reopen_keeps_everything(f: &Fixture) {
         Some(json!("0.7"))
     );
     assert_eq!(store.all_stats().await.unwrap(), vec![snap]);
+}
+
+async fn idle_phones_are_found_and_forgotten_whole(f: &Fixture) {
+    let store = f.open().await;
+    let session = |id: &str, key: &str, started_ms: u64| NewSession {
+        id: Some(id.into()),
+        stream_key: key.into(),
+        started_ms,
+        meta: json!({}),
+    };
+    // gone: two sessions, both closed long ago; back: an old one and a
+    // recent one; live: an old one and one still open.
+    for (id, key, started, closed) in [
+        ("g1", "phones-gone", 1_000, Some(2_000)),
+        ("g2", "phones-gone", 3_000, Some(4_000)),
+        ("b1", "phones-back", 1_000, Some(2_000)),
+        ("b2", "phones-back", 9_000, Some(10_000)),
+        ("l1", "phones-live", 1_000, Some(2_000)),
+        ("l2", "phones-live", 9_000, None),
+    ] {
+        store
+            .create_session(session(id, key, started))
+            .await
+            .unwrap();
+        if let Some(c) = closed {
+            store.close_session(id, c).await.unwrap();
+        }
+    }
+    store
+        .append_points("phones-gone", vec![point(1_500, 1.0, 2.0)])
+        .await
+        .unwrap();
+    store
+        .append_points("phones-back", vec![point(1_500, 1.0, 2.0)])
+        .await
+        .unwrap();
+    store
+        .put_geotags(vec![
+            geotag("phones-gone", 1.0, 2.0),
+            geotag("phones-back", 1.0, 2.0),
+        ])
+        .await
+        .unwrap();
+    store
+        .put_stats(vec![StatsSnapshot {
+            stream_id: "phones-gone".into(),
+            taken_ms: 4_000,
+            data: json!({"viewers": 1}),
+        }])
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(
+        store.phones_idle_since(5_000).await.unwrap(),
+        ["phones-gone"]
+    );
+    assert_eq!(
+        store.phones_idle_since(20_000).await.unwrap(),
+        ["phones-back", "phones-gone"]
+    );
+    assert!(store.phones_idle_since(1_000).await.unwrap().is_empty());
+
+    store.forget_phone("phones-gone").await.unwrap();
+    store.flush().await.unwrap();
+    assert!(store.phones_idle_since(5_000).await.unwrap().is_empty());
+    assert_eq!(store.get_session("g1").await.unwrap(), None);
+    assert_eq!(store.get_session("g2").await.unwrap(), None);
+    assert!(store.track("phones-gone", None).await.unwrap().is_empty());
+    assert_eq!(store.get_stats("phones-gone").await.unwrap(), None);
+    let all = BBox {
+        min_lat: -90.0,
+        min_lon: -180.0,
+        max_lat: 90.0,
+        max_lon: 180.0,
+    };
+    let tagged: Vec<String> = store
+        .geotags_in(all)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.stream_id)
+        .collect();
+    assert_eq!(tagged, ["phones-back"]);
+    // The others are untouched.
+    assert!(store.get_session("b1").await.unwrap().is_some());
+    assert_eq!(store.track("phones-back", None).await.unwrap().len(), 1);
+    assert_eq!(store.active_sessions().await.unwrap().len(), 1);
 }

@@ -529,23 +529,28 @@ fn one_address_gets_bounded_sessions_and_anonymous_phones_are_forgotten() {
         ],
     );
     let srv = server(&s);
-    let send = |n: usize| {
-        Sender::start(&[
+    let send_with = |n: usize, extra: &[&str]| {
+        let state = s
+            .dir
+            .path()
+            .join(format!("p{n}.json"))
+            .display()
+            .to_string();
+        let mut args = vec![
             "test",
             "--server",
             &srv,
             "--state",
-            &s.dir
-                .path()
-                .join(format!("p{n}.json"))
-                .display()
-                .to_string(),
+            &state,
             "--duration",
             "6",
             "--video-only",
-        ])
+        ];
+        args.extend(extra);
+        Sender::start(&args)
     };
-    let a = send(1);
+    let send = |n: usize| send_with(n, &[]);
+    let a = send_with(1, &["--route", "-22.9,-43.2;-22.91,-43.21"]);
     let b = send(2);
     let (ida, _idb) = (a.wait_id(T), b.wait_id(T));
     // A third from the same address is refused.
@@ -557,13 +562,42 @@ fn one_address_gets_bounded_sessions_and_anonymous_phones_are_forgotten() {
         let _ = raw_hello(&srv, serde_json::json!({}));
     }
     host.wait_log("max_connects_per_minute", T);
-    // An anonymous phone that left is forgotten; the registered one stays.
+    // An anonymous phone that left is forgotten, in the catalog and in the
+    // store (its sessions, its track); the registered one stays.
     let anon = format!("phones-{ida}");
+    let track = |id: &str| -> usize {
+        host.get(&format!("/api/streams/{id}/track")).json()["points"]
+            .as_array()
+            .map_or(0, |p| p.len())
+    };
+    wait_for("positions of the anonymous phone", T, || {
+        (track(&anon) > 0).then_some(())
+    });
     drop(a);
     wait_for("the anonymous phone forgotten", T, || {
         (!host.stream_ids().contains(&anon)).then_some(())
     });
     assert!(host.stream_ids().contains(&"phones-van1".to_string()));
+    wait_for("the anonymous phone's track forgotten", T, || {
+        (track(&anon) == 0).then_some(())
+    });
+    host.wait_log("an anonymous phone is forgotten in the store", T);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sessions_left = rt.block_on(async {
+        let store = dss_store::open(&dss_store::StoreConfig::embedded(
+            s.dir.path().join("var/dss.sqlite"),
+        ))
+        .await
+        .expect("the host's store");
+        store
+            .phones_idle_since(4_000_000_000_000)
+            .await
+            .expect("sessions")
+    });
+    assert!(
+        !sessions_left.contains(&anon),
+        "the forgotten phone's sessions are still stored: {sessions_left:?}"
+    );
 }
 
 fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
