@@ -6,6 +6,8 @@
 # here on a free port unless MONGO_TEST_URI already names a server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One concern per module: no import cycle between the host's modules.
+scripts/check-cycles.py
 scripts/setup.sh --tests
 # playwright-core (drives Chromium in tests/tests/page.rs), pinned by its lockfile.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)

@@ -10,7 +10,7 @@
 //! (sources, logs) travels through here.
 
 use crate::catalog::{Catalog, Snapshot};
-use crate::supervisor::State;
+use crate::lifecycle::State;
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::broadcast;

@@ -9,9 +9,8 @@
 //! Around a stream: its [`stats`], [`thumbnail`]s and recording ([`record`]).
 #![deny(missing_docs)]
 
-pub mod access;
+pub mod accept;
 pub mod addr;
-pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
@@ -19,11 +18,10 @@ pub mod config;
 pub mod events;
 pub mod ffmpeg;
 pub mod files;
-pub mod hooks;
-pub mod http_server;
+pub mod http;
 pub mod ids;
+pub mod lifecycle;
 pub mod memory;
-pub mod metrics;
 pub mod mobile;
 pub mod nginx;
 pub mod plugin;

@@ -1,8 +1,8 @@
 //! `dss serve`: wires the parts together and runs until SIGINT/SIGTERM.
 
-use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::http::api::{self, AppState};
 use crate::nginx::managed::{self, ManagedNginx};
 use crate::nginx::stat;
 use crate::plugin::PluginEngine;
@@ -221,7 +221,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     };
     let app = api::router(state.clone(), &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(crate::http_server::serve(
+    let mut server = tokio::spawn(crate::http::server::serve(
         listener,
         app,
         state,

@@ -14,7 +14,7 @@
 //! in the store, written by [`save_loop`] for the streams that changed,
 //! at most once per `[stats] save_interval_seconds`.
 
-use crate::supervisor::State;
+use crate::lifecycle::State;
 use dss_store::{StatsSnapshot, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};

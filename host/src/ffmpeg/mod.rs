@@ -29,6 +29,10 @@ pub fn global_options(loglevel: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// The flash version the recorder's RTMP client announces: the callbacks
+/// and `/stat` reconciliation do not count it as a viewer.
+pub const RECORD_FLASHVER: &str = "DSS-record";
+
 /// The flash version a cluster relay announces when it plays a stream
 /// from its owner's nginx-rtmp (a viewer there like any other).
 pub const RELAY_FLASHVER: &str = "DSS-relay";

@@ -28,7 +28,6 @@
 use super::lavfi::{self, GraphUse};
 use super::process::SpawnError;
 use crate::addr::address_kind;
-use crate::catalog::StreamEntry;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1440,10 +1439,11 @@ pub fn argv(plan: &Plan, output: &str) -> Vec<String> {
     plan.argv(output)
 }
 
-/// What the supervisor runs for `entry`: the plan made when it was listed,
-/// once its source's addresses pass the spawn-time check.
-pub async fn prepare(entry: &StreamEntry) -> Result<Arc<Plan>, SpawnError> {
-    let plan = entry.plan.clone().map_err(SpawnError::Refused)?;
+/// What the supervisor runs for a stream whose listing made `plan` (or
+/// why it was refused), once its source's addresses pass the spawn-time
+/// check.
+pub async fn prepare(plan: &Result<Arc<Plan>, String>) -> Result<Arc<Plan>, SpawnError> {
+    let plan = plan.clone().map_err(SpawnError::Refused)?;
     plan.check_addresses().await?;
     Ok(plan)
 }

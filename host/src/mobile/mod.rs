@@ -8,9 +8,12 @@
 //! speaks the same protocol. The original's WebSocket of positions is
 //! [`location`].
 
+/// The HTTP header of a phone's session secret (the HTTP ingest's
+/// request and response, `dss mobile-send`'s requests).
+pub const SECRET_HEADER: &str = "x-dss-phone-secret";
+
 pub mod feed;
 pub mod frame;
-pub mod http;
 pub mod location;
 pub mod route;
 pub mod send;

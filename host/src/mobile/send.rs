@@ -1232,7 +1232,7 @@ async fn run_http(
     let url = format!("http://{authority}/mobile/{id}");
     let mut req = Request::post(&url)
         .header(CONTENT_TYPE, "video/mp2t")
-        .header(super::http::SECRET_HEADER, secret_value.clone());
+        .header(super::SECRET_HEADER, secret_value.clone());
     if let Some(a) = &auth {
         req = req.header(AUTHORIZATION, a.clone());
     }
@@ -1323,7 +1323,7 @@ async fn post_positions(
         let len = json.len();
         let mut req = Request::post(&url)
             .header(CONTENT_TYPE, "application/json")
-            .header(super::http::SECRET_HEADER, secret.clone());
+            .header(super::SECRET_HEADER, secret.clone());
         if let Some(a) = &auth {
             req = req.header(AUTHORIZATION, a.clone());
         }
@@ -1788,7 +1788,7 @@ mod tests {
             return axum::http::StatusCode::UNAUTHORIZED;
         }
         let secret = headers
-            .get(crate::mobile::http::SECRET_HEADER)
+            .get(crate::http::mobile::SECRET_HEADER)
             .map(|v| v.to_str().unwrap().to_string());
         got.lock().unwrap().secrets.push(secret);
         let mut stream = body.into_data_stream();
@@ -1807,7 +1807,7 @@ mod tests {
         axum::Json(v): axum::Json<serde_json::Value>,
     ) -> &'static str {
         let secret = headers
-            .get(crate::mobile::http::SECRET_HEADER)
+            .get(crate::http::mobile::SECRET_HEADER)
             .map(|v| v.to_str().unwrap().to_string());
         let mut got = got.lock().unwrap();
         got.secrets.push(secret);

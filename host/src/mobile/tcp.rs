@@ -20,7 +20,7 @@ pub async fn serve(listener: TcpListener, phones: Arc<Phones>) {
         let (socket, addr) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
-                crate::http_server::accept_error(e).await;
+                crate::accept::on_error(e).await;
                 continue;
             }
         };

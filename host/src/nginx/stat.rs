@@ -89,7 +89,7 @@ pub fn parse(xml: &str, app: &str) -> Result<BTreeMap<String, StreamStat>, Strin
                 for c in s.client {
                     if c.publishing.is_some() {
                         entry.publisher = Some(c.id);
-                    } else if c.flashver.as_deref() == Some(crate::record::FLASHVER) {
+                    } else if c.flashver.as_deref() == Some(crate::ffmpeg::RECORD_FLASHVER) {
                         // The host's recorder is not a viewer.
                     } else {
                         entry.viewers.push(c.id);

@@ -32,9 +32,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The flash version the recorder's RTMP client announces: the callbacks
-/// and `/stat` reconciliation do not count it as a viewer.
-pub const FLASHVER: &str = "DSS-record";
+/// The flash version the recorder's RTMP client announces.
+pub use crate::ffmpeg::RECORD_FLASHVER as FLASHVER;
 
 /// How often recorders are reconciled and `.part` files finished.
 const TICK: Duration = Duration::from_secs(1);

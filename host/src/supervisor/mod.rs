@@ -44,24 +44,7 @@ const LOG_TAIL: usize = 20;
 /// (SIGTERM, then SIGKILL after 3 s) before killing what is left.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
-/// The state of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// No FFmpeg.
-    #[default]
-    Idle,
-    /// FFmpeg spawned, not yet publishing.
-    Starting,
-    /// FFmpeg publishing.
-    Live,
-    /// Running, unwatched, within the grace period.
-    Stopping,
-    /// Waiting to retry after a failure (or for a free FFmpeg slot).
-    Backoff,
-    /// The FFmpeg policy refuses its source or options; see `last_error`.
-    Refused,
-}
+pub use crate::lifecycle::State;
 
 /// What the API shows of a stream's lifecycle.
 #[derive(Debug, Clone, Default, Serialize)]

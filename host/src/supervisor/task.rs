@@ -386,7 +386,7 @@ impl Task {
         }
         // The listing-time check, then the source's addresses (resolved now:
         // a name may point elsewhere than when it was listed).
-        let plan = match ffmpeg::prepare(&entry).await {
+        let plan = match ffmpeg::prepare(&entry.plan).await {
             Ok(plan) if plan.is_ingest() => match self.sup.feeds_of(&self.slot.id) {
                 Some(feeds) if !feeds.is_empty() => Arc::new(plan.with_feeds(feeds)),
                 // Connected but no media yet: the ingest wakes us.

@@ -64,7 +64,7 @@ async fn round(t: &Arc<Thumbnails>) -> (usize, usize) {
         };
         let t = t.clone();
         runs.spawn(async move {
-            let result = match crate::ffmpeg::prepare(&entry).await {
+            let result = match crate::ffmpeg::prepare(&entry.plan).await {
                 Ok(plan) => match plan.input_argv(&[]) {
                     Some(input) => {
                         t.make(std::slice::from_ref(&entry.id), input, timeout)

@@ -11,8 +11,8 @@
 //! 127.0.0.1 too. An invalid or unknown stream id is a 404, which
 //! makes nginx refuse the viewer; nothing is spawned for it.
 
-use crate::access::{self, Caller};
-use crate::api::AppState;
+use crate::http::access::{self, Caller};
+use crate::http::api::AppState;
 use crate::ids;
 use crate::supervisor::{Refusal, State as StreamState};
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
@@ -240,7 +240,7 @@ async fn on_play(st: &AppState, cb: &Callback) -> Result<(), Refused> {
 /// Whether a player is the host's own recorder: its flash version, from
 /// this machine.
 fn is_recorder(cb: &Callback) -> bool {
-    cb.flashver == crate::record::FLASHVER
+    cb.flashver == crate::ffmpeg::RECORD_FLASHVER
         && cb
             .addr
             .parse::<std::net::IpAddr>()

@@ -9,9 +9,9 @@ mod events;
 mod recordings;
 mod stats;
 
-use crate::access::Caller;
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
 use crate::config::Config;
+use crate::http::access::Caller;
 use crate::ids;
 use crate::supervisor::{Refusal, State as StreamState, Supervisor};
 use axum::extract::{Extension, Path, Query, State};
@@ -80,7 +80,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The routes, with `web_dir` served at `/`. Handlers expect the request
-/// extensions [`crate::http_server`] adds (the peer and its [`Caller`]).
+/// extensions [`crate::http::server`] adds (the peer and its [`Caller`]).
 pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -118,8 +118,8 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
             get(legacy_provider).post(legacy_provider),
         )
         .route("/info/stream/{id}", get(legacy_stream).post(legacy_stream))
-        .merge(crate::hooks::router())
-        .merge(crate::mobile::http::router())
+        .merge(crate::http::hooks::router())
+        .merge(crate::http::mobile::router())
         .fallback_service(tower_http::services::ServeDir::new(web_dir))
         .with_state(state)
 }
@@ -294,7 +294,7 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::metrics::render(&st).await,
+        crate::http::metrics::render(&st).await,
     ))
 }
 
@@ -482,7 +482,7 @@ async fn watch(
 }
 
 /// Admin actions need the API token (from every caller: see
-/// [`crate::access`]).
+/// [`crate::http::access`]).
 pub(crate) fn authorize(_st: &AppState, caller: Caller) -> Result<(), ApiError> {
     if caller.is_private() {
         Ok(())

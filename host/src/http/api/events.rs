@@ -12,8 +12,8 @@
 //! the rest of the API.
 
 use super::{provider_json, stream_brief, AppState};
-use crate::access::Caller;
 use crate::events::Event;
+use crate::http::access::Caller;
 use axum::extract::{Extension, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;

@@ -5,7 +5,7 @@
 //! Times are Unix ms, `20261124T130000Z` or RFC 3339.
 
 use super::{authorize, ApiError, AppState};
-use crate::access::Caller;
+use crate::http::access::Caller;
 use crate::record::{export, segments};
 use axum::body::Body;
 use axum::extract::{Extension, Path, Query, Request, State};

@@ -2,8 +2,8 @@
 //! catalog, the supervisor, the provider modules and the store: nothing is
 //! counted twice, so the figures cannot drift from what the API shows.
 
-use crate::api::AppState;
 use crate::catalog::ProviderState;
+use crate::http::api::AppState;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;

@@ -12,8 +12,8 @@
 //! per-connection path is what a storm of viewers costs (the `callbacks`
 //! bench compares it with a plain nginx).
 
-use crate::access::{self, Caller};
-use crate::api::AppState;
+use crate::http::access::{self, Caller};
+use crate::http::api::AppState;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use futures_util::future::Either;
@@ -32,13 +32,8 @@ use tower_service::Service;
 /// in one write.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// After an accept error that is not about one connection (out of file
-/// descriptors), the loop waits this long before accepting again rather
-/// than spinning; connections closing in the meantime free descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
 /// Serves `router` (and nginx-rtmp's callbacks on their own short path,
-/// [`crate::hooks::fast_callback`]) on `listener` until `stop` turns true, then lets
+/// [`crate::http::hooks::fast_callback`]) on `listener` until `stop` turns true, then lets
 /// requests in flight finish for at most `drain` (idle keep-alive
 /// connections are closed at once) and returns.
 pub async fn serve(
@@ -61,7 +56,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    accept_error(e).await;
+                    crate::accept::on_error(e).await;
                     continue;
                 }
             },
@@ -75,10 +70,10 @@ pub async fn serve(
                 req.uri().query(),
                 &state.callback_secret,
             );
-            if let Some(route) = crate::hooks::callback_route(&req) {
+            if let Some(route) = crate::http::hooks::callback_route(&req) {
                 let (state, body) = (state.clone(), req.into_body());
                 return Either::Left(async move {
-                    Ok(crate::hooks::fast_callback(state, peer, caller, route, body).await)
+                    Ok(crate::http::hooks::fast_callback(state, peer, caller, route, body).await)
                 });
             }
             let mut req = req.map(axum::body::Body::new);
@@ -163,19 +158,4 @@ impl tokio::io::AsyncWrite for CloseOnDrop {
 /// Resolves once `stop` is true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Logs an accept error; waits a little when it is not about a single
-/// connection (no file descriptors left). For every listener of the host.
-pub(crate) async fn accept_error(e: io::Error) {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("accepting a connection failed: {e}");
-    tokio::time::sleep(ACCEPT_BACKOFF).await;
 }

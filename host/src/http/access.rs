@@ -16,7 +16,7 @@
 //! (and straight from a `callback_allow` address) is the client address
 //! nginx passes in `X-Real-IP` believed; anyone else's `X-Real-IP` is
 //! ignored, so per-client bounds count the real peer. The HTTP server
-//! ([`crate::http_server`]) classifies every request and hands the
+//! ([`crate::http::server`]) classifies every request and hands the
 //! handlers its [`Caller`] as a request extension.
 
 use crate::config::Config;

@@ -7,10 +7,10 @@
 //! or `?secret=S` (a phone may choose its own when it first claims an id;
 //! else the response carries the one it got, in the same header).
 
-use super::feed::Track;
-use super::session::{Credentials, Phones, Refused};
-use crate::access::{self, Caller};
-use crate::api::AppState;
+use crate::http::access::{self, Caller};
+use crate::http::api::AppState;
+use crate::mobile::feed::Track;
+use crate::mobile::session::{Credentials, Phones, Refused};
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
@@ -39,13 +39,12 @@ pub fn router() -> Router<AppState> {
 /// (public, like the positions on the map).
 async fn location(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
     match phones(&st) {
-        Ok(p) => super::location::upgrade(ws, p.clone(), st.events.clone()),
+        Ok(p) => crate::mobile::location::upgrade(ws, p.clone(), st.events.clone()),
         Err(e) => e.into_response(),
     }
 }
 
-/// The header (and query parameter) of a phone's session secret.
-pub const SECRET_HEADER: &str = "x-dss-phone-secret";
+pub use crate::mobile::SECRET_HEADER;
 
 fn refused(e: &Refused) -> Response {
     let status = match e {
