@@ -16,7 +16,6 @@ use crate::plugin::module::ModuleInfo;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 /// The state of a provider instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -410,12 +409,7 @@ impl Catalog {
     }
 }
 
-/// Milliseconds since the Unix epoch of `t`.
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_ms;
 
 #[cfg(test)]
 mod tests {

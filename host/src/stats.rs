@@ -19,7 +19,7 @@ use dss_store::{StatsSnapshot, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Warm-ups averaged (the original's `deque(maxlen=10)`).
 const WARMUPS_KEPT: usize = 10;
@@ -214,13 +214,9 @@ pub struct Stats {
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
-fn unix_ms() -> u64 {
-    crate::catalog::unix_ms(SystemTime::now())
-}
+use crate::clock::now_ms as unix_ms;
 
 impl Stats {
     /// No statistics yet.

@@ -35,7 +35,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Renewals sent at once (each is one round trip to the store).
 const RENEW_CONCURRENCY: usize = 64;
@@ -99,9 +99,7 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 /// The lease of stream `id`.
 pub fn stream_lease(id: &str) -> String {
@@ -124,12 +122,7 @@ pub enum Refresher {
     Unknown(String),
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::clock::now_ms as unix_ms;
 
 impl Cluster {
     /// This host's side of the cluster `config` describes, on `store`

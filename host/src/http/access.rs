@@ -79,7 +79,7 @@ pub fn from_nginx(config: &Config, peer: IpAddr, headers: &HeaderMap, secret: &s
     config.security.allows(peer)
         && headers
             .get(PROXIED)
-            .is_some_and(|v| crate::supervisor::constant_time_eq(v.as_bytes(), secret.as_bytes()))
+            .is_some_and(|v| crate::tokens::constant_time_eq(v.as_bytes(), secret.as_bytes()))
 }
 
 /// The client's address: `X-Real-IP` when `trusted` says nginx passed it,
@@ -112,7 +112,7 @@ pub fn presented_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Op
 /// Whether `given` is the API token.
 pub fn token_ok(config: &Config, given: Option<&str>) -> bool {
     match (&config.security.api_token, given) {
-        (Some(t), Some(g)) => crate::supervisor::constant_time_eq(t.as_bytes(), g.as_bytes()),
+        (Some(t), Some(g)) => crate::tokens::constant_time_eq(t.as_bytes(), g.as_bytes()),
         _ => false,
     }
 }

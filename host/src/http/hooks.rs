@@ -82,7 +82,7 @@ fn check_callback(
             "callbacks are only accepted from [security] callback_allow".into(),
         ));
     }
-    if !crate::supervisor::constant_time_eq(secret.as_bytes(), st.callback_secret.as_bytes()) {
+    if !crate::tokens::constant_time_eq(secret.as_bytes(), st.callback_secret.as_bytes()) {
         tracing::warn!(%peer, "callback with a wrong secret");
         return Err(Refused(
             StatusCode::FORBIDDEN,

@@ -178,9 +178,7 @@ struct Departed {
     secret: String,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 impl Feeds for Phones {
     fn inputs(&self, id: &str) -> Option<Vec<PathBuf>> {
@@ -436,9 +434,10 @@ impl Phones {
     /// (or its registered token).
     fn check_claim(&self, key: &str, hello: &Credentials<'_>) -> Result<(), Refused> {
         let proves = |secret: &str| {
-            hello.secret.is_some_and(|s| {
-                crate::supervisor::constant_time_eq(s.as_bytes(), secret.as_bytes())
-            }) || self.token_proves(key, hello.token)
+            hello
+                .secret
+                .is_some_and(|s| crate::tokens::constant_time_eq(s.as_bytes(), secret.as_bytes()))
+                || self.token_proves(key, hello.token)
         };
         if let Some(l) = lock(&self.live).get(key) {
             return if proves(&l.secret) {
@@ -469,7 +468,7 @@ impl Phones {
             self.providers
                 .config_entry_field(&self.config.mobile.instance, "phones", key, "token");
         match (wanted, token) {
-            (Some(w), Some(t)) => crate::supervisor::constant_time_eq(w.as_bytes(), t.as_bytes()),
+            (Some(w), Some(t)) => crate::tokens::constant_time_eq(w.as_bytes(), t.as_bytes()),
             _ => false,
         }
     }
@@ -483,7 +482,7 @@ impl Phones {
         };
         let ok = hello
             .secret
-            .is_some_and(|s| crate::supervisor::constant_time_eq(s.as_bytes(), secret.as_bytes()))
+            .is_some_and(|s| crate::tokens::constant_time_eq(s.as_bytes(), secret.as_bytes()))
             || self.token_proves(key, hello.token);
         if ok {
             Ok(true)
@@ -499,7 +498,7 @@ impl Phones {
                 .config_entry_field(&self.config.mobile.instance, "phones", key, "token");
         if let Some(t) = wanted {
             let given = token.unwrap_or_default();
-            if !crate::supervisor::constant_time_eq(t.as_bytes(), given.as_bytes()) {
+            if !crate::tokens::constant_time_eq(t.as_bytes(), given.as_bytes()) {
                 return Err(Refused::Token(show(key)));
             }
         }

@@ -77,9 +77,7 @@ pub struct Recorder {
     stopping: std::sync::atomic::AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 /// What the API shows of a stream's recorder.
 #[derive(Debug, Clone, serde::Serialize)]

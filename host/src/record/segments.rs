@@ -7,7 +7,7 @@
 
 use crate::config::RECORD_FORMATS;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -78,9 +78,7 @@ pub fn parse_name(id: &str, file: &str) -> Option<(u64, &'static str)> {
     Some((parse_time(time)?, ext))
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
+use crate::clock::unix_ms;
 
 /// The finished segments of stream `id` in `dir` (its directory), oldest
 /// first.

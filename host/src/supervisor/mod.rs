@@ -177,9 +177,7 @@ pub trait Feeds: Send + Sync {
     fn inputs(&self, id: &str) -> Option<Vec<std::path::PathBuf>>;
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 impl Supervisor {
     /// A supervisor for the streams of `catalog`, telling `events` of
@@ -693,7 +691,4 @@ fn snapshot(slot: &Slot, log: bool) -> Status {
     s
 }
 
-/// Compares secrets in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+use crate::tokens::constant_time_eq;

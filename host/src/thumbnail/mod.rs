@@ -64,9 +64,7 @@ pub struct Thumbnails {
     jobs: Arc<Semaphore>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 impl Thumbnails {
     /// Checks `[thumbnails]` and creates the directories.
