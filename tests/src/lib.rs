@@ -412,6 +412,26 @@ impl Setup {
         host
     }
 
+    /// Runs `dss serve` on this configuration expecting it to refuse to
+    /// start; returns what it printed on stderr (its reason). Panics if it
+    /// started (or exited successfully), and if the reason is a panic.
+    pub fn serve_refused(&self) -> String {
+        let config = self.write_config();
+        let out = Command::new(dss_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("RUST_LOG", &self.log_filter)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dss serve");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "dss serve started:\n{err}");
+        assert!(!err.contains("panicked"), "a panic, not a refusal:\n{err}");
+        err
+    }
+
     /// Starts `dss serve` on this configuration and waits only for its API
     /// to answer (`/healthz`): providers may still be loading.
     pub fn start_unready(&self) -> Host {

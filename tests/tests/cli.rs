@@ -277,13 +277,7 @@ fn a_missing_nginx_is_a_clear_error_naming_the_packages() {
     s.sections.get_mut("nginx").unwrap().clear();
     s.set("nginx", "managed = true");
     s.set("nginx", "binary = \"/nonexistent/nginx\"");
-    let config = s.write_config();
-    let out = Command::new(dss_bin())
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .output()
-        .expect("dss");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = s.serve_refused();
     assert!(
         err.contains("/nonexistent/nginx")
             && err.contains("apt-get install -y nginx libnginx-mod-rtmp"),

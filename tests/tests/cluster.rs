@@ -677,13 +677,7 @@ fn a_second_host_under_a_live_host_s_node_id_is_refused_at_start() {
     let mut host = first.start();
     let mut second = Setup::new();
     twin(&mut second);
-    let config = second.write_config();
-    let out = Command::new(dss_bin())
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .output()
-        .expect("dss");
-    assert!(!out.status.success(), "a second host started as twin");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = second.serve_refused();
     assert!(
         err.contains("node id \"twin\" is in use by another live host")
             && err.contains(&format!("API http://127.0.0.1:{}", first.port))

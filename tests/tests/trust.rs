@@ -265,13 +265,7 @@ fn a_missing_media_user_is_refused_at_start_with_the_fix() {
     }
     let mut s = Setup::new();
     s.set("security", "run_as = \"dss-no-such-user\"");
-    let config = s.write_config();
-    let out = Command::new(dss_bin())
-        .args(["--config", config.to_str().unwrap(), "serve"])
-        .output()
-        .expect("dss");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = s.serve_refused();
     assert!(
         err.contains("\"dss-no-such-user\"") && err.contains("useradd") && err.contains("run_as"),
         "{err}"
