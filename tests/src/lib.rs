@@ -412,20 +412,24 @@ impl Setup {
         host
     }
 
+    /// `dss --config <this configuration, written now> serve`, with the
+    /// setup's log filter and environment, and no stdin.
+    fn serve_command(&self) -> Command {
+        let mut cmd = Command::new(dss_bin());
+        cmd.arg("--config")
+            .arg(self.write_config())
+            .arg("serve")
+            .env("RUST_LOG", &self.log_filter)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// Runs `dss serve` on this configuration expecting it to refuse to
     /// start; returns what it printed on stderr (its reason). Panics if it
     /// started (or exited successfully), and if the reason is a panic.
     pub fn serve_refused(&self) -> String {
-        let config = self.write_config();
-        let out = Command::new(dss_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", &self.log_filter)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run dss serve");
+        let out = self.serve_command().output().expect("run dss serve");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "dss serve started:\n{err}");
         assert!(!err.contains("panicked"), "a panic, not a refusal:\n{err}");
@@ -436,15 +440,9 @@ impl Setup {
     /// to answer (`/healthz`): providers may still be loading.
     pub fn start_unready(&self) -> Host {
         remember_panics();
-        let config = self.write_config();
         let log = self.dir.path().join("dss.log");
-        let child = Command::new(dss_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", &self.log_filter)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+        let child = self
+            .serve_command()
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
