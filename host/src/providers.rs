@@ -29,6 +29,7 @@ use crate::config::{Config, InstanceConfig, Limits};
 use crate::ffmpeg::SourceGrant;
 use crate::plugin::module::{Grant, ModuleInfo};
 use crate::plugin::{CallError, PluginEngine, ProviderModule};
+use crate::sync::lock;
 use dss_store::{ListedStream, Listing, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -121,8 +122,6 @@ impl Drop for InstanceSlot {
         }
     }
 }
-
-use crate::sync::lock;
 
 #[derive(Default)]
 struct State {
@@ -957,16 +956,17 @@ impl Providers {
                                 // held now: a newer refresher's listing is
                                 // never replaced by this one, and a lease
                                 // lost during the call persists nothing.
-                                match &cluster {
-                                    None => self.persist(&id, now, &entries, &fingerprint, None),
-                                    Some(c) => match c.refresh_epoch(&id) {
-                                        Some(e) => {
-                                            self.persist(&id, now, &entries, &fingerprint, Some(e))
-                                        }
-                                        None => {
-                                            tracing::info!(provider = %id, "refresh lease lost during the call: listing not persisted")
-                                        }
-                                    },
+                                match cluster.as_ref().map(|c| c.refresh_epoch(&id)) {
+                                    Some(None) => {
+                                        tracing::info!(provider = %id, "refresh lease lost during the call: listing not persisted")
+                                    }
+                                    fence => self.persist(
+                                        &id,
+                                        now,
+                                        &entries,
+                                        &fingerprint,
+                                        fence.flatten(),
+                                    ),
                                 }
                             }
                             if entries.len() >= crate::memory::LARGE {

@@ -14,34 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Runs the host with `config` until a shutdown signal.
 pub async fn serve(mut config: Config) -> anyhow::Result<()> {
-    // The private surface needs the token from every caller: one is made
-    // (and kept in the state directory) when none is configured.
-    let generated = config.security.api_token.is_none();
-    config.security.api_token = Some(
-        config
-            .api_token()
-            .context("cannot read or create the API token")?,
-    );
-    if generated {
-        tracing::info!(
-            file = %config.state_dir.join(crate::config::API_TOKEN_FILE).display(),
-            "the API token (admin actions, metrics, logs, recordings) is in this file"
-        );
-    }
-    config.security.media_user =
-        crate::privileges::MediaUser::for_this_process(config.security.run_as.as_deref())?;
-    match &config.security.media_user {
-        Some(u) => {
-            tracing::info!(user = %u.name, uid = u.uid, "FFmpeg and nginx's workers run as this user")
-        }
-        None if crate::privileges::host_is_root() => {
-            tracing::warn!("[security] run_as = \"root\": FFmpeg decodes untrusted media as root")
-        }
-        None => {}
-    }
-    if let Some(u) = &config.security.media_user {
-        u.check_reach(&config.run_dir())?;
-    }
+    resolve_security(&mut config)?;
     let config = Arc::new(config);
     state_modes(&config).context("cannot set the state directory's modes")?;
     tracing::info!(
@@ -262,6 +235,38 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         tracing::warn!("store: {:?}; queued writes are lost", store.health());
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Settles who may do what before anything runs: the API token (one is
+/// made, and kept in the state directory, when none is configured: the
+/// private surface needs it from every caller) and the media user FFmpeg
+/// and nginx's workers run as, which must reach the run directory.
+fn resolve_security(config: &mut Config) -> anyhow::Result<()> {
+    let generated = config.security.api_token.is_none();
+    config.security.api_token = Some(
+        config
+            .api_token()
+            .context("cannot read or create the API token")?,
+    );
+    if generated {
+        tracing::info!(
+            file = %config.state_dir.join(crate::config::API_TOKEN_FILE).display(),
+            "the API token (admin actions, metrics, logs, recordings) is in this file"
+        );
+    }
+    let user = crate::privileges::MediaUser::for_this_process(config.security.run_as.as_deref())?;
+    match &user {
+        Some(u) => {
+            u.check_reach(&config.run_dir())?;
+            tracing::info!(user = %u.name, uid = u.uid, "FFmpeg and nginx's workers run as this user")
+        }
+        None if crate::privileges::host_is_root() => {
+            tracing::warn!("[security] run_as = \"root\": FFmpeg decodes untrusted media as root")
+        }
+        None => {}
+    }
+    config.security.media_user = user;
     Ok(())
 }
 

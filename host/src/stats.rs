@@ -14,7 +14,9 @@
 //! in the store, written by [`save_loop`] for the streams that changed,
 //! at most once per `[stats] save_interval_seconds`.
 
+use crate::clock::now_ms as unix_ms;
 use crate::lifecycle::State;
+use crate::sync::lock;
 use dss_store::{StatsSnapshot, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -213,10 +215,6 @@ pub struct Stats {
     /// figures are the viewers', not the stream's).
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
-
-use crate::sync::lock;
-
-use crate::clock::now_ms as unix_ms;
 
 impl Stats {
     /// No statistics yet.

@@ -118,10 +118,15 @@ pub const TEST_TOKEN: &str = "dss-test-api-token";
 
 /// GET `url`: the status and the body's bytes (images, media).
 pub fn get_bytes(url: &str) -> (u16, Vec<u8>) {
-    let mut r = agent()
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    bytes_of(url, agent().get(url).call())
+}
+
+/// The status and the whole body (up to 1 GiB) of the answer to `url`.
+fn bytes_of(
+    url: &str,
+    answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> (u16, Vec<u8>) {
+    let mut r = answer.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = r.status().as_u16();
     let body = r
         .body_mut()
@@ -526,19 +531,11 @@ impl Host {
     /// body's bytes (recordings, exports).
     pub fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
         let url = format!("{}{path}", self.base);
-        let mut r = agent()
+        let answer = agent()
             .get(&url)
             .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let status = r.status().as_u16();
-        let body = r
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .unwrap_or_default();
-        (status, body)
+            .call();
+        bytes_of(&url, answer)
     }
 
     /// GET a path of the host without the token (the public surface).

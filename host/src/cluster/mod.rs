@@ -27,7 +27,9 @@
 
 pub mod lease;
 
+use crate::clock::now_ms as unix_ms;
 use crate::config::Config;
+use crate::sync::lock;
 use dss_store::cluster::{Acquired, Lease, NodeRecord};
 use dss_store::{Store, StoreError};
 use lease::LeaseBook;
@@ -99,8 +101,6 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-use crate::sync::lock;
-
 /// The lease of stream `id`.
 pub fn stream_lease(id: &str) -> String {
     format!("stream/{id}")
@@ -121,8 +121,6 @@ pub enum Refresher {
     /// Not known now (the store is unreachable): keep serving what is served.
     Unknown(String),
 }
-
-use crate::clock::now_ms as unix_ms;
 
 impl Cluster {
     /// This host's side of the cluster `config` describes, on `store`

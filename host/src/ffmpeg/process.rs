@@ -79,11 +79,11 @@ const LOG_DRAIN: Duration = Duration::from_secs(1);
 /// Spawns `binary argv...` in its own process group, with SIGKILL as its
 /// parent-death signal, no environment at all (not `PATH`, not the API
 /// token) and `cwd` as its working directory (created 0700 if missing; it
-/// should be an empty directory of the host's own, such as
-/// [`crate::config::Config::ffmpeg_cwd`]). With a `user` (the host runs
-/// as root: [`crate::privileges`]) FFmpeg runs as that user, and `cwd` is
-/// made its. stdout/stderr are read by
-/// background tasks into a [`Monitor`] holding at most `log_lines` lines.
+/// should be an empty directory of the host's own, such as the run
+/// directory's `ffmpeg-cwd`). With a `user` (the host runs as root:
+/// [`crate::privileges`]) FFmpeg runs as that user, and `cwd` is made its.
+/// stdout/stderr are read by background tasks into a [`Monitor`] holding
+/// at most `log_lines` lines.
 ///
 /// A `binary` without a `/` is looked up in the host's `PATH` (the child
 /// gets none).

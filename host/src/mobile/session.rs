@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::events::{Event, Events};
 use crate::providers::{IngestSession, Providers};
 use crate::supervisor::{Feeds, Supervisor};
+use crate::sync::lock;
 use dss_store::{GpsPoint, NewSession, Store};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -177,8 +178,6 @@ struct Departed {
     /// Its last session's secret (its id is kept for it a while).
     secret: String,
 }
-
-use crate::sync::lock;
 
 impl Feeds for Phones {
     fn inputs(&self, id: &str) -> Option<Vec<PathBuf>> {

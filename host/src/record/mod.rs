@@ -27,6 +27,7 @@ use crate::catalog::Catalog;
 use crate::config::{Config, InstanceRecord};
 use crate::ffmpeg::Process;
 use crate::supervisor::{State, Supervisor};
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -76,8 +77,6 @@ pub struct Recorder {
     recs: Mutex<HashMap<String, Rec>>,
     stopping: std::sync::atomic::AtomicBool,
 }
-
-use crate::sync::lock;
 
 /// What the API shows of a stream's recorder.
 #[derive(Debug, Clone, serde::Serialize)]

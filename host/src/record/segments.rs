@@ -5,6 +5,7 @@
 //! Only names this module parses back are ever listed, exported or
 //! deleted: a stray file in the record directory is left alone.
 
+use crate::clock::unix_ms;
 use crate::config::RECORD_FORMATS;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -77,8 +78,6 @@ pub fn parse_name(id: &str, file: &str) -> Option<(u64, &'static str)> {
     let ext = RECORD_FORMATS.iter().find(|f| **f == ext)?;
     Some((parse_time(time)?, ext))
 }
-
-use crate::clock::unix_ms;
 
 /// The finished segments of stream `id` in `dir` (its directory), oldest
 /// first.

@@ -28,6 +28,7 @@ use crate::events::{Event, Events};
 use crate::ffmpeg::Monitor;
 use crate::nginx::stat::StreamStat;
 use crate::stats::Stats;
+use crate::sync::lock;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -176,8 +177,6 @@ pub trait Feeds: Send + Sync {
     /// sent media), if it is connected.
     fn inputs(&self, id: &str) -> Option<Vec<std::path::PathBuf>>;
 }
-
-use crate::sync::lock;
 
 impl Supervisor {
     /// A supervisor for the streams of `catalog`, telling `events` of

@@ -23,6 +23,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::stats::Stats;
 use crate::supervisor::Supervisor;
+use crate::sync::lock;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -63,8 +64,6 @@ pub struct Thumbnails {
     /// FFmpeg thumbnail runs at once (live grabs and rounds together).
     jobs: Arc<Semaphore>,
 }
-
-use crate::sync::lock;
 
 impl Thumbnails {
     /// Checks `[thumbnails]` and creates the directories.
