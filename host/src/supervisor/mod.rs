@@ -19,6 +19,7 @@
 //! corrects missed callbacks.
 
 mod backoff;
+mod decide;
 mod task;
 pub mod wanted;
 

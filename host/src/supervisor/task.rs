@@ -7,16 +7,17 @@
 //! nobody wants it.
 
 use super::backoff::{Backoff, Policy};
+use super::decide::{
+    decide, Action, Facts, Failure, Prepared, RunFacts, StartFacts, Stop, Timings,
+};
 use super::{lock, Slot, State, Status, Supervisor, LOG_TAIL};
 use crate::catalog::{unix_ms, StreamEntry};
-use crate::ffmpeg::{self, Process};
+use crate::cluster::Role;
+use crate::ffmpeg::{self, Plan, Process};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::OwnedSemaphorePermit;
-
-/// How often a running FFmpeg's progress is checked.
-const CHECK_RUNNING: Duration = Duration::from_secs(1);
 
 /// Cluster mode: how soon a stream that waits on its lease (the owner
 /// dead, the store away) looks again. A claim is one store round trip.
@@ -39,6 +40,31 @@ struct Running {
     /// Cluster mode: the host it relays the stream from (`None`: this
     /// host runs the stream's own FFmpeg).
     relay: Option<String>,
+}
+
+/// What one reconcile pass found on its way: the start's steps' answers
+/// (for [`decide`]) and the prepared plan (for the spawn).
+#[derive(Default)]
+struct Pass {
+    start: StartFacts,
+    plan: Option<Arc<Plan>>,
+}
+
+/// The facts of one look, with what acting on them needs.
+struct Seen {
+    facts: Facts,
+    /// The stream's listing entry, if listed and online.
+    entry: Option<Arc<StreamEntry>>,
+    /// The next expiry of an HTTP lease.
+    next_expiry: Option<Instant>,
+}
+
+/// Whether a pass goes on after an action.
+enum Flow {
+    /// Decide again.
+    Again,
+    /// The pass ends; look again at this instant (or when woken).
+    Done(Option<Instant>),
 }
 
 struct Task {
@@ -169,8 +195,31 @@ impl Task {
     }
 
     /// Brings what runs in line with what is wanted; returns when to look
-    /// again (besides commands and FFmpeg exiting).
+    /// again (besides commands and FFmpeg exiting). Asks [`decide`] for
+    /// the next step and carries it out until a step ends the pass.
     async fn reconcile(&mut self, now: Instant) -> Option<Instant> {
+        self.follow_nginx();
+        self.capacity_wait = false;
+        let cfg = &self.sup.config.ffmpeg;
+        let timings = Timings {
+            grace: Duration::from_secs(cfg.grace_seconds),
+            start_timeout: Duration::from_secs(cfg.start_timeout_seconds),
+            stale: Duration::from_secs(cfg.stale_seconds),
+        };
+        let mut pass = Pass::default();
+        loop {
+            let seen = self.observe(now, &pass.start);
+            let action = decide(&seen.facts, &timings);
+            if let Flow::Done(wake) = self.act(action, &seen, &mut pass).await {
+                self.publish(self.run.is_none());
+                return [wake, seen.next_expiry].into_iter().flatten().min();
+            }
+        }
+    }
+
+    /// nginx came back after dying: the failures counted meanwhile were
+    /// nginx's, so the backoff starts over.
+    fn follow_nginx(&mut self) {
         let epoch = self.sup.nginx_epoch.load(Ordering::SeqCst);
         if epoch != self.nginx_epoch {
             self.nginx_epoch = epoch;
@@ -179,253 +228,296 @@ impl Task {
                 self.backoff.reset();
             }
         }
+    }
+
+    /// Gathers what [`decide`] looks at (and lifts a refusal whose listing
+    /// entry changed).
+    fn observe(&mut self, now: Instant, start: &StartFacts) -> Seen {
         let entry = self.entry();
         let auto = entry.as_ref().is_some_and(|e| self.sup.auto(e));
-        let (wants, next_expiry, stop_generation, published, ingest) = {
+        let (wants, next_expiry, stop_generation, published, ingest, pinned, refused) = {
             let mut inner = lock(&self.slot.inner);
             let next = inner.wanted.expire(now);
+            // A refusal holds while the listing keeps the same entry.
+            let refused = match (&inner.refused, &entry) {
+                (Some((r, _)), Some(e)) => Arc::ptr_eq(r, e),
+                _ => false,
+            };
+            if !refused {
+                inner.refused = None;
+            }
             (
                 inner.wanted.wants(),
                 next,
                 inner.wanted.stop_generation(),
                 inner.published,
                 inner.wanted.ingest(),
+                inner.wanted.pinned(),
+                refused,
             )
         };
-        self.status.pinned = auto || lock(&self.slot.inner).wanted.pinned();
-        // A refusal holds while the listing keeps the same entry.
-        let refused = {
-            let mut inner = lock(&self.slot.inner);
-            let same = match (&inner.refused, &entry) {
-                (Some((r, _)), Some(e)) => Arc::ptr_eq(r, e),
-                _ => false,
-            };
-            if !same {
-                inner.refused = None;
-            }
-            same
-        };
+        self.status.pinned = auto || pinned;
         if !refused && self.status.state == State::Refused {
             self.status.last_error = None;
             self.set_state(State::Idle);
         }
+        let is_ingest = entry.as_ref().is_some_and(|e| e.is_ingest());
         // A phone's stream runs only while the phone is connected.
-        let fed = !entry.as_ref().is_some_and(|e| e.is_ingest()) || ingest.is_some();
-        let wanted = entry.is_some() && (wants || auto) && !refused && fed;
-        let cfg = self.sup.config.ffmpeg.clone();
-        let wake = if self.run.is_some() {
-            if self.run.as_ref().is_some_and(|r| r.ingest != ingest) {
-                // The phone left or reconnected: this FFmpeg's inputs are
-                // gone. Not a failure; a new session gets a new FFmpeg.
-                tracing::info!(stream = %self.slot.id, "phone session changed: stopping its ffmpeg");
-                self.stop_process().await;
-                self.set_state(State::Idle);
-                Some(now)
-            } else {
-                self.reconcile_running(now, wanted, stop_generation, published, &cfg)
-                    .await
-            }
-        } else {
+        let fed = !is_ingest || ingest.is_some();
+        let cluster = self.sup.cluster();
+        let run = self.run.as_ref().map(|r| RunFacts {
+            spawned_at: r.spawned_at,
+            live_since: r.live_since,
+            unwanted_since: r.unwanted_since,
+            stop_generation: r.stop_generation,
+            ingest: r.ingest,
+            lease_held: r.relay.is_some()
+                || r.ingest.is_some()
+                || cluster.is_none_or(|c| c.may_run(&self.slot.id, now)),
+            last_progress: lock(&r.proc.monitor).last_progress,
+        });
+        let facts = Facts {
+            now,
+            state: self.status.state,
+            wanted: entry.is_some() && (wants || auto) && !refused && fed,
             // Wanted only for itself (auto_start, a recording): on another
             // host than its owner, nothing to relay it for.
-            let auto_only = auto && !wants;
-            self.reconcile_stopped(now, wanted, auto_only, entry, stop_generation, ingest)
-                .await
+            auto_only: auto && !wants,
+            ingest,
+            stop_generation,
+            published,
+            retry_pending: self.backoff.until.is_some(),
+            next_allowed: self.backoff.next_allowed(),
+            capacity_free: self.sup.capacity.available_permits() > 0,
+            clustered: cluster.is_some() && !is_ingest,
+            run,
+            start: start.clone(),
         };
-        self.publish(self.run.is_none());
-        [wake, next_expiry].into_iter().flatten().min()
+        Seen {
+            facts,
+            entry,
+            next_expiry,
+        }
     }
 
-    async fn reconcile_running(
-        &mut self,
-        now: Instant,
-        wanted: bool,
-        stop_generation: u64,
-        published: bool,
-        cfg: &crate::config::FfmpegConfig,
-    ) -> Option<Instant> {
-        let run = self.run.as_mut()?;
-        if run.stop_generation != stop_generation {
-            tracing::info!(stream = %self.slot.id, "admin stop");
-            self.stop_process().await;
-            self.release_lease().await;
-            self.set_state(State::Idle);
-            return None;
-        }
-        if run.relay.is_none() && run.ingest.is_none() {
-            if let Some(c) = self.sup.cluster() {
-                if !c.may_run(&self.slot.id, now) {
-                    // Not renewed in time (or taken over): another host may
-                    // run it now, so this FFmpeg stops first.
-                    tracing::warn!(stream = %self.slot.id, "cluster lease lost: stopping ffmpeg");
-                    self.stop_process().await;
-                    self.status.last_error =
-                        Some("cluster lease lost: another host may run it".into());
-                    self.set_state(State::Idle);
-                    return Some(now);
-                }
-            }
-        }
-        if published && self.status.state == State::Starting {
-            run.live_since = Some(now);
-            let warmup = now.duration_since(run.spawned_at);
-            self.sup.stats.warmup(&self.slot.id, warmup, now);
-            let warmup = warmup.as_millis() as u64;
-            self.status.warmup_ms = Some(warmup);
-            tracing::info!(stream = %self.slot.id, warmup_ms = warmup, "live");
-            self.set_state(State::Live);
-        }
-        let run = self.run.as_mut()?;
-        let grace = Duration::from_secs(cfg.grace_seconds);
-        let mut wake = now + CHECK_RUNNING;
-        if wanted {
-            run.unwanted_since = None;
-            if self.status.state == State::Stopping {
-                self.set_state(State::Live);
-            }
-        } else {
-            let since = *run.unwanted_since.get_or_insert(now);
-            if now.duration_since(since) >= grace {
+    /// Carries `action` out.
+    async fn act(&mut self, action: Action, seen: &Seen, pass: &mut Pass) -> Flow {
+        let now = seen.facts.now;
+        match action {
+            Action::Wait(wake) => Flow::Done(wake),
+            Action::Stop(why) => Flow::Done(self.stop(why, now).await),
+            Action::Fail(why) => {
                 self.stop_process().await;
-                self.release_lease().await;
-                self.set_state(State::Idle);
-                return None;
-            }
-            wake = wake.min(since + grace);
-            if self.status.state == State::Live {
-                self.set_state(State::Stopping);
-            }
-        }
-        let run = self.run.as_ref()?;
-        if self.status.state == State::Starting {
-            let timeout = Duration::from_secs(cfg.start_timeout_seconds);
-            if now.duration_since(run.spawned_at) >= timeout {
-                self.stop_process().await;
-                self.fail(
-                    format!(
-                        "no publish within {} s of starting ffmpeg",
-                        cfg.start_timeout_seconds
+                let cfg = &self.sup.config.ffmpeg;
+                let (message, live) = match why {
+                    Failure::StartTimeout => (
+                        format!(
+                            "no publish within {} s of starting ffmpeg",
+                            cfg.start_timeout_seconds
+                        ),
+                        None,
                     ),
-                    now,
-                    None,
-                );
-                return self.backoff.next_allowed();
+                    Failure::Stale { live } => (
+                        format!("no progress from ffmpeg for {} s", cfg.stale_seconds),
+                        live,
+                    ),
+                };
+                self.fail(message, now, live);
+                Flow::Done(self.backoff.next_allowed())
             }
-            wake = wake.min(run.spawned_at + timeout);
-        }
-        if matches!(self.status.state, State::Live | State::Stopping) {
-            let last = lock(&run.proc.monitor).last_progress;
-            let reference = last.max(run.live_since).unwrap_or(now);
-            if now.duration_since(reference) >= Duration::from_secs(cfg.stale_seconds) {
-                let live = run.live_since.map(|t| now.duration_since(t));
-                self.stop_process().await;
-                self.fail(
-                    format!("no progress from ffmpeg for {} s", cfg.stale_seconds),
-                    now,
-                    live,
-                );
-                return self.backoff.next_allowed();
+            Action::GoLive { warmup } => {
+                if let Some(run) = self.run.as_mut() {
+                    run.live_since = Some(now);
+                }
+                self.sup.stats.warmup(&self.slot.id, warmup, now);
+                let warmup = warmup.as_millis() as u64;
+                self.status.warmup_ms = Some(warmup);
+                tracing::info!(stream = %self.slot.id, warmup_ms = warmup, "live");
+                self.set_state(State::Live);
+                Flow::Again
             }
-        }
-        Some(wake)
-    }
-
-    async fn reconcile_stopped(
-        &mut self,
-        now: Instant,
-        wanted: bool,
-        auto_only: bool,
-        entry: Option<Arc<StreamEntry>>,
-        stop_generation: u64,
-        ingest: Option<u64>,
-    ) -> Option<Instant> {
-        self.capacity_wait = false;
-        let entry = match entry {
-            Some(e) if wanted => e,
-            _ => {
+            Action::Rewanted => {
+                if let Some(run) = self.run.as_mut() {
+                    run.unwanted_since = None;
+                }
+                if self.status.state == State::Stopping {
+                    self.set_state(State::Live);
+                }
+                Flow::Again
+            }
+            Action::Unwanted => {
+                if let Some(run) = self.run.as_mut() {
+                    run.unwanted_since = Some(now);
+                }
+                Flow::Again
+            }
+            Action::EnterStopping => {
+                self.set_state(State::Stopping);
+                Flow::Again
+            }
+            Action::Rest => {
                 self.backoff.cancel();
                 if self.status.state != State::Refused {
                     self.set_state(State::Idle);
                 }
-                return None;
+                Flow::Done(None)
             }
-        };
-        if let Some(at) = self.backoff.next_allowed().filter(|t| *t > now) {
-            if self.status.state != State::Backoff && self.backoff.until.is_some() {
-                self.set_state(State::Backoff);
-            }
-            return Some(at);
-        }
-        // Cluster mode: this host runs it, or relays it from the host that
-        // does (phones' streams stay on the host the phone talks to).
-        if let Some(c) = self.sup.cluster().filter(|_| !entry.is_ingest()).cloned() {
-            match c.claim(&self.slot.id).await {
-                crate::cluster::Role::Owner => {}
-                crate::cluster::Role::Relay { owner, .. } if auto_only => {
-                    // Kept running by its owner; claimed again later in
-                    // case the owner goes away.
-                    self.status.last_error = None;
-                    self.set_state(State::Idle);
-                    tracing::debug!(stream = %self.slot.id, host = %owner, "cluster: runs on its owner");
-                    return Some(now + c.tick_interval() * 3);
-                }
-                crate::cluster::Role::Relay { owner, from } => {
-                    return self.start_relay(&owner, &from, stop_generation, now).await;
-                }
-                crate::cluster::Role::Wait(reason) => {
-                    // Not the stream's failure: look again shortly, without
-                    // growing its backoff (a takeover waits on a lease).
-                    if self.status.last_error.as_deref() != Some(reason.as_str()) {
-                        tracing::info!(stream = %self.slot.id, "cluster: {reason}");
-                    }
-                    self.status.last_error = Some(reason);
+            Action::HoldBackoff(at) => {
+                if self.status.state != State::Backoff && seen.facts.retry_pending {
                     self.set_state(State::Backoff);
-                    return Some(now + CLUSTER_RETRY);
                 }
+                Flow::Done(Some(at))
+            }
+            Action::Claim => {
+                let role = match self.sup.cluster().cloned() {
+                    Some(c) => c.claim(&self.slot.id).await,
+                    None => Role::Owner,
+                };
+                pass.start.claim = Some(role);
+                Flow::Again
+            }
+            Action::OnOwner => {
+                // Kept running by its owner; claimed again later in case
+                // the owner goes away.
+                self.status.last_error = None;
+                self.set_state(State::Idle);
+                if let Some(Role::Relay { owner, .. }) = &seen.facts.start.claim {
+                    tracing::debug!(stream = %self.slot.id, host = %owner, "cluster: runs on its owner");
+                }
+                let tick = self.sup.cluster().map(|c| c.tick_interval());
+                Flow::Done(Some(now + tick.unwrap_or(CLUSTER_RETRY) * 3))
+            }
+            Action::Relay => match &seen.facts.start.claim {
+                Some(Role::Relay { owner, from }) => {
+                    let stop_generation = seen.facts.stop_generation;
+                    Flow::Done(self.start_relay(owner, from, stop_generation, now).await)
+                }
+                _ => Flow::Done(None),
+            },
+            Action::ClusterWait(reason) => {
+                if self.status.last_error.as_deref() != Some(reason.as_str()) {
+                    tracing::info!(stream = %self.slot.id, "cluster: {reason}");
+                }
+                self.status.last_error = Some(reason);
+                self.set_state(State::Backoff);
+                Flow::Done(Some(now + CLUSTER_RETRY))
+            }
+            Action::Prepare => {
+                let prepared = match &seen.entry {
+                    Some(entry) => self.prepare(entry, &mut pass.plan).await,
+                    None => Prepared::NoFeeds,
+                };
+                pass.start.prepared = Some(prepared);
+                Flow::Again
+            }
+            Action::Refuse(reason) => {
+                if let Some(entry) = &seen.entry {
+                    self.refuse(entry.clone(), reason);
+                }
+                Flow::Done(None)
+            }
+            Action::FailStart(message) => {
+                self.fail(message, now, None);
+                Flow::Done(self.backoff.next_allowed())
+            }
+            Action::WaitCapacity => {
+                self.wait_capacity();
+                Flow::Done(None)
+            }
+            Action::Spawn => {
+                let Some(plan) = pass.plan.take() else {
+                    return Flow::Done(None);
+                };
+                let Ok(permit) = self.sup.capacity.clone().try_acquire_owned() else {
+                    self.wait_capacity();
+                    return Flow::Done(None);
+                };
+                let (stop_generation, ingest) = (seen.facts.stop_generation, seen.facts.ingest);
+                self.spawn(
+                    &|out| plan.argv(out),
+                    permit,
+                    stop_generation,
+                    ingest,
+                    None,
+                    now,
+                )
+                .await;
+                Flow::Done(self.backoff.next_allowed())
             }
         }
-        // The listing-time check, then the source's addresses (resolved now:
-        // a name may point elsewhere than when it was listed).
-        let plan = match ffmpeg::prepare(&entry.plan).await {
-            Ok(plan) if plan.is_ingest() => match self.sup.feeds_of(&self.slot.id) {
-                Some(feeds) if !feeds.is_empty() => Arc::new(plan.with_feeds(feeds)),
+    }
+
+    /// Stops the running FFmpeg, not as a failure; returns when to look
+    /// again.
+    async fn stop(&mut self, why: Stop, now: Instant) -> Option<Instant> {
+        match why {
+            Stop::SessionChanged => {
+                // Not a failure; a new session gets a new FFmpeg.
+                tracing::info!(stream = %self.slot.id, "phone session changed: stopping its ffmpeg");
+                self.stop_process().await;
+                self.set_state(State::Idle);
+                Some(now)
+            }
+            Stop::Admin => {
+                tracing::info!(stream = %self.slot.id, "admin stop");
+                self.stop_process().await;
+                self.release_lease().await;
+                self.set_state(State::Idle);
+                None
+            }
+            Stop::LeaseLost => {
+                // Another host may run it now, so this FFmpeg stops first.
+                tracing::warn!(stream = %self.slot.id, "cluster lease lost: stopping ffmpeg");
+                self.stop_process().await;
+                self.status.last_error = Some("cluster lease lost: another host may run it".into());
+                self.set_state(State::Idle);
+                Some(now)
+            }
+            Stop::GraceOver => {
+                self.stop_process().await;
+                self.release_lease().await;
+                self.set_state(State::Idle);
+                None
+            }
+        }
+    }
+
+    /// The listing-time check, then the source's addresses (resolved now:
+    /// a name may point elsewhere than when it was listed); a phone's
+    /// stream reads its phone's media.
+    async fn prepare(&self, entry: &StreamEntry, plan: &mut Option<Arc<Plan>>) -> Prepared {
+        match ffmpeg::prepare(&entry.plan).await {
+            Ok(p) if p.is_ingest() => match self.sup.feeds_of(&self.slot.id) {
+                Some(feeds) if !feeds.is_empty() => {
+                    *plan = Some(Arc::new(p.with_feeds(feeds)));
+                    Prepared::Ready
+                }
                 // Connected but no media yet: the ingest wakes us.
-                _ => return None,
+                _ => Prepared::NoFeeds,
             },
-            Ok(plan) => plan,
-            Err(ffmpeg::SpawnError::Refused(reason)) => {
-                self.refuse(entry, reason);
-                return None;
+            Ok(p) => {
+                *plan = Some(p);
+                Prepared::Ready
             }
-            Err(e) => {
-                self.fail(e.to_string(), now, None);
-                return self.backoff.next_allowed();
-            }
-        };
-        let Ok(permit) = self.sup.capacity.clone().try_acquire_owned() else {
-            self.capacity_wait = true;
-            let msg = format!(
-                "waiting for a free FFmpeg slot: {} run ([ffmpeg] max_running)",
-                self.sup.max_running
-            );
-            if self.status.last_error.as_deref() != Some(msg.as_str()) {
-                tracing::warn!(stream = %self.slot.id, "{msg}");
-                self.sup.capacity_refusals.fetch_add(1, Ordering::Relaxed);
-            }
-            self.status.last_error = Some(msg);
-            self.set_state(State::Backoff);
-            return None;
-        };
-        self.spawn(
-            &|out| plan.argv(out),
-            permit,
-            stop_generation,
-            ingest,
-            None,
-            now,
-        )
-        .await;
-        self.backoff.next_allowed()
+            Err(ffmpeg::SpawnError::Refused(reason)) => Prepared::Refused(reason),
+            Err(e) => Prepared::Failed(e.to_string()),
+        }
+    }
+
+    /// No free FFmpeg slot: Backoff until one frees (the task's select
+    /// waits on the semaphore).
+    fn wait_capacity(&mut self) {
+        self.capacity_wait = true;
+        let msg = format!(
+            "waiting for a free FFmpeg slot: {} run ([ffmpeg] max_running)",
+            self.sup.max_running
+        );
+        if self.status.last_error.as_deref() != Some(msg.as_str()) {
+            tracing::warn!(stream = %self.slot.id, "{msg}");
+            self.sup.capacity_refusals.fetch_add(1, Ordering::Relaxed);
+        }
+        self.status.last_error = Some(msg);
+        self.set_state(State::Backoff);
     }
 
     /// Cluster mode: copies the stream from host `owner`'s nginx-rtmp
@@ -438,8 +530,7 @@ impl Task {
         now: Instant,
     ) -> Option<Instant> {
         let Ok(permit) = self.sup.capacity.clone().try_acquire_owned() else {
-            self.capacity_wait = true;
-            self.set_state(State::Backoff);
+            self.wait_capacity();
             return None;
         };
         let from = match ffmpeg::relay_source(from) {
