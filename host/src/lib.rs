@@ -11,6 +11,7 @@
 
 pub mod accept;
 pub mod addr;
+pub mod backoff;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

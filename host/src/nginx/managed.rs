@@ -9,22 +9,30 @@
 //! `/stat` while the old one keeps serving.
 
 use super::conf;
+use crate::backoff::{Backoff, Policy};
 use crate::config::Config;
 use crate::files::HostDir;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 /// How long nginx gets to answer after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long nginx gets to exit after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Delay before restarting an nginx that died (doubles, capped).
-const RESTART_MIN: Duration = Duration::from_millis(500);
-const RESTART_MAX: Duration = Duration::from_secs(30);
+/// Pacing of restarts of an nginx that died: from half a second (a
+/// killed master is back before players give up), doubling up to 30 s (a
+/// broken configuration or a taken port does not spin), and starting over
+/// once one answers (never "stable" by time alone).
+const RESTART: Policy = Policy {
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(30),
+    stable: Duration::MAX,
+    min_interval: Duration::ZERO,
+};
 
 /// Errors starting nginx.
 #[derive(Debug, thiserror::Error)]
@@ -314,7 +322,7 @@ async fn supervise(
     wake: Arc<Notify>,
     restarts: watch::Sender<u64>,
 ) {
-    let mut delay = RESTART_MIN;
+    let mut backoff = Backoff::new(RESTART);
     loop {
         match child.as_mut() {
             Some(c) => {
@@ -354,15 +362,14 @@ async fn supervise(
             // SAFETY: kill(2) on the old nginx's process group.
             unsafe { libc::kill(-(old as libc::pid_t), libc::SIGKILL) };
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(RESTART_MAX);
+        tokio::time::sleep(backoff.fail(None, Instant::now())).await;
         match spawn(&paths) {
             Ok(c) => {
                 pid.store(c.id().unwrap_or(0), Ordering::SeqCst);
                 tracing::warn!(pid = pid.load(Ordering::SeqCst), "nginx restarted");
                 child = Some(c);
                 if wait_ready(&paths, &pid).await.is_ok() {
-                    delay = RESTART_MIN;
+                    backoff.reset();
                     restarts.send_modify(|n| *n += 1);
                 }
             }

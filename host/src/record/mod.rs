@@ -23,10 +23,11 @@ pub mod export;
 mod retention;
 pub mod segments;
 
+use crate::backoff::Backoff;
 use crate::catalog::Catalog;
 use crate::config::{Config, InstanceRecord};
 use crate::ffmpeg::Process;
-use crate::supervisor::{State, Supervisor};
+use crate::supervisor::{restart_policy, State, Supervisor};
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,12 +40,6 @@ pub use crate::ffmpeg::RECORD_FLASHVER as FLASHVER;
 /// How often recorders are reconciled and `.part` files finished.
 const TICK: Duration = Duration::from_secs(1);
 
-/// First restart delay of a recorder that died (doubling, capped).
-const RETRY_FIRST: Duration = Duration::from_secs(1);
-/// Longest restart delay.
-const RETRY_MAX: Duration = Duration::from_secs(60);
-/// A recorder that ran this long starts its delays over.
-const STABLE: Duration = Duration::from_secs(60);
 /// A recorder whose output has not advanced for this long is restarted
 /// (the stream's publisher went away under it).
 const STALE: Duration = Duration::from_secs(15);
@@ -60,12 +55,21 @@ struct Running {
     publisher: Option<u32>,
 }
 
-#[derive(Default)]
 struct Rec {
     run: Option<Running>,
-    failures: u32,
-    next_try: Option<Instant>,
+    /// Restarts after failures, paced like the streams' (`[ffmpeg]`).
+    backoff: Backoff,
     last_error: Option<String>,
+}
+
+impl Rec {
+    fn new(config: &Config) -> Self {
+        Rec {
+            run: None,
+            backoff: Backoff::new(restart_policy(&config.ffmpeg)),
+            last_error: None,
+        }
+    }
 }
 
 /// The recorders of every recorded stream.
@@ -126,7 +130,7 @@ impl Recorder {
             .map(|(id, r)| RecorderStatus {
                 stream: id.clone(),
                 recording: r.run.is_some(),
-                failures: r.failures,
+                failures: r.backoff.failures,
                 last_error: r.last_error.clone(),
             })
             .collect();
@@ -238,7 +242,9 @@ impl Recorder {
                 false
             });
             for (id, settings) in &wanted {
-                let r = recs.entry(id.clone()).or_default();
+                let r = recs
+                    .entry(id.clone())
+                    .or_insert_with(|| Rec::new(&self.config));
                 let dir = self.dir.join(id);
                 match &mut r.run {
                     Some(run) => {
@@ -263,14 +269,7 @@ impl Recorder {
                                 Some(status) => format!("recorder exited ({status})"),
                                 None => format!("recorder stalled for {} s", STALE.as_secs()),
                             };
-                            if run.started.elapsed() >= STABLE {
-                                r.failures = 0;
-                            }
-                            let delay = RETRY_FIRST
-                                .saturating_mul(1 << r.failures.min(6))
-                                .min(RETRY_MAX);
-                            r.failures += 1;
-                            r.next_try = Some(now + delay);
+                            let delay = r.backoff.fail(Some(now.duration_since(run.started)), now);
                             r.last_error = Some(why.clone());
                             failed.push((id.clone(), why, delay));
                             stops.push((id.clone(), run));
@@ -279,7 +278,7 @@ impl Recorder {
                         }
                     }
                     None => {
-                        let due = r.next_try.is_none_or(|t| now >= t);
+                        let due = r.backoff.next_allowed().is_none_or(|t| now >= t);
                         let status = self.supervisor.status_brief(id);
                         // Cluster mode: the host that runs the stream records
                         // it, not those relaying it for their viewers.
@@ -355,19 +354,24 @@ impl Recorder {
             Ok(proc) => {
                 tracing::info!(stream = %id, pid = proc.pid, "recording");
                 let mut recs = lock(&self.recs);
-                let r = recs.entry(id.to_string()).or_default();
+                let r = recs
+                    .entry(id.to_string())
+                    .or_insert_with(|| Rec::new(&self.config));
+                let now = Instant::now();
+                r.backoff.spawned(now);
                 r.run = Some(Running {
                     proc,
-                    started: Instant::now(),
+                    started: now,
                     publisher,
                 });
             }
             Err(e) => {
                 tracing::warn!(stream = %id, "recorder not started: {e}");
                 let mut recs = lock(&self.recs);
-                let r = recs.entry(id.to_string()).or_default();
-                r.failures += 1;
-                r.next_try = Some(Instant::now() + RETRY_MAX);
+                let r = recs
+                    .entry(id.to_string())
+                    .or_insert_with(|| Rec::new(&self.config));
+                r.backoff.fail(None, Instant::now());
                 r.last_error = Some(e.to_string());
             }
         }

@@ -18,11 +18,11 @@
 //! nginx client id plus HTTP leases that expire; `/stat` reconciliation
 //! corrects missed callbacks.
 
-mod backoff;
 mod decide;
 mod task;
 pub mod wanted;
 
+use crate::backoff::Policy;
 use crate::catalog::{Catalog, StreamEntry};
 use crate::config::Config;
 use crate::events::{Event, Events};
@@ -47,6 +47,17 @@ const LOG_TAIL: usize = 20;
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 pub use crate::lifecycle::State;
+
+/// How FFmpeg restarts are paced (`[ffmpeg]`): a stream's, and a
+/// recorder's.
+pub fn restart_policy(cfg: &crate::config::FfmpegConfig) -> Policy {
+    Policy {
+        initial: Duration::from_millis(cfg.backoff_initial_ms),
+        max: Duration::from_secs(cfg.backoff_max_seconds),
+        stable: Duration::from_secs(cfg.stable_seconds),
+        min_interval: Duration::from_millis(cfg.min_spawn_interval_ms),
+    }
+}
 
 /// What the API shows of a stream's lifecycle.
 #[derive(Debug, Clone, Default, Serialize)]

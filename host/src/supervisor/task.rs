@@ -6,11 +6,11 @@
 //! current values and acts. It ends itself when the stream is idle and
 //! nobody wants it.
 
-use super::backoff::{Backoff, Policy};
 use super::decide::{
     decide, Action, Facts, Failure, Prepared, RunFacts, StartFacts, Stop, Timings,
 };
 use super::{lock, Slot, State, Status, Supervisor, LOG_TAIL};
+use crate::backoff::Backoff;
 use crate::catalog::{unix_ms, StreamEntry};
 use crate::cluster::Role;
 use crate::ffmpeg::{self, Plan, Process};
@@ -96,13 +96,7 @@ async fn acquire(sem: Arc<tokio::sync::Semaphore>, wanted: bool) -> Option<Owned
 /// Runs the task of `slot` until the stream is idle and unwanted, or the
 /// host shuts down.
 pub(super) async fn run(sup: Arc<Supervisor>, slot: Arc<Slot>) {
-    let cfg = &sup.config.ffmpeg;
-    let policy = Policy {
-        initial: Duration::from_millis(cfg.backoff_initial_ms),
-        max: Duration::from_secs(cfg.backoff_max_seconds),
-        stable: Duration::from_secs(cfg.stable_seconds),
-        min_interval: Duration::from_millis(cfg.min_spawn_interval_ms),
-    };
+    let policy = super::restart_policy(&sup.config.ffmpeg);
     let status = lock(&slot.inner).status.clone();
     let mut t = Task {
         backoff: Backoff::new(policy),

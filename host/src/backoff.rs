@@ -1,5 +1,7 @@
-//! Restart pacing of one stream: the doubling delay after failures and
-//! the minimum interval between two spawns.
+//! Retry pacing, the one kind the host uses: a delay that doubles after
+//! each failure up to a cap, starts over after a stable run, and a least
+//! interval between two tries. A stream's FFmpeg, a recorder, nginx and a
+//! provider's refresh each keep one.
 
 use std::time::{Duration, Instant};
 
