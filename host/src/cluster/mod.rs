@@ -26,6 +26,7 @@
 //! it is connected to, which runs its FFmpeg (and lists its phones).
 
 pub mod lease;
+mod placement;
 
 use crate::clock::now_ms as unix_ms;
 use crate::config::Config;
@@ -33,6 +34,7 @@ use crate::sync::lock;
 use dss_store::cluster::{Acquired, Lease, NodeRecord};
 use dss_store::{Store, StoreError};
 use lease::LeaseBook;
+use placement::Claimed;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -191,48 +193,23 @@ impl Cluster {
         if !fresh {
             return None;
         }
-        let now = view.server_now_ms;
-        let ttl = self.ttl.as_millis() as u64;
         let mine = lock(&self.book).count("stream/") as u32;
-        // Owned streams by host: the leases read (and those this host took
-        // or placed since), which are fresher than the hosts' own counts.
-        let mut leased: HashMap<&str, u32> = HashMap::new();
-        for l in view.leases.iter().filter(|l| !l.expired_at(now)) {
-            *leased.entry(l.owner.as_str()).or_default() += 1;
-        }
-        view.nodes
-            .iter()
-            .filter(|n| n.seen_ms + ttl >= now)
-            .map(|n| {
-                let seen = leased.get(n.id.as_str()).copied().unwrap_or(0);
-                let owned = if n.id == self.node_id {
-                    mine.max(seen)
-                } else {
-                    n.owned.max(seen)
-                };
-                (owned, n.id != self.node_id, n.id.clone(), n)
-            })
-            .min_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)))
-            .map(|(_, _, _, n)| n.clone())
+        placement::least_loaded(
+            &view.nodes,
+            &view.leases,
+            &self.node_id,
+            mine,
+            view.server_now_ms,
+            self.ttl.as_millis() as u64,
+        )
+        .cloned()
     }
 
     fn relay_from(&self, owner: &str, id: &str) -> Role {
         let view = lock(&self.view);
-        let ttl = self.ttl.as_millis() as u64;
-        match view.nodes.iter().find(|n| n.id == owner) {
-            // Three heartbeats missed: the owner is dead or cut off; its
-            // lease runs out soon and the stream is taken over then.
-            Some(n) if n.seen_ms + ttl / 2 < view.server_now_ms => Role::Wait(format!(
-                "host {owner} stopped answering: taking the stream over when its lease expires"
-            )),
-            Some(n) if !n.advertise_rtmp.is_empty() => Role::Relay {
-                owner: owner.to_string(),
-                from: format!("{}/{id}", n.advertise_rtmp.trim_end_matches('/')),
-            },
-            _ => Role::Wait(format!(
-                "stream is run by host {owner}, whose address is not known yet"
-            )),
-        }
+        let node = view.nodes.iter().find(|n| n.id == owner);
+        let ttl_ms = self.ttl.as_millis() as u64;
+        placement::relay_from(node, owner, id, view.server_now_ms, ttl_ms)
     }
 
     /// Decides who runs wanted stream `id`: this host when it holds or
@@ -249,33 +226,26 @@ impl Cluster {
             .unwrap_or_else(|| self.node_id.clone());
         let sent = Instant::now();
         let ttl_ms = self.ttl.as_millis() as u64;
-        match self.store.lease_acquire(&name, &target, ttl_ms).await {
-            Ok(Acquired::Held(l)) if l.owner == self.node_id => {
+        let answer = self.store.lease_acquire(&name, &target, ttl_ms).await;
+        match placement::claimed(&self.node_id, answer) {
+            Claimed::Mine(l) => {
                 lock(&self.book).acquired(&name, l.epoch, sent);
                 lock(&self.ever_owned).insert(id.to_string());
                 tracing::info!(stream = %id, epoch = l.epoch, "cluster: this host runs it");
                 Role::Owner
             }
-            Ok(Acquired::Held(l)) => {
+            Claimed::Placed(l) => {
                 tracing::info!(stream = %id, host = %l.owner, "cluster: placed on a less loaded host");
-                self.remember(l.clone());
-                self.relay_from(&l.owner, id)
+                let owner = l.owner.clone();
+                self.remember(l);
+                self.relay_from(&owner, id)
             }
-            Ok(Acquired::Busy(Some(l))) if l.owner == self.node_id => {
-                // Ours by an earlier epoch this host no longer acts on
-                // (lost in a partition, then the store came back): wait for
-                // it to expire rather than run on a stale epoch.
-                Role::Wait(format!(
-                    "this host's earlier lease (epoch {}) has not expired yet",
-                    l.epoch
-                ))
+            Claimed::Taken(l) => {
+                let owner = l.owner.clone();
+                self.remember(l);
+                self.relay_from(&owner, id)
             }
-            Ok(Acquired::Busy(Some(l))) => {
-                self.remember(l.clone());
-                self.relay_from(&l.owner, id)
-            }
-            Ok(Acquired::Busy(None)) => Role::Wait("the stream's lease is busy".into()),
-            Err(e) => Role::Wait(format!("cluster store: {e}")),
+            Claimed::Wait(why) => Role::Wait(why),
         }
     }
 

@@ -12,6 +12,7 @@
 /// request and response, `dss mobile-send`'s requests).
 pub const SECRET_HEADER: &str = "x-dss-phone-secret";
 
+mod admission;
 pub mod feed;
 pub mod frame;
 pub mod location;

@@ -16,6 +16,8 @@
 //! `forget_after_seconds`; one address may hold `max_sessions_per_address`
 //! sessions and open `max_connects_per_minute` a minute.
 
+pub use super::admission::Refused;
+use super::admission::{self, show, ConnectRate, Holder};
 use super::feed::{Feed, Track};
 use crate::catalog::{unix_ms, Catalog, Geo};
 use crate::config::Config;
@@ -51,9 +53,6 @@ const MAX_POSITIONS_PER_SECOND: u32 = 10;
 /// and ids minted for every passer-by do not pile up.
 const MAX_DEPARTED: usize = 1000;
 
-/// Longest id a phone may choose (the original's were 24 hex digits).
-const MAX_ID_LEN: usize = 64;
-
 /// A secret a phone chooses: long enough not to be guessed, short and
 /// plain enough for a header or a query.
 const SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=128;
@@ -66,40 +65,6 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(5);
 /// before a restart, or pushed out of the departed list): two small
 /// queries, so once a minute is plenty for an hour's horizon.
 const STORE_SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-/// Why a phone was not admitted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    /// `max_sessions` phones are connected.
-    #[error("{0} phones are connected ([mobile] max_sessions)")]
-    Full(usize),
-    /// The id is unusable and new phones are not admitted.
-    #[error("phone id {0:?} is not registered and [mobile] allow_unknown is false")]
-    Unknown(String),
-    /// The phone has a token and did not present it.
-    #[error("wrong or missing token for phone {0:?}")]
-    Token(String),
-    /// The instance did not list the phone in time.
-    #[error("instance {0:?} did not list the phone: {1}")]
-    NotListed(String, String),
-    /// The id is connected, and the newcomer does not hold its secret.
-    #[error("phone {0:?} is connected: taking it over needs its session secret")]
-    Taken(String),
-    /// The id left a moment ago and is kept for its phone.
-    #[error("phone {0:?} left {1} s ago and is kept for its session secret for {2} s more")]
-    Reserved(String, u64, u64),
-    /// Too many sessions from one address.
-    #[error("{0} phones are connected from this address ([mobile] max_sessions_per_address)")]
-    AddressFull(usize),
-    /// Too many connections from one address in a minute.
-    #[error(
-        "more than {0} connections a minute from this address ([mobile] max_connects_per_minute)"
-    )]
-    TooFast(u32),
-    /// A position for a phone whose secret was not presented.
-    #[error("positions of phone {0:?} need its session secret")]
-    NotOwner(String),
-}
 
 /// Why a session ended, or could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +124,7 @@ pub struct Phones {
     /// Phones that left, most recent last.
     departed: Mutex<std::collections::VecDeque<Departed>>,
     /// Connections per address in the current minute (its start, count).
-    connects: Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
+    connects: Mutex<ConnectRate>,
     permits: Arc<Semaphore>,
     next_session: AtomicU64,
     /// Connections refused (any reason).
@@ -206,7 +171,7 @@ impl Phones {
             events,
             live: Mutex::new(HashMap::new()),
             departed: Mutex::new(Default::default()),
-            connects: Mutex::new(HashMap::new()),
+            connects: Mutex::new(ConnectRate::default()),
             permits: Arc::new(Semaphore::new(max)),
             next_session: AtomicU64::new(1),
             refused: AtomicU64::new(0),
@@ -384,24 +349,9 @@ impl Phones {
             .ensure_serving(&cfg.instance)
             .await
             .map_err(|why| Refused::NotListed(cfg.instance.clone(), why))?;
-        let usable = hello
-            .id
-            .filter(|i| i.len() <= MAX_ID_LEN && crate::ids::check_key(i).is_ok());
-        let key = match usable {
-            Some(k) => k.to_string(),
-            None if cfg.allow_unknown => new_id(),
-            None => return Err(Refused::Unknown(show(hello.id.unwrap_or_default()))),
-        };
-        if !cfg.allow_unknown {
-            let listed = self
-                .catalog
-                .snapshot()
-                .streams
-                .contains_key(&self.stream_id(&key));
-            if !listed {
-                return Err(Refused::Unknown(show(&key)));
-            }
-        }
+        let catalog = self.catalog.snapshot();
+        let listed = |key: &str| catalog.streams.contains_key(&self.stream_id(key));
+        let key = admission::key_for(hello.id, cfg.allow_unknown, listed, new_id)?;
         self.check_token(&key, hello.token)?;
         self.check_claim(&key, hello)?;
         Ok((key, permit))
@@ -411,53 +361,31 @@ impl Phones {
     /// `[mobile] max_connects_per_minute`.
     fn count_connect(&self, addr: std::net::IpAddr) -> Result<(), Refused> {
         let max = self.config.mobile.max_connects_per_minute;
-        if max == 0 {
-            return Ok(());
-        }
-        let mut connects = lock(&self.connects);
-        let now = Instant::now();
-        let (start, n) = connects.entry(addr).or_insert((now, 0));
-        if now.duration_since(*start) >= Duration::from_secs(60) {
-            *start = now;
-            *n = 0;
-        }
-        *n += 1;
-        if *n > max {
-            return Err(Refused::TooFast(max));
-        }
-        Ok(())
+        lock(&self.connects).count(addr, Instant::now(), max)
     }
 
     /// Whether a newcomer may have `key`: a connected phone or one that
     /// left within the grace period is kept for the holder of its secret
     /// (or its registered token).
     fn check_claim(&self, key: &str, hello: &Credentials<'_>) -> Result<(), Refused> {
-        let proves = |secret: &str| {
-            hello
-                .secret
-                .is_some_and(|s| crate::tokens::constant_time_eq(s.as_bytes(), secret.as_bytes()))
-                || self.token_proves(key, hello.token)
-        };
-        if let Some(l) = lock(&self.live).get(key) {
-            return if proves(&l.secret) {
-                Ok(())
-            } else {
-                Err(Refused::Taken(show(key)))
-            };
-        }
         let grace = Duration::from_secs(self.config.mobile.reconnect_grace_seconds);
-        let departed = lock(&self.departed);
-        match departed.iter().rev().find(|d| d.key == key) {
-            Some(d) if d.left.elapsed() < grace && !proves(&d.secret) => {
-                let ago = d.left.elapsed().as_secs();
-                Err(Refused::Reserved(
-                    show(key),
-                    ago,
-                    grace.as_secs().saturating_sub(ago).max(1),
-                ))
-            }
-            _ => Ok(()),
-        }
+        let token_proves = self.token_proves(key, hello.token);
+        // One lock at a time: the secrets are copied out.
+        let live = lock(&self.live).get(key).map(|l| l.secret.clone());
+        let departed = match live {
+            Some(_) => None,
+            None => lock(&self.departed)
+                .iter()
+                .rev()
+                .find(|d| d.key == key)
+                .map(|d| (d.secret.clone(), d.left.elapsed())),
+        };
+        let holder = match (&live, &departed) {
+            (Some(secret), _) => Holder::Connected(secret),
+            (None, Some((secret, ago))) => Holder::Departed(secret, *ago),
+            (None, None) => Holder::Free,
+        };
+        admission::check_claim(key, holder, hello.secret, token_proves, grace)
     }
 
     /// Whether `token` is phone `key`'s registered token (the instance
@@ -492,16 +420,10 @@ impl Phones {
 
     /// Checks the token phone `key` presents, if its instance sets one.
     pub fn check_token(&self, key: &str, token: Option<&str>) -> Result<(), Refused> {
-        let wanted =
+        let registered =
             self.providers
                 .config_entry_field(&self.config.mobile.instance, "phones", key, "token");
-        if let Some(t) = wanted {
-            let given = token.unwrap_or_default();
-            if !crate::tokens::constant_time_eq(t.as_bytes(), given.as_bytes()) {
-                return Err(Refused::Token(show(key)));
-            }
-        }
-        Ok(())
+        admission::check_token(key, registered.as_deref(), token)
     }
 
     /// Every few seconds: forgets anonymous phones that left more than
@@ -512,7 +434,7 @@ impl Phones {
         let mut swept: Option<Instant> = None;
         loop {
             tokio::time::sleep(MAINTAIN_EVERY).await;
-            lock(&self.connects).retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+            lock(&self.connects).expire(Instant::now());
             let forget = self.config.mobile.forget_after_seconds;
             if forget == 0 {
                 continue;
@@ -778,11 +700,6 @@ fn usable_secret(s: &str) -> bool {
 /// A new phone's id: 24 hex digits, like the original's ObjectIds.
 fn new_id() -> String {
     crate::ids::unguessable_hex(12)
-}
-
-/// At most 64 characters of untrusted text, for a log line.
-fn show(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 /// One connected phone.
