@@ -170,7 +170,14 @@ impl<Op: Send + Sync + 'static> Queue<Op> {
             limit,
             limit_bytes,
         });
-        tokio::spawn(run(sink, shared.clone(), op_timeout, retry_max));
+        let worker = Worker {
+            sink,
+            shared: shared.clone(),
+            op_timeout,
+            retry_max,
+            backoff: MIN_BACKOFF,
+        };
+        tokio::spawn(worker.run());
         Queue { shared }
     }
 
@@ -290,193 +297,246 @@ async fn timed<F: std::future::Future<Output = Result<(), Failure>>>(
 }
 
 /// The worker: applies queued writes in order, probing while degraded.
-async fn run<S: Sink>(
+struct Worker<S: Sink> {
     sink: Arc<S>,
     shared: Arc<Shared<S::Op>>,
     op_timeout: Duration,
     retry_max: Duration,
-) {
-    let mut backoff = MIN_BACKOFF;
-    loop {
-        let (probe, entry) = {
-            let mut st = shared.lock();
-            if st.closed && (st.items.is_empty() || st.degraded.is_some()) {
-                if !st.items.is_empty() {
-                    tracing::error!(
-                        store = %shared.target,
-                        lost = st.items.len(),
-                        reason = st.degraded.as_deref().unwrap_or(""),
-                        "store closed while degraded: queued writes dropped"
-                    );
-                }
-                return;
-            }
-            let probe = !st.connected || (st.degraded.is_some() && st.items.is_empty());
-            let entry = if probe { None } else { st.items.pop_front() };
-            if entry.is_some() {
-                st.in_flight = true;
-            }
-            (probe, entry)
-        };
+    /// The pause after the next failure: [`MIN_BACKOFF`] after a success,
+    /// doubling up to `retry_max`.
+    backoff: Duration,
+}
 
-        if probe {
-            match timed(op_timeout, sink.probe()).await {
-                Ok(()) => {
-                    let mut st = shared.lock();
-                    st.connected = true;
-                    if st.items.is_empty() {
-                        st.degraded = None;
-                    }
-                    shared.publish(&st);
-                    backoff = MIN_BACKOFF;
-                }
-                Err(Failure::Permanent(e)) => {
-                    // The database answered: it is reachable. Whatever it
-                    // refused (say, an index) must not stop the store.
-                    tracing::error!(store = %shared.target, error = %e, "store preparation failed");
-                    let mut st = shared.lock();
-                    st.connected = true;
-                    if st.items.is_empty() {
-                        st.degraded = None;
-                    }
-                    shared.publish(&st);
-                }
-                Err(Failure::Auth(detail)) => {
-                    degrade_auth(&shared, shared.auth_error(detail).to_string());
-                    pause(&mut backoff, retry_max).await;
-                }
-                Err(Failure::Transient(reason)) => {
-                    {
-                        let mut st = shared.lock();
-                        if st.degraded.is_none() {
-                            tracing::warn!(store = %shared.target, %reason, "store degraded");
-                        }
-                        st.degraded = Some(reason);
-                        shared.publish(&st);
-                    }
-                    pause(&mut backoff, retry_max).await;
-                }
-            }
-            continue;
-        }
+/// What the worker does next.
+enum Step<Op> {
+    /// Check that the database answers: not connected yet, or degraded
+    /// with nothing queued.
+    Probe,
+    /// Apply this write, taken from the queue (now in flight).
+    Apply(Entry<Op>),
+    /// Nothing to do until a write arrives, a read reports trouble, or the
+    /// store closes.
+    Wait,
+}
 
-        let Some(mut entry) = entry else {
-            // Nothing to do until a write arrives, a read reports trouble,
-            // or the store closes.
-            shared.wake.notified().await;
-            continue;
-        };
-
-        match timed(op_timeout, sink.apply(&entry.op)).await {
-            Ok(()) => {
-                let mut st = shared.lock();
-                st.in_flight = false;
-                st.bytes -= entry.bytes;
-                if st.items.is_empty() && st.degraded.take().is_some() {
-                    tracing::info!(store = %shared.target, "store healthy again: queued writes applied");
-                }
-                shared.publish(&st);
-                drop(st);
-                if let Some(w) = entry.waiter.take() {
-                    // The caller may have gone away; the write is done anyway.
-                    let _ = w.send(Ok(()));
-                }
-                backoff = MIN_BACKOFF;
-            }
-            Err(Failure::Permanent(err)) => {
-                if let Some(w) = entry.waiter.take() {
-                    // Not acknowledged yet: the caller gets the refusal.
-                    settle(&shared, entry.bytes, None);
-                    let _ = w.send(Err(err));
-                    continue;
-                }
-                entry.refusals += 1;
-                let what = sink.describe(&entry.op);
-                if entry.refusals < REFUSAL_TRIES {
-                    tracing::warn!(
-                        store = %shared.target,
-                        write = %what,
-                        error = %err,
-                        tries = entry.refusals,
-                        "the database refused an acknowledged write: trying it again"
-                    );
-                    {
-                        let mut st = shared.lock();
-                        st.in_flight = false;
-                        st.items.push_front(entry);
-                        shared.publish(&st);
-                    }
-                    pause(&mut backoff, retry_max).await;
-                } else {
-                    // Acknowledged, so the caller cannot be told: the loss
-                    // is logged and stays in the store's health.
-                    tracing::error!(
-                        store = %shared.target,
-                        write = %what,
-                        error = %err,
-                        tries = entry.refusals,
-                        "the database refused an acknowledged write every time: the write is LOST \
-                         (counted in the store's health as refused_writes)"
-                    );
-                    settle(&shared, entry.bytes, Some(format!("{what}: {err}")));
-                }
-            }
-            Err(Failure::Auth(detail)) => {
-                let reason = shared.auth_error(detail.clone()).to_string();
-                let mut refused = Vec::new();
-                {
-                    let mut guard = shared.lock();
-                    let st = &mut *guard;
-                    st.in_flight = false;
-                    // Writes made while the store was healthy wait for their
-                    // outcome: they get the error and leave the queue. The
-                    // acknowledged ones stay, in order, for later.
-                    let mut kept = VecDeque::with_capacity(st.items.len() + 1);
-                    for mut e in std::iter::once(entry).chain(st.items.drain(..)) {
-                        match e.waiter.take() {
-                            Some(w) => {
-                                st.bytes -= e.bytes;
-                                refused.push(w);
-                            }
-                            None => kept.push_back(e),
-                        }
-                    }
-                    st.items = kept;
-                    shared.publish(st);
-                }
-                degrade_auth(&shared, reason);
-                for w in refused {
-                    let _ = w.send(Err(shared.auth_error(detail.clone())));
-                }
-                pause(&mut backoff, retry_max).await;
-            }
-            Err(Failure::Transient(reason)) => {
-                let mut waiters: Vec<_> = entry.waiter.take().into_iter().collect();
-                {
-                    let mut st = shared.lock();
-                    if st.degraded.is_none() {
-                        tracing::warn!(store = %shared.target, %reason, "store degraded: writes queued");
-                    }
-                    st.degraded = Some(reason);
-                    st.in_flight = false;
-                    waiters.extend(st.items.iter_mut().filter_map(|e| e.waiter.take()));
-                    st.items.push_front(entry);
-                    shared.publish(&st);
-                }
-                // Kept in the queue: acknowledged.
-                for w in waiters {
-                    let _ = w.send(Ok(()));
-                }
-                pause(&mut backoff, retry_max).await;
+impl<S: Sink> Worker<S> {
+    /// Runs until the store closes (and its queue is empty, or the
+    /// database unreachable).
+    async fn run(mut self) {
+        while let Some(step) = self.next_step() {
+            match step {
+                Step::Probe => self.probe().await,
+                Step::Apply(entry) => self.apply(entry).await,
+                Step::Wait => self.shared.wake.notified().await,
             }
         }
     }
+
+    /// The next step; `None` once the store is closed and nothing queued
+    /// can land (queued writes left then are logged as lost).
+    fn next_step(&self) -> Option<Step<S::Op>> {
+        let mut st = self.shared.lock();
+        if st.closed && (st.items.is_empty() || st.degraded.is_some()) {
+            if !st.items.is_empty() {
+                tracing::error!(
+                    store = %self.shared.target,
+                    lost = st.items.len(),
+                    reason = st.degraded.as_deref().unwrap_or(""),
+                    "store closed while degraded: queued writes dropped"
+                );
+            }
+            return None;
+        }
+        if !st.connected || (st.degraded.is_some() && st.items.is_empty()) {
+            return Some(Step::Probe);
+        }
+        match st.items.pop_front() {
+            Some(entry) => {
+                st.in_flight = true;
+                Some(Step::Apply(entry))
+            }
+            None => Some(Step::Wait),
+        }
+    }
+
+    /// Probes the database: connected (and healthy when nothing is
+    /// queued) once it answers, else degraded until a later probe.
+    async fn probe(&mut self) {
+        let shared = &*self.shared;
+        match timed(self.op_timeout, self.sink.probe()).await {
+            Ok(()) => {
+                answered(shared);
+                self.backoff = MIN_BACKOFF;
+            }
+            Err(Failure::Permanent(e)) => {
+                // The database answered: it is reachable. Whatever it
+                // refused (say, an index) must not stop the store.
+                tracing::error!(store = %shared.target, error = %e, "store preparation failed");
+                answered(shared);
+            }
+            Err(Failure::Auth(detail)) => {
+                degrade_auth(shared, shared.auth_error(detail).to_string());
+                self.pause().await;
+            }
+            Err(Failure::Transient(reason)) => {
+                {
+                    let mut st = shared.lock();
+                    if st.degraded.is_none() {
+                        tracing::warn!(store = %shared.target, %reason, "store degraded");
+                    }
+                    st.degraded = Some(reason);
+                    shared.publish(&st);
+                }
+                self.pause().await;
+            }
+        }
+    }
+
+    /// Applies the write in flight and settles its outcome.
+    async fn apply(&mut self, entry: Entry<S::Op>) {
+        match timed(self.op_timeout, self.sink.apply(&entry.op)).await {
+            Ok(()) => self.applied(entry),
+            Err(Failure::Permanent(err)) => self.refused(entry, err).await,
+            Err(Failure::Auth(detail)) => self.auth_refused(entry, detail).await,
+            Err(Failure::Transient(reason)) => self.unreachable(entry, reason).await,
+        }
+    }
+
+    /// The write landed: its caller (if waiting) is told; an emptied queue
+    /// is healthy again.
+    fn applied(&mut self, mut entry: Entry<S::Op>) {
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        st.in_flight = false;
+        st.bytes -= entry.bytes;
+        if st.items.is_empty() && st.degraded.take().is_some() {
+            tracing::info!(store = %shared.target, "store healthy again: queued writes applied");
+        }
+        shared.publish(&st);
+        drop(st);
+        if let Some(w) = entry.waiter.take() {
+            // The caller may have gone away; the write is done anyway.
+            let _ = w.send(Ok(()));
+        }
+        self.backoff = MIN_BACKOFF;
+    }
+
+    /// The database refused the write: a waiting caller gets the refusal;
+    /// an acknowledged write is tried again [`REFUSAL_TRIES`] times in all,
+    /// then dropped, logged and counted.
+    async fn refused(&mut self, mut entry: Entry<S::Op>, err: StoreError) {
+        let shared = &*self.shared;
+        if let Some(w) = entry.waiter.take() {
+            // Not acknowledged yet: the caller gets the refusal.
+            settle(shared, entry.bytes, None);
+            let _ = w.send(Err(err));
+            return;
+        }
+        entry.refusals += 1;
+        let what = self.sink.describe(&entry.op);
+        if entry.refusals < REFUSAL_TRIES {
+            tracing::warn!(
+                store = %shared.target,
+                write = %what,
+                error = %err,
+                tries = entry.refusals,
+                "the database refused an acknowledged write: trying it again"
+            );
+            {
+                let mut st = shared.lock();
+                st.in_flight = false;
+                st.items.push_front(entry);
+                shared.publish(&st);
+            }
+            self.pause().await;
+        } else {
+            // Acknowledged, so the caller cannot be told: the loss
+            // is logged and stays in the store's health.
+            tracing::error!(
+                store = %shared.target,
+                write = %what,
+                error = %err,
+                tries = entry.refusals,
+                "the database refused an acknowledged write every time: the write is LOST \
+                 (counted in the store's health as refused_writes)"
+            );
+            settle(shared, entry.bytes, Some(format!("{what}: {err}")));
+        }
+    }
+
+    /// The database refused the credentials: writes whose callers wait get
+    /// the error and leave the queue; acknowledged ones stay, in order, and
+    /// the store degrades until they land.
+    async fn auth_refused(&mut self, entry: Entry<S::Op>, detail: String) {
+        let shared = &*self.shared;
+        let reason = shared.auth_error(detail.clone()).to_string();
+        let mut refused = Vec::new();
+        {
+            let mut guard = shared.lock();
+            let st = &mut *guard;
+            st.in_flight = false;
+            // Writes made while the store was healthy wait for their
+            // outcome: they get the error and leave the queue. The
+            // acknowledged ones stay, in order, for later.
+            let mut kept = VecDeque::with_capacity(st.items.len() + 1);
+            for mut e in std::iter::once(entry).chain(st.items.drain(..)) {
+                match e.waiter.take() {
+                    Some(w) => {
+                        st.bytes -= e.bytes;
+                        refused.push(w);
+                    }
+                    None => kept.push_back(e),
+                }
+            }
+            st.items = kept;
+            shared.publish(st);
+        }
+        degrade_auth(shared, reason);
+        for w in refused {
+            let _ = w.send(Err(shared.auth_error(detail.clone())));
+        }
+        self.pause().await;
+    }
+
+    /// The database did not answer: the store degrades, the write goes back
+    /// to the head of the queue, and every waiting caller is acknowledged.
+    async fn unreachable(&mut self, mut entry: Entry<S::Op>, reason: String) {
+        let shared = &*self.shared;
+        let mut waiters: Vec<_> = entry.waiter.take().into_iter().collect();
+        {
+            let mut st = shared.lock();
+            if st.degraded.is_none() {
+                tracing::warn!(store = %shared.target, %reason, "store degraded: writes queued");
+            }
+            st.degraded = Some(reason);
+            st.in_flight = false;
+            waiters.extend(st.items.iter_mut().filter_map(|e| e.waiter.take()));
+            st.items.push_front(entry);
+            shared.publish(&st);
+        }
+        // Kept in the queue: acknowledged.
+        for w in waiters {
+            let _ = w.send(Ok(()));
+        }
+        self.pause().await;
+    }
+
+    /// Sleeps the current backoff, then doubles it up to `retry_max`.
+    async fn pause(&mut self) {
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(self.retry_max);
+    }
 }
 
-/// Sleeps the current backoff, then doubles it up to `retry_max`.
-async fn pause(backoff: &mut Duration, retry_max: Duration) {
-    tokio::time::sleep(*backoff).await;
-    *backoff = (*backoff * 2).min(retry_max);
+/// A probe got an answer: the database is reachable, and healthy again
+/// when nothing is queued.
+fn answered<Op>(shared: &Shared<Op>) {
+    let mut st = shared.lock();
+    st.connected = true;
+    if st.items.is_empty() {
+        st.degraded = None;
+    }
+    shared.publish(&st);
 }
 
 /// The write in flight is done with (refused, or given up with `lost` as

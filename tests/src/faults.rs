@@ -3,14 +3,13 @@
 //! them): FFmpeg, nginx and the host killed over and over, a storm of
 //! start/stop commands, malformed callbacks.
 
+use crate::timeout::T30 as T;
 use crate::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const T: Duration = Duration::from_secs(30);
 
 /// A host on real nginx with one test-pattern stream `cam-a`, quick
 /// lifecycle timings and the given extra `[ffmpeg]` lines.

@@ -3,10 +3,8 @@
 //! from anyone, and oversized WebSocket messages are refused with their
 //! reason, and nothing else stops.
 
+use dss_e2e::timeout::T30 as T;
 use dss_e2e::*;
-use std::time::Duration;
-
-const T: Duration = Duration::from_secs(30);
 
 /// A static-list instance of lavfi streams with `output` options.
 fn lavfi_instance(streams: &[(&str, &str)], output: &str) -> String {

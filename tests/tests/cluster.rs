@@ -13,11 +13,6 @@ use std::time::{Duration, Instant};
 /// The demo's lease, and what the takeover may take beyond it.
 const LEASE: u64 = 10;
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The running demo; stopped (SIGTERM, as an operator's Ctrl-C) on drop.
 struct Demo {
     child: Child,

@@ -4,14 +4,7 @@
 //!
 //! One test at a time (a lock): each runs nginx and FFmpeg encoders.
 
-use dss_e2e::faults;
-use std::sync::Mutex;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+use dss_e2e::{faults, serial};
 
 #[test]
 fn ffmpeg_killed_100_times_is_restarted_100_times_without_orphans() {

@@ -6,19 +6,11 @@
 //!
 //! The tests run one at a time (a lock): each runs nginx and FFmpeg.
 
+use dss_e2e::timeout::T20 as T;
 use dss_e2e::*;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-const T: Duration = Duration::from_secs(20);
 
 fn json_at(host: &Host, path: &str) -> Value {
     let r = host.get(path);

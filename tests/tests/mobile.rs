@@ -3,10 +3,9 @@
 //! instance is the shipped `mobile-ts` provider.
 
 use dss_e2e::faults::Rng;
+use dss_e2e::timeout::T40 as T;
 use dss_e2e::*;
 use std::time::Duration;
-
-const T: Duration = Duration::from_secs(40);
 
 /// The fuzz test runs alone (its 8 client threads would starve the other
 /// tests' video on two cores); the others share.

@@ -6,17 +6,9 @@
 //! encoders, and two cores shared by several would make the timings
 //! these lifecycles depend on meaningless.
 
+use dss_e2e::timeout::T20 as T;
 use dss_e2e::*;
-use std::sync::Mutex;
 use std::time::Duration;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-const T: Duration = Duration::from_secs(20);
 
 fn setup(grace: u64) -> Setup {
     let mut s = Setup::new();

@@ -6,12 +6,10 @@
 //! errors, nothing fetched from outside) and saves screenshots under
 //! `target/browser/`.
 
+use dss_e2e::timeout::T30 as T;
 use dss_e2e::*;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
-
-const T: Duration = Duration::from_secs(30);
 
 #[test]
 fn the_page_shows_plays_and_follows_the_demo_in_a_real_browser() {

@@ -3,10 +3,9 @@
 //! everything is in; a second start compiles nothing; the compile cache
 //! stays bounded.
 
+use dss_e2e::timeout::T60 as T;
 use dss_e2e::*;
 use std::time::{Duration, Instant};
-
-const T: Duration = Duration::from_secs(60);
 
 /// The JavaScript provider (a 10 s compile on two cores) beside the phones
 /// and a test pattern, on a fresh compile cache.

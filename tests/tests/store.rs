@@ -3,10 +3,9 @@
 //! embedded SQLite store and on MongoDB (CongoDB in CI), and a MongoDB
 //! outage that leaves streaming alone.
 
+use dss_e2e::timeout::T20 as T;
 use dss_e2e::*;
 use std::time::Duration;
-
-const T: Duration = Duration::from_secs(20);
 
 const FEED: &str = r#"[{"id": "bridge", "name": "Bridge", "lat": -22.1, "lon": -43.5},
                       {"id": "port", "name": "Port"}]"#;

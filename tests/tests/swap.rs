@@ -1,14 +1,11 @@
 //! Hot swap: modules and instances replaced, broken or removed at run
 //! time, with no restart, while streams play and clients read the API.
 
+use dss_e2e::timeout::T20 as T;
 use dss_e2e::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-const T: Duration = Duration::from_secs(20);
 
 fn name_of(host: &Host, id: &str) -> String {
     host.stream(id)["name"]
@@ -19,7 +16,7 @@ fn name_of(host: &Host, id: &str) -> String {
 
 #[test]
 fn twenty_swaps_under_load_keep_the_watched_stream_and_every_request() {
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _g = serial();
     let mut s = Setup::new();
     s.with_nginx(30);
     s.install_module("versioned", &fixture("versioned-one"));
@@ -97,7 +94,7 @@ fn twenty_swaps_under_load_keep_the_watched_stream_and_every_request() {
 
 #[test]
 fn a_broken_update_keeps_the_previous_version_serving() {
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _g = serial();
     let s = Setup::new();
     s.install_module("versioned", &fixture("versioned-one"));
     s.instance("cam", "module = \"versioned\"\n[config]\nkeys = [\"a\"]\n");
@@ -181,7 +178,7 @@ fn a_broken_update_keeps_the_previous_version_serving() {
 
 #[test]
 fn removing_an_instance_stops_its_streams_after_the_grace_period() {
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _g = serial();
     let mut s = Setup::new();
     s.with_nginx(2);
     s.install_module("versioned", &fixture("versioned-one"));

@@ -3,12 +3,10 @@
 //! surface or nginx's own endpoints, whatever address it comes from; the
 //! files that hold secrets are private.
 
+use dss_e2e::timeout::T30 as T;
 use dss_e2e::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::Duration;
-
-const T: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_camera_s_redirect_followed_by_ffmpeg_never_reaches_an_admin_action() {
