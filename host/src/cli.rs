@@ -233,13 +233,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn mobile_send(args: MobileSendArgs) -> anyhow::Result<()> {
-    use crate::mobile::{route, send};
+    use crate::mobile::route;
+    use crate::sender;
     let route = match (&args.route, &args.gpx) {
         (Some(r), _) => route::Route::follow(route::parse_waypoints(r)?, args.speed)?,
         (None, Some(gpx)) => route::Route::steps(route::read_gpx(gpx)?)?,
         (None, None) => route::Route::default_loop(args.speed)?,
     };
-    let mut opts = send::SendOptions::new(send::Input::from_arg(args.file), route);
+    let mut opts = sender::SendOptions::new(sender::Input::from_arg(args.file), route);
     opts.server = args.server;
     opts.id = args.id;
     opts.token = args.token;
@@ -255,7 +256,7 @@ async fn mobile_send(args: MobileSendArgs) -> anyhow::Result<()> {
             std::future::pending::<()>().await;
         }
     };
-    let report = send::run(&opts, &mut std::io::stdout(), ctrl_c).await;
+    let report = sender::run(&opts, &mut std::io::stdout(), ctrl_c).await;
     report.end.map(|_| ()).map_err(Into::into)
 }
 

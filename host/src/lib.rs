@@ -5,7 +5,8 @@
 //! [`providers`]) fill the [`catalog`]; the [`supervisor`] runs FFmpeg
 //! ([`ffmpeg`]) on demand into nginx-rtmp ([`nginx`]) as viewers arrive
 //! through the callbacks ([`hooks`]); the HTTP [`api`] serves it all.
-//! Phones push their streams and positions through the [`mobile`] ingest.
+//! Phones push their streams and positions through the [`mobile`] ingest;
+//! [`sender`] is the reference phone (`dss mobile-send`), a client of it.
 //! Around a stream: its [`stats`], [`thumbnail`]s and recording ([`record`]).
 #![deny(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod providers;
 pub mod record;
 pub mod scaffold;
 pub mod secrets;
+pub mod sender;
 pub mod server;
 pub mod stats;
 pub mod supervisor;

@@ -3,15 +3,15 @@
 //! * [`policy`] owns the one allow-list: it turns a stream's source and
 //!   options into a [`Plan`] (or a [`Refusal`] saying why not) when the
 //!   stream is listed, and checks the source's addresses before each start.
+//!   Its filter graphs part ([`policy::lavfi`]) parses `-f lavfi` sources
+//!   and `-vf`/`-af` and allows only test sources and light processing
+//!   filters.
 //! * [`bounds`] the largest picture and fastest rate anything may ask for.
-//! * [`lavfi`] parses filter graphs (`-f lavfi` sources, `-vf`/`-af`) and
-//!   allows only test sources and light processing filters.
 //! * [`process`] spawns FFmpeg from a plan's argv (never through a shell)
 //!   with no environment, in an empty directory of its own, in its own
 //!   process group with a parent-death signal, and watches its output.
 
 pub mod bounds;
-pub mod lavfi;
 pub mod policy;
 pub mod process;
 

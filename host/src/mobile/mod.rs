@@ -4,8 +4,9 @@
 //! ([`tcp`]) and the HTTP ingest ([`http`]) admit phones into [`session`]s, which feed each phone's
 //! tracks to FFmpeg through FIFOs ([`feed`]) and its positions through the
 //! `mobile-ts` instance to the store, the catalog and the events. The
-//! reference sender `dss mobile-send` ([`send`], following a [`route`])
-//! speaks the same protocol. The original's WebSocket of positions is
+//! reference sender `dss mobile-send` (the top-level `sender` module, a
+//! client this module knows nothing of) speaks the same protocol and
+//! follows a [`route`]. The original's WebSocket of positions is
 //! [`location`].
 
 /// The HTTP header of a phone's session secret (the HTTP ingest's
@@ -17,7 +18,6 @@ pub mod feed;
 pub mod frame;
 pub mod location;
 pub mod route;
-pub mod send;
 pub mod session;
 pub mod tcp;
 

@@ -24,7 +24,7 @@
 //! filter; so are `/key=PATH` options (FFmpeg 6.1+ reads the value from
 //! PATH).
 
-use super::policy::show;
+use super::show;
 
 /// Longest graph accepted, in bytes: the demo graphs are ~30 bytes and a
 /// real `-vf` chain a few hundred.
@@ -40,7 +40,7 @@ const BLANKS: &[u8] = b" \n\t\r";
 /// with no file, device or network access. `life` and `cellauto` are left
 /// out (they read a pattern file), as are `movie`/`amovie` (any file or
 /// URL), `flite` (a text file) and `allrgb`/`allyuv` (4096x4096 pictures,
-/// above the bounds of [`super::bounds`]).
+/// above the bounds of [`crate::ffmpeg::bounds`]).
 #[rustfmt::skip]
 pub const SOURCES: &[&str] = &[
     "testsrc", "testsrc2", "smptebars", "smptehdbars", "rgbtestsrc", "yuvtestsrc", "mandelbrot",
@@ -234,10 +234,10 @@ fn bounded_options(filter: &str) -> &'static [(&'static [&'static str], usize, B
 }
 
 /// Checks the sizes and rates a filter asks for against
-/// [`super::bounds`]: a test pattern of 16000x16000 at 1000 frames a
+/// [`crate::ffmpeg::bounds`]: a test pattern of 16000x16000 at 1000 frames a
 /// second, or a scale to it, is refused like any other out-of-range value.
 fn check_bounds(f: &Filter) -> Result<(), String> {
-    use super::bounds;
+    use crate::ffmpeg::bounds;
     let options = bounded_options(&f.name);
     let mut position = 0;
     for (key, value) in &f.args {
