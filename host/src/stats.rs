@@ -238,7 +238,9 @@ impl Stats {
                     e.totals.merge_earlier(saved);
                     n += 1;
                 }
-                Err(e) => tracing::warn!(stream = %s.stream_id, "stats snapshot skipped: {e}"),
+                Err(e) => {
+                    tracing::warn!(stream = %s.stream_id, error = %e, "stats snapshot skipped")
+                }
             }
         }
         n
@@ -355,7 +357,7 @@ impl Stats {
                     taken_ms,
                     data,
                 }),
-                Err(err) => tracing::warn!(stream = %id, "stats not saved: {err}"),
+                Err(err) => tracing::warn!(stream = %id, error = %err, "stats not saved"),
             }
         }
         out.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
@@ -396,7 +398,7 @@ impl Stats {
         }
         let n = changed.len();
         if let Err(e) = store.put_stats(changed).await {
-            tracing::warn!(streams = n, "statistics not saved: {e}");
+            tracing::warn!(streams = n, error = %e, "statistics not saved");
         }
     }
 }
@@ -436,7 +438,7 @@ pub async fn save_loop(stats: Arc<Stats>, store: Arc<dyn Store>, interval: Durat
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 break;
             }
-            Err(e) => tracing::warn!("statistics not restored yet (retrying): {e}"),
+            Err(e) => tracing::warn!(error = %e, "statistics not restored yet (retrying)"),
         }
         tick.tick().await;
     }

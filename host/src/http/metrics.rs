@@ -224,7 +224,7 @@ pub async fn render(st: &AppState) -> String {
 
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {
-        tracing::error!("metrics encoding failed: {e}");
+        tracing::error!(error = %e, "metrics encoding failed");
     }
     out
 }

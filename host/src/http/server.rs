@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service;
+use tracing::Instrument;
 
 /// A client must send a request's headers within this time (slow-header
 /// clients would otherwise hold connections forever); nginx sends them
@@ -70,16 +71,26 @@ pub async fn serve(
                 req.uri().query(),
                 &state.callback_secret,
             );
+            // One span per request: what a handler logs says which request
+            // it served (the path only: queries may carry secrets).
+            let span =
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path());
             if let Some(route) = crate::http::hooks::callback_route(&req) {
                 let (state, body) = (state.clone(), req.into_body());
-                return Either::Left(async move {
-                    Ok(crate::http::hooks::fast_callback(state, peer, caller, route, body).await)
-                });
+                return Either::Left(
+                    async move {
+                        Ok(
+                            crate::http::hooks::fast_callback(state, peer, caller, route, body)
+                                .await,
+                        )
+                    }
+                    .instrument(span),
+                );
             }
             let mut req = req.map(axum::body::Body::new);
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(caller);
-            Either::Right(router.clone().call(req))
+            Either::Right(router.clone().call(req).instrument(span))
         });
         let conn = http
             .serve_connection(TokioIo::new(CloseOnDrop(socket)), service)

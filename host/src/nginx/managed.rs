@@ -374,7 +374,7 @@ async fn supervise(
                 }
             }
             Err(e) => {
-                tracing::error!("{e}");
+                tracing::error!(error = %e, "nginx not restarted");
                 child = None;
                 pid.store(0, Ordering::SeqCst);
             }

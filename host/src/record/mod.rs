@@ -312,7 +312,7 @@ impl Recorder {
                     }
                     let last = proc.final_log_tail(3).await.join(" | ");
                     let why = format!("{why}: {last}");
-                    tracing::warn!(stream = %id, retry_in = ?delay, "{why}");
+                    tracing::warn!(stream = %id, retry_in = ?delay, error = %why, "recorder failed");
                     if let Some(r) = lock(&me.recs).get_mut(&id) {
                         r.last_error = Some(why);
                     }

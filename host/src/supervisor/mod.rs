@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify, Semaphore};
+use tracing::Instrument;
 pub use wanted::Wanted;
 
 /// Lines of FFmpeg stderr shown by the API.
@@ -343,7 +344,10 @@ impl Supervisor {
         self.viewers_changed(slot, &inner, viewers);
         let mut wake = before != inner.wanted.level();
         if inner.task.is_none() && !self.stopping.load(Ordering::SeqCst) {
-            inner.task = Some(tokio::spawn(task::run(self.clone(), slot.clone())));
+            // One span per stream task: what it logs says which stream.
+            let span = tracing::info_span!("stream", id = %slot.id);
+            let task = task::run(self.clone(), slot.clone()).instrument(span);
+            inner.task = Some(tokio::spawn(task));
             wake = true;
         }
         drop(inner);

@@ -390,7 +390,7 @@ impl Task {
             },
             Action::ClusterWait(reason) => {
                 if self.status.last_error.as_deref() != Some(reason.as_str()) {
-                    tracing::info!(stream = %self.slot.id, "cluster: {reason}");
+                    tracing::info!(stream = %self.slot.id, %reason, "cluster: waiting");
                 }
                 self.status.last_error = Some(reason);
                 self.set_state(State::Backoff);
@@ -557,7 +557,7 @@ impl Task {
     }
 
     fn refuse(&mut self, entry: Arc<StreamEntry>, reason: String) {
-        tracing::warn!(stream = %self.slot.id, "refused: {reason}");
+        tracing::warn!(stream = %self.slot.id, %reason, "refused by the FFmpeg policy");
         lock(&self.slot.inner).refused = Some((entry, reason.clone()));
         self.status.last_error = Some(reason);
         self.backoff.cancel();
@@ -624,7 +624,7 @@ impl Task {
     fn fail(&mut self, message: String, now: Instant, live: Option<Duration>) {
         let delay = self.backoff.fail(live, now);
         self.sup.stats.crash(&self.slot.id, now);
-        tracing::warn!(stream = %self.slot.id, retry_in = ?delay, "{message}");
+        tracing::warn!(stream = %self.slot.id, retry_in = ?delay, error = %message, "ffmpeg failed");
         self.status.last_error = Some(message);
         self.set_state(State::Backoff);
     }
@@ -662,7 +662,7 @@ impl Task {
             let delay = self.backoff.fail(live, now);
             self.sup.stats.crash(&self.slot.id, now);
             let message = format!("ffmpeg exited ({code}): {last}");
-            tracing::warn!(stream = %self.slot.id, retry_in = ?delay, "{message}");
+            tracing::warn!(stream = %self.slot.id, retry_in = ?delay, error = %message, "ffmpeg failed");
             self.status.last_error = Some(message);
             self.set_state(State::Backoff);
         } else {

@@ -182,7 +182,7 @@ async fn track(
     match st.store.track(&id, q.since).await {
         Ok(points) => Json(json!({ "id": id, "points": points })).into_response(),
         Err(e) => {
-            tracing::warn!(stream = %id, "cannot read the track: {e}");
+            tracing::warn!(stream = %id, error = %e, "cannot read the track");
             ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the store cannot answer".into(),
