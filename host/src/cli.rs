@@ -381,24 +381,7 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
     let with_config = instance.is_some();
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let module = ProviderModule::load(&engine, &file, &limits)?;
-        println!("{}", file.display());
-        println!(
-            "  provider {} {} — {}",
-            module.info.name, module.info.version, module.info.description
-        );
-        println!(
-            "  interface dss:provider@{}, sha256 {}",
-            module.interface_version, module.hash
-        );
-        println!(
-            "  limits: {} ms guest time, {} MiB memory, {} streams, {} http-get of {} bytes / {} ms",
-            limits.call_timeout_ms,
-            limits.memory_mib,
-            limits.max_streams,
-            limits.http_max_requests,
-            limits.http_max_body,
-            limits.http_timeout_ms
-        );
+        print_module(&file, &module, &limits);
         let info = match module.init(&grant, &config_json) {
             Ok((info, r)) => {
                 print_report("init", &r);
@@ -428,46 +411,78 @@ async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow:
         let (entries, warnings) =
             crate::providers::check_streams(&id, streams, &options, &grant.limits);
         let entries = entries.map_err(|e| anyhow::anyhow!("listing refused: {e}"))?;
-        println!("  {} streams:", entries.len());
-        for e in entries.iter().take(50) {
-            let geo = e
-                .geo
-                .map(|g| format!(" @{:.5},{:.5}", g.lat, g.lon))
-                .unwrap_or_default();
-            println!(
-                "    {:<24} {:<28} {}{}{}",
-                e.id,
-                e.name,
-                e.source,
-                geo,
-                if e.online { "" } else { " (offline)" }
-            );
-        }
-        if entries.len() > 50 {
-            println!("    ... {} more", entries.len() - 50);
-        }
-        for w in warnings {
-            println!("  warning: {w}");
-        }
-        let refused: Vec<_> = entries
-            .iter()
-            .filter_map(|e| Some((&e.id, e.refusal()?)))
-            .collect();
-        for (id, why) in refused.iter().take(50) {
-            println!("  REFUSED {id}: {why}");
-        }
-        if refused.len() > 50 {
-            println!("  ... {} more refused", refused.len() - 50);
-        }
-        if !refused.is_empty() {
-            bail!(
-                "the FFmpeg policy refuses {} of {} streams (see the REFUSED lines)",
-                refused.len(),
-                entries.len()
-            );
-        }
-        Ok(())
+        print_listing(&entries, &warnings)
     })
     .await?;
     outcome
+}
+
+/// What `dss check` tells of a module: its file, name, interface, hash and
+/// the limits it runs under.
+fn print_module(file: &Path, module: &ProviderModule, limits: &crate::config::Limits) {
+    println!("{}", file.display());
+    println!(
+        "  provider {} {} — {}",
+        module.info.name, module.info.version, module.info.description
+    );
+    println!(
+        "  interface dss:provider@{}, sha256 {}",
+        module.interface_version, module.hash
+    );
+    println!(
+        "  limits: {} ms guest time, {} MiB memory, {} streams, {} http-get of {} bytes / {} ms",
+        limits.call_timeout_ms,
+        limits.memory_mib,
+        limits.max_streams,
+        limits.http_max_requests,
+        limits.http_max_body,
+        limits.http_timeout_ms
+    );
+}
+
+/// What `dss check` tells of a listing: its first streams, the warnings,
+/// and every stream the FFmpeg policy refuses (an error if any).
+fn print_listing(
+    entries: &[crate::catalog::StreamEntry],
+    warnings: &[String],
+) -> anyhow::Result<()> {
+    println!("  {} streams:", entries.len());
+    for e in entries.iter().take(50) {
+        let geo = e
+            .geo
+            .map(|g| format!(" @{:.5},{:.5}", g.lat, g.lon))
+            .unwrap_or_default();
+        println!(
+            "    {:<24} {:<28} {}{}{}",
+            e.id,
+            e.name,
+            e.source,
+            geo,
+            if e.online { "" } else { " (offline)" }
+        );
+    }
+    if entries.len() > 50 {
+        println!("    ... {} more", entries.len() - 50);
+    }
+    for w in warnings {
+        println!("  warning: {w}");
+    }
+    let refused: Vec<_> = entries
+        .iter()
+        .filter_map(|e| Some((&e.id, e.refusal()?)))
+        .collect();
+    for (id, why) in refused.iter().take(50) {
+        println!("  REFUSED {id}: {why}");
+    }
+    if refused.len() > 50 {
+        println!("  ... {} more refused", refused.len() - 50);
+    }
+    if !refused.is_empty() {
+        bail!(
+            "the FFmpeg policy refuses {} of {} streams (see the REFUSED lines)",
+            refused.len(),
+            entries.len()
+        );
+    }
+    Ok(())
 }

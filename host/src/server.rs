@@ -1,14 +1,18 @@
 //! `dss serve`: wires the parts together and runs until SIGINT/SIGTERM.
 
 use crate::catalog::Catalog;
+use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::events::Events;
 use crate::http::api::{self, AppState};
 use crate::nginx::managed::{self, ManagedNginx};
 use crate::nginx::stat;
 use crate::plugin::PluginEngine;
 use crate::providers::Providers;
+use crate::stats::Stats;
 use crate::supervisor::Supervisor;
 use anyhow::Context;
+use dss_store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,44 +30,13 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let engine =
         PluginEngine::from_config(&config, crate::plugin::compile::Compiler::this_binary())
             .map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))?;
-    let store = dss_store::open(&config.store)
-        .await
-        .context("cannot open the store")?;
-    tracing::info!("store: {}", store.describe());
-    if config.store.url.is_none() {
-        // The embedded store holds sources with camera credentials; SQLite
-        // makes its journal files with the database's mode.
-        let db = &config.store.sqlite_path;
-        for path in [db.clone(), with_suffix(db, "-wal"), with_suffix(db, "-shm")] {
-            crate::files::make_private(&path)?;
-        }
-    }
+    let store = open_store(&config).await?;
     let callback_secret: Arc<str> = config
         .callback_secret()
         .context("cannot read or create the callback secret")?
         .into();
     let catalog = Arc::new(Catalog::new());
-    let cluster = if config.cluster.enabled {
-        let key = config
-            .cluster_key()
-            .context("cannot read or create the cluster key")?;
-        crate::cluster::Cluster::new(&config, store.clone(), key)
-    } else {
-        None
-    };
-    if cluster.is_some() && !store.supports_cluster() {
-        anyhow::bail!(
-            "[cluster] enabled, but {} cannot be shared by several hosts",
-            store.describe()
-        );
-    }
-    if let Some(c) = &cluster {
-        c.claim_node_id().await.map_err(|e| {
-            anyhow::anyhow!(
-                "[cluster] {e}: give each host its own node_id (default: the machine's host name)"
-            )
-        })?;
-    }
+    let cluster = join_cluster(&config, &store).await?;
     let providers = Providers::new(
         engine,
         catalog.clone(),
@@ -72,31 +45,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         cluster.clone(),
     );
     tokio::spawn(crate::memory::trim_loop());
-    let events = Arc::new(crate::events::Events::new());
-    tokio::spawn(crate::events::watch_catalog(
-        catalog.clone(),
-        events.clone(),
-    ));
-    let stats = Arc::new(crate::stats::Stats::new());
-    tokio::spawn(crate::stats::save_loop(
-        stats.clone(),
-        store.clone(),
-        Duration::from_secs(config.stats.save_interval_seconds.max(1)),
-    ));
-    tokio::spawn(crate::stats::tell_loop(stats.clone(), events.clone()));
-    let supervisor = Supervisor::new(
-        config.clone(),
-        catalog.clone(),
-        events.clone(),
-        stats.clone(),
-    );
-    if let Some(c) = &cluster {
-        tracing::info!(node = %c.node_id(), "cluster mode: streams run here by lease");
-        supervisor.set_cluster(c.clone());
-        stats.set_cluster(c.clone());
-        tokio::spawn(cluster_loop(c.clone(), supervisor.clone()));
-        tokio::spawn(cluster_watchdog(c.clone(), supervisor.clone()));
-    }
+    let (events, stats, supervisor) = start_lifecycle(&config, &catalog, &store, cluster.as_ref());
     let thumbnails = crate::thumbnail::Thumbnails::new(
         config.clone(),
         catalog.clone(),
@@ -121,40 +70,17 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
 
     // nginx comes up after our listener exists (its callbacks point at
     // us) and before anything can start FFmpeg.
-    let nginx = if managed::decide(&config)? {
-        Some(ManagedNginx::start(&config).await?)
-    } else {
-        tracing::warn!(
-            "nginx is not managed: run it with the configuration `dss nginx-conf` prints"
-        );
-        None
-    };
-
-    // Streams that failed because nginx died retry as soon as it is back.
-    if let Some(nginx) = &nginx {
-        let (mut restarts, supervisor) = (nginx.restarts(), supervisor.clone());
-        tokio::spawn(async move {
-            while restarts.changed().await.is_ok() {
-                supervisor.nginx_restarted();
-            }
-        });
-    }
+    let nginx = start_nginx(&config, &supervisor).await?;
 
     // Viewers still connected to nginx (a host restarted under it) are
     // counted once the listings are in.
-    {
-        let (catalog, supervisor, config, providers, secret) = (
-            catalog.clone(),
-            supervisor.clone(),
-            config.clone(),
-            providers.clone(),
-            callback_secret.clone(),
-        );
-        tokio::spawn(async move {
-            wait_for_listings(&providers).await;
-            stat_loop(config, supervisor, catalog, secret).await;
-        });
-    }
+    tokio::spawn(follow_stat(
+        config.clone(),
+        supervisor.clone(),
+        catalog.clone(),
+        providers.clone(),
+        callback_secret.clone(),
+    ));
     let phones = crate::mobile::start(
         config.clone(),
         providers.clone(),
@@ -164,13 +90,11 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         events.clone(),
     )
     .await?;
-    let _watch = crate::watch::spawn(
-        providers.clone(),
-        vec![
-            config.providers.modules_dir.clone(),
-            config.providers.instances_dir.clone(),
-        ],
-    );
+    let dirs = [
+        &config.providers.modules_dir,
+        &config.providers.instances_dir,
+    ];
+    let _watch = crate::watch::spawn(providers.clone(), dirs.map(|d| d.clone()).to_vec());
 
     tokio::spawn(crate::thumbnail::run(thumbnails.clone()));
     let recorder =
@@ -192,50 +116,184 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         recorder: recorder.clone(),
         nginx: nginx.as_ref().map(ManagedNginx::health),
     };
-    let app = api::router(state.clone(), &config.web.dir);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(crate::http::server::serve(
-        listener,
-        app,
-        state,
-        stop_rx,
-        SERVER_DRAIN,
-    ));
+    let app = api::router(state.clone(), &config.web.dir);
+    let server = crate::http::server::serve(listener, app, state, stop_rx, SERVER_DRAIN);
+    let mut server = tokio::spawn(server);
     tokio::select! {
         _ = shutdown_signal() => {}
-        r = &mut server => {
-            r.context("HTTP server task failed")?;
+        r = &mut server => r.context("HTTP server task failed")?,
+    }
+    let _ = stop_tx.send(true);
+    stop(Running {
+        server,
+        supervisor,
+        recorder,
+        cluster,
+        stats,
+        nginx,
+        store,
+    })
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Reconciles viewers with nginx's `/stat` once the listings are in.
+async fn follow_stat(
+    config: Arc<Config>,
+    supervisor: Arc<Supervisor>,
+    catalog: Arc<Catalog>,
+    providers: Arc<Providers>,
+    callback_secret: Arc<str>,
+) {
+    wait_for_listings(&providers).await;
+    stat_loop(config, supervisor, catalog, callback_secret).await;
+}
+
+/// Opens the store; the embedded one's files are made private (it holds
+/// sources with camera credentials, and SQLite makes its journal files
+/// with the database's mode).
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = dss_store::open(&config.store)
+        .await
+        .context("cannot open the store")?;
+    tracing::info!("store: {}", store.describe());
+    if config.store.url.is_none() {
+        let db = &config.store.sqlite_path;
+        for path in [db.clone(), with_suffix(db, "-wal"), with_suffix(db, "-shm")] {
+            crate::files::make_private(&path)?;
         }
     }
-    // Bounded from here on, whatever is pending: requests in flight (a
-    // held playlist request, a client that keeps its connection open) get
-    // SERVER_DRAIN, FFmpeg a few seconds, nginx and the store the rest.
+    Ok(store)
+}
+
+/// Cluster mode: this host's membership, its node id claimed (refused
+/// while another live host reports under it).
+async fn join_cluster(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<Option<Arc<Cluster>>> {
+    if !config.cluster.enabled {
+        return Ok(None);
+    }
+    if !store.supports_cluster() {
+        anyhow::bail!(
+            "[cluster] enabled, but {} cannot be shared by several hosts",
+            store.describe()
+        );
+    }
+    let key = config
+        .cluster_key()
+        .context("cannot read or create the cluster key")?;
+    let Some(cluster) = Cluster::new(config, store.clone(), key) else {
+        return Ok(None);
+    };
+    cluster.claim_node_id().await.map_err(|e| {
+        anyhow::anyhow!(
+            "[cluster] {e}: give each host its own node_id (default: the machine's host name)"
+        )
+    })?;
+    Ok(Some(cluster))
+}
+
+/// The streams' lifecycles and what watches them: the events, the
+/// statistics (saved and told periodically) and the supervisor, joined to
+/// the cluster in cluster mode.
+fn start_lifecycle(
+    config: &Arc<Config>,
+    catalog: &Arc<Catalog>,
+    store: &Arc<dyn Store>,
+    cluster: Option<&Arc<Cluster>>,
+) -> (Arc<Events>, Arc<Stats>, Arc<Supervisor>) {
+    let events = Arc::new(Events::new());
+    tokio::spawn(crate::events::watch_catalog(
+        catalog.clone(),
+        events.clone(),
+    ));
+    let stats = Arc::new(Stats::new());
+    tokio::spawn(crate::stats::save_loop(
+        stats.clone(),
+        store.clone(),
+        Duration::from_secs(config.stats.save_interval_seconds.max(1)),
+    ));
+    tokio::spawn(crate::stats::tell_loop(stats.clone(), events.clone()));
+    let supervisor = Supervisor::new(
+        config.clone(),
+        catalog.clone(),
+        events.clone(),
+        stats.clone(),
+    );
+    if let Some(c) = cluster {
+        tracing::info!(node = %c.node_id(), "cluster mode: streams run here by lease");
+        supervisor.set_cluster(c.clone());
+        stats.set_cluster(c.clone());
+        tokio::spawn(cluster_loop(c.clone(), supervisor.clone()));
+        tokio::spawn(cluster_watchdog(c.clone(), supervisor.clone()));
+    }
+    (events, stats, supervisor)
+}
+
+/// Starts (or adopts) nginx unless the operator runs it; streams that
+/// failed because it died retry as soon as it is back.
+async fn start_nginx(
+    config: &Config,
+    supervisor: &Arc<Supervisor>,
+) -> anyhow::Result<Option<ManagedNginx>> {
+    if !managed::decide(config)? {
+        tracing::warn!(
+            "nginx is not managed: run it with the configuration `dss nginx-conf` prints"
+        );
+        return Ok(None);
+    }
+    let nginx = ManagedNginx::start(config).await?;
+    let (mut restarts, supervisor) = (nginx.restarts(), supervisor.clone());
+    tokio::spawn(async move {
+        while restarts.changed().await.is_ok() {
+            supervisor.nginx_restarted();
+        }
+    });
+    Ok(Some(nginx))
+}
+
+/// What is left to stop once the server was told to.
+struct Running {
+    server: tokio::task::JoinHandle<()>,
+    supervisor: Arc<Supervisor>,
+    recorder: Arc<crate::record::Recorder>,
+    cluster: Option<Arc<Cluster>>,
+    stats: Arc<Stats>,
+    nginx: Option<ManagedNginx>,
+    store: Arc<dyn Store>,
+}
+
+/// Stops everything, bounded whatever is pending: requests in flight (a
+/// held playlist request, a client that keeps its connection open) get
+/// SERVER_DRAIN, FFmpeg a few seconds, nginx and the store the rest.
+async fn stop(mut r: Running) {
     let deadline = Instant::now() + SHUTDOWN_BUDGET;
-    let _ = stop_tx.send(true);
     let drain = async {
         // The server drains for at most SERVER_DRAIN itself.
-        let _ = (&mut server).await;
+        let _ = (&mut r.server).await;
     };
     // Recorders close their segments (SIGTERM) as the streams stop.
-    tokio::join!(drain, supervisor.shutdown(), recorder.shutdown());
-    if let Some(c) = &cluster {
+    tokio::join!(drain, r.supervisor.shutdown(), r.recorder.shutdown());
+    if let Some(c) = &r.cluster {
         // Handed over at once rather than after a lease period.
         let _ = tokio::time::timeout(Duration::from_secs(2), c.release_all()).await;
     }
-    stats.save(store.as_ref()).await;
-    if let Some(nginx) = nginx {
+    r.stats.save(r.store.as_ref()).await;
+    if let Some(nginx) = r.nginx {
         nginx.stop().await;
     }
     // Writes queued during a MongoDB outage get what is left of the budget.
     let left = deadline.saturating_duration_since(Instant::now());
-    if tokio::time::timeout(left.max(Duration::from_millis(500)), store.flush())
+    if tokio::time::timeout(left.max(Duration::from_millis(500)), r.store.flush())
         .await
         .is_err()
     {
-        tracing::warn!("store: {:?}; queued writes are lost", store.health());
+        tracing::warn!("store: {:?}; queued writes are lost", r.store.health());
     }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Settles who may do what before anything runs: the API token (one is

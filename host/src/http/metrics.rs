@@ -2,12 +2,13 @@
 //! catalog, the supervisor, the provider modules and the store: nothing is
 //! counted twice, so the figures cannot drift from what the API shows.
 
-use crate::catalog::ProviderState;
+use crate::catalog::{ProviderState, Snapshot};
 use crate::http::api::AppState;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeSet;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -26,7 +27,22 @@ const MAX_STREAM_SERIES: usize = 1_000;
 pub async fn render(st: &AppState) -> String {
     let snap = st.catalog.snapshot();
     let mut registry = Registry::default();
+    register_providers(&mut registry, &snap);
+    register_modules(&mut registry, st).await;
+    register_streams(&mut registry, st, &snap);
+    register_ffmpeg(&mut registry, st);
+    register_store(&mut registry, st);
+    register_process(&mut registry);
 
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::error!(error = %e, "metrics encoding failed");
+    }
+    out
+}
+
+/// Each provider instance's state, streams, staleness and module.
+fn register_providers(registry: &mut Registry, snap: &Snapshot) {
     let provider_state = family();
     let provider_streams = family();
     let provider_stale = family();
@@ -81,7 +97,10 @@ pub async fn render(st: &AppState) -> String {
         "The module each provider instance runs",
         provider_info,
     );
+}
 
+/// Modules whose current file failed to load.
+async fn register_modules(registry: &mut Registry, st: &AppState) {
     let module_rejected = family();
     for (module, error) in st.providers.module_errors().await {
         module_rejected
@@ -93,7 +112,11 @@ pub async fn render(st: &AppState) -> String {
         "1 when the current file of a module failed to load (the previous version, if any, serves)",
         module_rejected,
     );
+}
 
+/// Streams by state, and per-stream series (viewers, restarts,
+/// statistics) for at most [`MAX_STREAM_SERIES`] streams, the busiest.
+fn register_streams(registry: &mut Registry, st: &AppState, snap: &Snapshot) {
     let stream_state = family();
     let viewers = family();
     let restarts = family();
@@ -146,12 +169,27 @@ pub async fn render(st: &AppState) -> String {
     for (state, n) in by_state {
         stream_state.get_or_create(&vec![("state", state)]).set(n);
     }
-    // The statistics of the same streams (the same cap).
+    register_stream_stats(registry, st, &shown);
+    registry.register("dss_streams", "Streams by lifecycle state", stream_state);
+    registry.register(
+        "dss_stream_viewers",
+        "Viewers of each stream that has had any",
+        viewers,
+    );
+    registry.register(
+        "dss_stream_restarts",
+        "FFmpeg restarts after failures, per stream",
+        restarts,
+    );
+}
+
+/// The statistics of the streams shown (the same cap).
+fn register_stream_stats(registry: &mut Registry, st: &AppState, shown: &BTreeSet<&String>) {
     let uptime = ratio_family();
     let thumbs = ratio_family();
     let warmup = ratio_family();
     let crashes = family();
-    for id in &shown {
+    for id in shown {
         let s = st.stats.get(id);
         let l = vec![("stream", (*id).clone())];
         uptime.get_or_create(&l).set(s.uptime);
@@ -179,18 +217,10 @@ pub async fn render(st: &AppState) -> String {
         "Thumbnail attempts that succeeded, per stream",
         thumbs,
     );
-    registry.register("dss_streams", "Streams by lifecycle state", stream_state);
-    registry.register(
-        "dss_stream_viewers",
-        "Viewers of each stream that has had any",
-        viewers,
-    );
-    registry.register(
-        "dss_stream_restarts",
-        "FFmpeg restarts after failures, per stream",
-        restarts,
-    );
+}
 
+/// FFmpeg processes: running, the cap, spawns, refusals at the cap.
+fn register_ffmpeg(registry: &mut Registry, st: &AppState) {
     let ffmpeg: Family<Labels, Gauge> = family();
     let sup = &st.supervisor;
     for (what, v) in [
@@ -206,7 +236,10 @@ pub async fn render(st: &AppState) -> String {
         "FFmpeg processes running, the cap, spawns since start, and viewers or starts refused at the cap",
         ffmpeg,
     );
+}
 
+/// Whether the store is degraded.
+fn register_store(registry: &mut Registry, st: &AppState) {
     let store: Family<Labels, Gauge> = family();
     store
         .get_or_create(&vec![("backend", st.store.describe())])
@@ -219,14 +252,6 @@ pub async fn render(st: &AppState) -> String {
         "1 while the store is degraded (MongoDB unreachable or refusing credentials, or acknowledged writes were lost)",
         store,
     );
-
-    register_process(&mut registry);
-
-    let mut out = String::new();
-    if let Err(e) = encode(&mut out, &registry) {
-        tracing::error!(error = %e, "metrics encoding failed");
-    }
-    out
 }
 
 /// The `process_*` series of the Prometheus convention (what client

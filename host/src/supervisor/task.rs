@@ -296,9 +296,34 @@ impl Task {
 
     /// Carries `action` out.
     async fn act(&mut self, action: Action, seen: &Seen, pass: &mut Pass) -> Flow {
-        let now = seen.facts.now;
         match action {
             Action::Wait(wake) => Flow::Done(wake),
+            Action::Rest => {
+                self.backoff.cancel();
+                if self.status.state != State::Refused {
+                    self.set_state(State::Idle);
+                }
+                Flow::Done(None)
+            }
+            Action::HoldBackoff(at) => {
+                if self.status.state != State::Backoff && seen.facts.retry_pending {
+                    self.set_state(State::Backoff);
+                }
+                Flow::Done(Some(at))
+            }
+            Action::Stop(_)
+            | Action::Fail(_)
+            | Action::GoLive { .. }
+            | Action::Rewanted
+            | Action::Unwanted
+            | Action::EnterStopping => self.act_running(action, seen.facts.now).await,
+            _ => self.act_start(action, seen, pass).await,
+        }
+    }
+
+    /// Carries out an action on the running FFmpeg.
+    async fn act_running(&mut self, action: Action, now: Instant) -> Flow {
+        match action {
             Action::Stop(why) => Flow::Done(self.stop(why, now).await),
             Action::Fail(why) => {
                 self.stop_process().await;
@@ -349,19 +374,14 @@ impl Task {
                 self.set_state(State::Stopping);
                 Flow::Again
             }
-            Action::Rest => {
-                self.backoff.cancel();
-                if self.status.state != State::Refused {
-                    self.set_state(State::Idle);
-                }
-                Flow::Done(None)
-            }
-            Action::HoldBackoff(at) => {
-                if self.status.state != State::Backoff && seen.facts.retry_pending {
-                    self.set_state(State::Backoff);
-                }
-                Flow::Done(Some(at))
-            }
+            _ => Flow::Done(None),
+        }
+    }
+
+    /// Carries out a step of starting a stream.
+    async fn act_start(&mut self, action: Action, seen: &Seen, pass: &mut Pass) -> Flow {
+        let now = seen.facts.now;
+        match action {
             Action::Claim => {
                 let role = match self.sup.cluster().cloned() {
                     Some(c) => c.claim(&self.slot.id).await,
@@ -438,6 +458,7 @@ impl Task {
                 .await;
                 Flow::Done(self.backoff.next_allowed())
             }
+            _ => Flow::Done(None),
         }
     }
 
