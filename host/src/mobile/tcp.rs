@@ -5,8 +5,8 @@
 //! line naming the address and the reason.
 
 use super::feed::Track;
-use super::frame::{self, Frame, FrameCodec, FrameKind};
-use super::session::{Credentials, Ended, Phones};
+use super::frame::{self, Frame, FrameCodec, FrameError, FrameKind};
+use super::session::{Credentials, Ended, Phones, Refused};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,10 +27,45 @@ pub async fn serve(listener: TcpListener, phones: Arc<Phones>) {
         let phones = phones.clone();
         tokio::spawn(async move {
             if let Err(why) = connection(socket, addr, &phones).await {
-                tracing::info!(%addr, "mobile connection closed: {why}");
+                tracing::info!(%addr, reason = %why, "mobile connection closed");
             }
         });
     }
+}
+
+/// Why a phone's connection ended other than by the phone closing it.
+#[derive(Debug, thiserror::Error)]
+enum Closed {
+    /// No metadata frame within the handshake time.
+    #[error("no metadata frame within {0:?}")]
+    NoHandshake(Duration),
+    /// Closed before saying hello.
+    #[error("closed before the handshake")]
+    BeforeHello,
+    /// The first frame was not a readable frame.
+    #[error("bad handshake: {0}")]
+    BadFrame(FrameError),
+    /// The first frame's payload is not a hello.
+    #[error("bad handshake: {0}")]
+    BadHello(frame::PayloadError),
+    /// The first frame was not metadata.
+    #[error("first frame is {0}, not metadata")]
+    NotMeta(FrameKind),
+    /// The phone was not admitted.
+    #[error("refused: {0}")]
+    Refused(#[from] Refused),
+    /// The answer to the hello could not be sent.
+    #[error("cannot answer the handshake: {0}")]
+    Answer(FrameError),
+    /// The phone sent nothing for the idle timeout.
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    /// A later frame was unreadable.
+    #[error(transparent)]
+    Frame(FrameError),
+    /// The session ended.
+    #[error(transparent)]
+    Ended(#[from] Ended),
 }
 
 /// One connection, from the handshake to its end; why it ended.
@@ -38,47 +73,44 @@ async fn connection(
     socket: TcpStream,
     addr: SocketAddr,
     phones: &Arc<Phones>,
-) -> Result<(), String> {
+) -> Result<(), Closed> {
     let cfg = phones.config().mobile.clone();
     let _ = socket.set_nodelay(true);
     let mut framed = Framed::new(socket, FrameCodec::new(cfg.max_frame_bytes));
     let handshake = Duration::from_millis(cfg.handshake_timeout_ms);
     let first = match tokio::time::timeout(handshake, framed.next()).await {
-        Err(_) => return Err(format!("no metadata frame within {handshake:?}")),
-        Ok(None) => return Err("closed before the handshake".into()),
-        Ok(Some(Err(e))) => return Err(format!("bad handshake: {e}")),
+        Err(_) => return Err(Closed::NoHandshake(handshake)),
+        Ok(None) => return Err(Closed::BeforeHello),
+        Ok(Some(Err(e))) => return Err(Closed::BadFrame(e)),
         Ok(Some(Ok(f))) => f,
     };
     if first.kind != FrameKind::Meta {
-        return Err(format!("first frame is {}, not metadata", first.kind));
+        return Err(Closed::NotMeta(first.kind));
     }
-    let hello = frame::parse_hello(&first.payload).map_err(|e| format!("bad handshake: {e}"))?;
+    let hello = frame::parse_hello(&first.payload).map_err(Closed::BadHello)?;
     let credentials = Credentials {
         id: hello.id.as_deref(),
         token: hello.token.as_deref(),
         secret: hello.secret.as_deref(),
     };
-    let mut session = phones
-        .open(credentials, addr, "tcp")
-        .await
-        .map_err(|e| format!("refused: {e}"))?;
+    let mut session = phones.open(credentials, addr, "tcp").await?;
     framed
         .send(Frame::new(
             FrameKind::Meta,
             frame::meta_reply(session.key(), session.secret()),
         ))
         .await
-        .map_err(|e| format!("cannot answer the handshake: {e}"))?;
+        .map_err(Closed::Answer)?;
     let idle = Duration::from_secs(cfg.idle_timeout_seconds.max(1));
     loop {
         let next = tokio::select! {
             n = tokio::time::timeout(idle, framed.next()) => n,
-            _ = session.replaced() => return Err(Ended::Replaced.to_string()),
+            _ = session.replaced() => return Err(Ended::Replaced.into()),
         };
         let frame = match next {
-            Err(_) => return Err(format!("idle for {idle:?}")),
+            Err(_) => return Err(Closed::Idle(idle)),
             Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => return Err(format!("{e}")),
+            Ok(Some(Err(e))) => return Err(Closed::Frame(e)),
             Ok(Some(Ok(f))) => f,
         };
         match frame.kind {
@@ -93,7 +125,6 @@ async fn connection(
                 tracing::debug!(stream = %session.stream_id(), "metadata frame ignored");
                 Ok(())
             }
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
     }
 }

@@ -8,7 +8,7 @@
 //! FFmpeg run, as workers are free (the rest wait for the next second). Phones' thumbnails are removed
 //! when they disconnect.
 
-use super::{lock, Thumbnails, MAX_PLAYLIST};
+use super::{lock, ThumbnailError, Thumbnails, MAX_PLAYLIST};
 use crate::config::ThumbnailMode;
 use crate::supervisor::State;
 use std::collections::HashMap;
@@ -144,7 +144,8 @@ async fn grab_batch(t: &Thumbnails, ids: Vec<String>) {
         Err(e) => {
             tracing::debug!(
                 streams = found.len(),
-                "batched thumbnails failed ({e}): one by one"
+                error = %e,
+                "batched thumbnails failed: one by one"
             );
             for id in &found {
                 let result = grab(t, id).await;
@@ -155,7 +156,7 @@ async fn grab_batch(t: &Thumbnails, ids: Vec<String>) {
 }
 
 /// One thumbnail of `id` from its newest complete HLS fragment.
-async fn grab(t: &Thumbnails, id: &str) -> Result<(), String> {
+async fn grab(t: &Thumbnails, id: &str) -> Result<(), ThumbnailError> {
     let dir = t.config.run_dir().join("hls").join(id);
     let fragment = newest_fragment(&dir)?;
     // nginx-rtmp starts fragments at keyframes: decoding only those and on
@@ -187,12 +188,12 @@ fn input(fragment: &std::path::Path, keyframes_only: bool) -> Vec<String> {
 
 /// The last fragment `dir/index.m3u8` lists (nginx-rtmp writes the
 /// playlist after it closes a fragment, so the last listed is whole).
-fn newest_fragment(dir: &std::path::Path) -> Result<PathBuf, String> {
+fn newest_fragment(dir: &std::path::Path) -> Result<PathBuf, ThumbnailError> {
     let mut text = String::new();
     std::fs::File::open(dir.join("index.m3u8"))
         .and_then(|f| f.take(MAX_PLAYLIST).read_to_string(&mut text))
-        .map_err(|e| format!("no HLS playlist: {e}"))?;
-    let name = last_fragment(&text).ok_or("the HLS playlist lists no fragment")?;
+        .map_err(ThumbnailError::NoPlaylist)?;
+    let name = last_fragment(&text).ok_or(ThumbnailError::NoFragment)?;
     Ok(dir.join(name))
 }
 

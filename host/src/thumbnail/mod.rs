@@ -47,6 +47,45 @@ pub enum ThumbError {
     Missing(String),
 }
 
+/// Why a thumbnail was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ThumbnailError {
+    /// FFmpeg could not start (or the policy refused the source).
+    #[error(transparent)]
+    Spawn(#[from] crate::ffmpeg::SpawnError),
+    /// Waiting for FFmpeg failed.
+    #[error("waiting for ffmpeg: {0}")]
+    Wait(std::io::Error),
+    /// No frame came within the run's time.
+    #[error("no frame within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// FFmpeg failed; its last line.
+    #[error("ffmpeg exited ({status}): {last}")]
+    Exited {
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// Its last line of stderr.
+        last: String,
+    },
+    /// A made thumbnail could not be put in place.
+    #[error("thumbnail {name}: {error}")]
+    Rename {
+        /// The thumbnail's file name.
+        name: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The stream's source gives FFmpeg nothing to read.
+    #[error("no source to read")]
+    NoSource,
+    /// A live stream has no HLS playlist (yet).
+    #[error("no HLS playlist: {0}")]
+    NoPlaylist(std::io::Error),
+    /// Its playlist lists no usable fragment.
+    #[error("the HLS playlist lists no fragment")]
+    NoFragment,
+}
+
 /// The thumbnails of every stream.
 pub struct Thumbnails {
     config: Arc<Config>,
@@ -188,7 +227,7 @@ impl Thumbnails {
         ids: &[String],
         mut head: Vec<String>,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), ThumbnailError> {
         let Some(first) = ids.first() else {
             return Ok(());
         };
@@ -202,26 +241,28 @@ impl Thumbnails {
             LOG_LINES,
             &work,
             self.config.security.media_user.as_ref(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let status = match tokio::time::timeout(timeout, p.child.wait()).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("waiting for ffmpeg: {e}")),
+            Ok(Err(e)) => return Err(ThumbnailError::Wait(e)),
             Err(_) => {
                 crate::ffmpeg::signal_group(p.pid, libc::SIGKILL);
                 let _ = p.child.wait().await;
-                return Err(format!("no frame within {} s", timeout.as_secs()));
+                return Err(ThumbnailError::Timeout(timeout));
             }
         };
         if !status.success() {
             let last = p.final_log_tail(1).await.join("");
-            return Err(format!("ffmpeg exited ({status}): {last}"));
+            return Err(ThumbnailError::Exited { status, last });
         }
         for (i, id) in ids.iter().enumerate() {
             for (k, name) in self.names(id).iter().enumerate() {
                 tokio::fs::rename(work.join(format!("{i}-{k}.jpg")), self.dir.join(name))
                     .await
-                    .map_err(|e| format!("thumbnail {name}: {e}"))?;
+                    .map_err(|error| ThumbnailError::Rename {
+                        name: name.clone(),
+                        error,
+                    })?;
             }
             lock(&self.made).insert(id.clone());
         }
@@ -230,7 +271,7 @@ impl Thumbnails {
     }
 
     /// Counts one attempt for `id` and logs a failure once per run of them.
-    fn record(&self, id: &str, result: &Result<(), String>) {
+    fn record(&self, id: &str, result: &Result<(), ThumbnailError>) {
         self.stats.thumbnail(id, result.is_ok());
         let mut failing = lock(&self.failing);
         match result {
@@ -241,9 +282,9 @@ impl Thumbnails {
             }
             Err(e) => {
                 if failing.insert(id.to_string()) {
-                    tracing::warn!(stream = %id, "thumbnail failed: {e}");
+                    tracing::warn!(stream = %id, error = %e, "thumbnail failed");
                 } else {
-                    tracing::debug!(stream = %id, "thumbnail failed: {e}");
+                    tracing::debug!(stream = %id, error = %e, "thumbnail failed");
                 }
             }
         }

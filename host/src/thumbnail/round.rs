@@ -8,7 +8,7 @@
 //! stream's thumbnail success, and removes its thumbnails once they are
 //! older than `delete_after`.
 
-use super::Thumbnails;
+use super::{ThumbnailError, Thumbnails};
 use crate::config::ThumbnailMode;
 use crate::supervisor::State;
 use std::sync::Arc;
@@ -70,9 +70,9 @@ async fn round(t: &Arc<Thumbnails>) -> (usize, usize) {
                         t.make(std::slice::from_ref(&entry.id), input, timeout)
                             .await
                     }
-                    None => Err("no source to read".into()),
+                    None => Err(ThumbnailError::NoSource),
                 },
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             };
             drop(permit);
             t.record(&entry.id, &result);
