@@ -1,0 +1,73 @@
+//! What an instance grants its provider and its streams: the limits of
+//! its calls (the defaults with its overrides) and what its stream
+//! sources may reach.
+
+use super::{InstanceConfig, Limits};
+use crate::ffmpeg::SourceGrant;
+
+impl InstanceConfig {
+    /// What this instance's stream sources may reach (`allow_sources`,
+    /// else `allow_hosts`, and `allow_private`); a bad `allow_sources`
+    /// entry is an error.
+    pub fn source_grant(&self) -> Result<SourceGrant, String> {
+        SourceGrant::new(
+            self.allow_sources.as_deref(),
+            &self.allow_hosts,
+            self.allow_private,
+        )
+        .map(|g| g.with_udp(self.allow_udp))
+    }
+
+    /// The limits in force: `defaults` with this instance's overrides.
+    pub fn limits(&self, defaults: &Limits) -> Result<Limits, String> {
+        let mut table = toml::Table::try_from(defaults).map_err(|e| e.to_string())?;
+        for (k, v) in &self.limits {
+            table.insert(k.clone(), v.clone());
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[limits]: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_allow_sources_entries_reject_the_instance_file() {
+        let dir = std::env::temp_dir().join(format!("dss-config-src-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cams.toml");
+        std::fs::write(
+            &file,
+            "module = \"x\"\nallow_sources = [\"cams.example\", \"10.0.0.0/40\"]\n",
+        )
+        .unwrap();
+        let e = InstanceConfig::load(&file).unwrap_err().to_string();
+        assert!(e.contains("cams.toml") && e.contains("10.0.0.0/40"), "{e}");
+        std::fs::write(
+            &file,
+            "module = \"x\"\nallow_sources = [\"*.cams.example\", \"10.0.0.0/8\", \"cam:554\"]\n",
+        )
+        .unwrap();
+        let (_, inst) = InstanceConfig::load(&file).unwrap();
+        assert_eq!(inst.allow_sources.as_ref().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn instance_limits_override_defaults() {
+        let inst: InstanceConfig =
+            toml::from_str("module = \"x\"\n[limits]\nmemory_mib = 8\n[config]\na = 1\n").unwrap();
+        let l = inst.limits(&Limits::default()).unwrap();
+        assert_eq!(l.memory_mib, 8);
+        assert_eq!(l.call_timeout_ms, Limits::default().call_timeout_ms);
+        assert_eq!(inst.config_json(), r#"{"a":1}"#);
+        let bad: InstanceConfig = toml::from_str("module = \"x\"\n[limits]\nmemory = 8\n").unwrap();
+        assert!(bad.source_grant().is_ok());
+        assert!(bad
+            .limits(&Limits::default())
+            .unwrap_err()
+            .contains("memory"));
+    }
+}
