@@ -201,13 +201,31 @@ impl Task {
             stale: Duration::from_secs(cfg.stale_seconds),
         };
         let mut pass = Pass::default();
+        // What is wanted is read once a pass; between its steps only what
+        // the task itself changed is brought up to date.
+        let mut seen = self.observe(now, &pass.start);
         loop {
-            let seen = self.observe(now, &pass.start);
             let action = decide(&seen.facts, &timings);
             if let Flow::Done(wake) = self.act(action, &seen, &mut pass).await {
                 self.publish(self.run.is_none());
                 return [wake, seen.next_expiry].into_iter().flatten().min();
             }
+            self.refresh(&mut seen.facts, &pass.start);
+        }
+    }
+
+    /// Brings the task's own part of `facts` up to date after a step: the
+    /// state, the running FFmpeg's marks, the pacing, the start's answers
+    /// and the free FFmpeg slots.
+    fn refresh(&self, facts: &mut Facts, start: &StartFacts) {
+        facts.state = self.status.state;
+        facts.retry_pending = self.backoff.until.is_some();
+        facts.next_allowed = self.backoff.next_allowed();
+        facts.capacity_free = self.sup.capacity.available_permits() > 0;
+        facts.start = start.clone();
+        if let (Some(f), Some(r)) = (facts.run.as_mut(), self.run.as_ref()) {
+            f.live_since = r.live_since;
+            f.unwanted_since = r.unwanted_since;
         }
     }
 
