@@ -354,8 +354,11 @@ impl Phones {
         let catalog = self.catalog.snapshot();
         let listed = |key: &str| catalog.streams.contains_key(&self.stream_id(key));
         let key = admission::key_for(hello.id, cfg.allow_unknown, listed, new_id)?;
-        self.check_token(&key, hello.token)?;
-        self.check_claim(&key, hello)?;
+        let registered = self.registered_token(&key);
+        admission::check_token(&key, registered.as_deref(), hello.token)?;
+        // Past the token check, a registered token was presented: it
+        // proves the phone.
+        self.check_claim(&key, hello.secret, registered.is_some())?;
         Ok((key, permit))
     }
 
@@ -369,9 +372,13 @@ impl Phones {
     /// Whether a newcomer may have `key`: a connected phone or one that
     /// left within the grace period is kept for the holder of its secret
     /// (or its registered token).
-    fn check_claim(&self, key: &str, hello: &Credentials<'_>) -> Result<(), Refused> {
+    fn check_claim(
+        &self,
+        key: &str,
+        secret: Option<&str>,
+        token_proves: bool,
+    ) -> Result<(), Refused> {
         let grace = Duration::from_secs(self.config.mobile.reconnect_grace_seconds);
-        let token_proves = self.token_proves(key, hello.token);
         // One lock at a time: the secrets are copied out.
         let live = lock(&self.live).get(key).map(|l| l.secret.clone());
         let departed = match live {
@@ -387,16 +394,13 @@ impl Phones {
             (None, Some((secret, ago))) => Holder::Departed(secret, *ago),
             (None, None) => Holder::Free,
         };
-        admission::check_claim(key, holder, hello.secret, token_proves, grace)
+        admission::check_claim(key, holder, secret, token_proves, grace)
     }
 
     /// Whether `token` is phone `key`'s registered token (the instance
     /// sets one, and this is it).
     fn token_proves(&self, key: &str, token: Option<&str>) -> bool {
-        let wanted =
-            self.providers
-                .config_entry_field(&self.config.mobile.instance, "phones", key, "token");
-        match (wanted, token) {
+        match (self.registered_token(key), token) {
             (Some(w), Some(t)) => crate::tokens::constant_time_eq(w.as_bytes(), t.as_bytes()),
             _ => false,
         }
@@ -420,12 +424,10 @@ impl Phones {
         }
     }
 
-    /// Checks the token phone `key` presents, if its instance sets one.
-    pub fn check_token(&self, key: &str, token: Option<&str>) -> Result<(), Refused> {
-        let registered =
-            self.providers
-                .config_entry_field(&self.config.mobile.instance, "phones", key, "token");
-        admission::check_token(key, registered.as_deref(), token)
+    /// Phone `key`'s token, if its instance registers one.
+    fn registered_token(&self, key: &str) -> Option<String> {
+        self.providers
+            .config_entry_field(&self.config.mobile.instance, "phones", key, "token")
     }
 
     /// Every few seconds: forgets anonymous phones that left more than
