@@ -12,10 +12,10 @@
 //! makes nginx refuse the viewer; nothing is spawned for it.
 
 use crate::http::access::{self, Caller};
-use crate::http::api::AppState;
+use crate::http::state::{CallbackState, StreamsState};
 use crate::ids;
 use crate::supervisor::{Refusal, State as StreamState};
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -29,7 +29,11 @@ const PLAYLIST_POLL: Duration = Duration::from_millis(100);
 
 /// The playlist check and control routes (nginx-rtmp's callbacks are
 /// answered before routing, [`fast_callback`]).
-pub fn router() -> Router<AppState> {
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CallbackState: FromRef<S>,
+{
     Router::new()
         .route("/hooks/{secret}/http_view", any(http_view))
         .route("/control/{id}/{action}", any(control))
@@ -64,13 +68,13 @@ fn not_found(msg: String) -> Refused {
 }
 
 fn refusal(r: Refusal) -> Refused {
-    Refused(r.status(), r.to_string())
+    Refused(crate::http::api::refusal_status(&r), r.to_string())
 }
 
 /// Checks who sends a callback: straight from an allowed address, with
 /// the secret.
 fn check_callback(
-    st: &AppState,
+    st: &CallbackState,
     peer: SocketAddr,
     caller: Caller,
     secret: &str,
@@ -82,7 +86,7 @@ fn check_callback(
             "callbacks are only accepted from [security] callback_allow".into(),
         ));
     }
-    if !crate::tokens::constant_time_eq(secret.as_bytes(), st.callback_secret.as_bytes()) {
+    if !crate::tokens::constant_time_eq(secret.as_bytes(), st.secret.as_bytes()) {
         tracing::warn!(%peer, "callback with a wrong secret");
         return Err(Refused(
             StatusCode::FORBIDDEN,
@@ -93,7 +97,7 @@ fn check_callback(
 }
 
 /// Checks the application and the stream id of a callback.
-fn stream_id(st: &AppState, cb: &Callback) -> Result<String, Refused> {
+fn stream_id(st: &StreamsState, cb: &Callback) -> Result<String, Refused> {
     if cb.app != st.config.nginx.app {
         return Err(not_found(format!(
             "unknown application {:?}",
@@ -139,7 +143,7 @@ pub fn callback_route<B>(req: &axum::http::Request<B>) -> Option<(String, String
 /// read (at most [`MAX_CALLBACK_BYTES`]) and parsed in place, then
 /// answered by the event's handler.
 pub async fn fast_callback(
-    st: AppState,
+    st: CallbackState,
     peer: SocketAddr,
     caller: Caller,
     (secret, event): (String, String),
@@ -186,7 +190,7 @@ impl Callback {
 
 /// Answers callback `event` with fields `cb`.
 async fn callback(
-    st: &AppState,
+    st: &CallbackState,
     peer: SocketAddr,
     caller: Caller,
     secret: &str,
@@ -196,6 +200,7 @@ async fn callback(
     if let Err(r) = check_callback(st, peer, caller, secret) {
         return r.into_response();
     }
+    let st = &st.streams;
     let result = match event {
         "on_play" => on_play(st, &cb).await,
         "on_play_done" => stream_id(st, &cb).map(|id| st.supervisor.play_done(&id, &cb.clientid)),
@@ -214,14 +219,14 @@ async fn callback(
     }
 }
 
-async fn on_play(st: &AppState, cb: &Callback) -> Result<(), Refused> {
+async fn on_play(st: &StreamsState, cb: &Callback) -> Result<(), Refused> {
     let id = stream_id(st, cb)?;
     if is_recorder(cb) {
         // Not a viewer: a recorded stream is kept running by its instance.
         tracing::debug!(stream = %id, client = %cb.clientid, "recorder plays");
         return Ok(());
     }
-    st.providers.ensure_for_stream(&id).await;
+    st.listings.ensure_for_stream(&id).await;
     // nginx's own `addr` (the first value): a public player counts
     // against its address's max_streams_per_client.
     let public = cb
@@ -247,7 +252,7 @@ fn is_recorder(cb: &Callback) -> bool {
             .is_ok_and(|a| a.is_loopback())
 }
 
-fn on_publish(st: &AppState, cb: &Callback) -> Result<(), Refused> {
+fn on_publish(st: &StreamsState, cb: &Callback) -> Result<(), Refused> {
     let id = stream_id(st, cb)?;
     if st.supervisor.publish(&id, &cb.token) {
         Ok(())
@@ -267,7 +272,7 @@ fn on_publish(st: &AppState, cb: &Callback) -> Result<(), Refused> {
 /// playlist (bounded), so the first request gets a fresh playlist instead
 /// of a 404 or a stale one left by an earlier run.
 async fn http_view(
-    State(st): State<AppState>,
+    State(st): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
@@ -276,6 +281,7 @@ async fn http_view(
     if let Err(r) = check_callback(&st, peer, caller, &secret) {
         return r.into_response();
     }
+    let st = st.streams;
     let uri = headers
         .get("x-original-uri")
         .and_then(|v| v.to_str().ok())
@@ -289,7 +295,7 @@ async fn http_view(
     if ids::parse_stream_id(id).is_err() || file.contains('/') || file.starts_with('.') {
         return (StatusCode::FORBIDDEN, "invalid stream id\n").into_response();
     }
-    st.providers.ensure_for_stream(id).await;
+    st.listings.ensure_for_stream(id).await;
     // nginx's own request (the secret in its path): its X-Real-IP is the
     // viewer's.
     let client = access::client_ip(peer.ip(), &headers, true);
@@ -312,7 +318,7 @@ async fn http_view(
 }
 
 /// Whether `playlist` was written by the FFmpeg now publishing `id`.
-fn fresh_playlist(st: &AppState, id: &str, playlist: &std::path::Path) -> bool {
+fn fresh_playlist(st: &StreamsState, id: &str, playlist: &std::path::Path) -> bool {
     let status = st.supervisor.status_brief(id);
     if !matches!(status.state, StreamState::Live | StreamState::Stopping) {
         return false;
@@ -331,23 +337,23 @@ fn fresh_playlist(st: &AppState, id: &str, playlist: &std::path::Path) -> bool {
 }
 
 async fn control(
-    State(st): State<AppState>,
+    State(st): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
-    control_impl(st, peer, headers, query, id, action, None).await
+    control_impl(st.streams, peer, headers, query, id, action, None).await
 }
 
 async fn control_timeout(
-    State(st): State<AppState>,
+    State(st): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     Path((id, action, timeout)): Path<(String, String, String)>,
 ) -> Response {
-    control_impl(st, peer, headers, query, id, action, Some(timeout)).await
+    control_impl(st.streams, peer, headers, query, id, action, Some(timeout)).await
 }
 
 /// The original DSS's control actions, with its semantics (its nginx.conf
@@ -357,7 +363,7 @@ async fn control_timeout(
 /// (clamped), `publish_start`/`publish_stop` are accepted for known
 /// streams.
 async fn control_impl(
-    st: AppState,
+    st: StreamsState,
     peer: SocketAddr,
     headers: HeaderMap,
     query: Option<String>,
@@ -388,7 +394,7 @@ async fn control_impl(
     if let Err(e) = ids::parse_stream_id(&id) {
         return not_found(e.to_string()).into_response();
     }
-    st.providers.ensure_for_stream(&id).await;
+    st.listings.ensure_for_stream(&id).await;
     let known = || -> Result<(), Refused> {
         if st.catalog.snapshot().streams.contains_key(&id) {
             Ok(())
@@ -434,6 +440,177 @@ async fn control_impl(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::http::state::testing::{self, catalogue, send, FakeListings};
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    /// nginx on this machine, as [`access::classify`] sees it.
+    const NGINX: Caller = Caller::Public {
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        direct: true,
+    };
+    const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+    const AWAY: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 40000);
+
+    /// The callbacks' state over a catalog with `cams-one` and `cams-two`.
+    fn callbacks(config: Config) -> (CallbackState, Arc<FakeListings>) {
+        let (streams, listings) = testing::streams(config);
+        catalogue(&streams.catalog, "cams", &["one", "two"]);
+        let st = CallbackState {
+            streams,
+            secret: SECRET.into(),
+        };
+        (st, listings)
+    }
+
+    fn defaults() -> Config {
+        Config::load_with_env(None, []).expect("the defaults load")
+    }
+
+    async fn play(st: &CallbackState, caller: Caller, secret: &str, body: &str) -> StatusCode {
+        let cb = Callback::parse(body.as_bytes());
+        callback(st, LOCAL, caller, secret, "on_play", cb)
+            .await
+            .status()
+    }
+
+    #[tokio::test]
+    async fn a_callback_needs_a_direct_caller_and_the_secret() {
+        let (st, listings) = callbacks(defaults());
+        let body = "app=dss&name=cams-one&clientid=7&addr=203.0.113.9";
+        let relayed = Caller::Public {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            direct: false,
+        };
+        assert_eq!(
+            play(&st, relayed, SECRET, body).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(play(&st, NGINX, "wrong", body).await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            st.streams.supervisor.tracked(),
+            0,
+            "refused before anything"
+        );
+        assert_eq!(play(&st, NGINX, SECRET, body).await, StatusCode::OK);
+        assert_eq!(st.streams.supervisor.status("cams-one").viewers_rtmp, 1);
+        assert_eq!(*crate::sync::lock(&listings.asked), ["stream:cams-one"]);
+    }
+
+    #[tokio::test]
+    async fn what_is_not_catalogued_is_refused_and_wants_nothing() {
+        let (st, _) = callbacks(defaults());
+        for body in [
+            "app=other&name=cams-one&clientid=1",
+            "app=dss&name=..%2Fetc&clientid=1",
+            "app=dss&name=cams-nine&clientid=1",
+            "app=dss&clientid=1",
+        ] {
+            assert_eq!(
+                play(&st, NGINX, SECRET, body).await,
+                StatusCode::NOT_FOUND,
+                "{body}"
+            );
+        }
+        let cb = Callback::parse(b"app=dss&name=cams-one");
+        let r = callback(&st, LOCAL, NGINX, SECRET, "on_nothing", cb).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(st.streams.supervisor.tracked(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_viewer_leaving_is_counted_and_only_our_ffmpeg_publishes() {
+        let (st, _) = callbacks(defaults());
+        let body = "app=dss&name=cams-two&clientid=9&addr=127.0.0.1";
+        assert_eq!(play(&st, NGINX, SECRET, body).await, StatusCode::OK);
+        let cb = Callback::parse(body.as_bytes());
+        let r = callback(&st, LOCAL, NGINX, SECRET, "on_play_done", cb).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(st.streams.supervisor.status("cams-two").viewers_rtmp, 0);
+        let cb = Callback::parse(b"app=dss&name=cams-two&token=forged&addr=127.0.0.1");
+        let r = callback(&st, LOCAL, NGINX, SECRET, "on_publish", cb).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn the_recorder_is_no_viewer() {
+        let (st, _) = callbacks(defaults());
+        let body = format!(
+            "app=dss&name=cams-one&clientid=3&addr=127.0.0.1&flashver={}",
+            crate::ffmpeg::RECORD_FLASHVER
+        );
+        assert_eq!(play(&st, NGINX, SECRET, &body).await, StatusCode::OK);
+        assert_eq!(st.streams.supervisor.tracked(), 0);
+    }
+
+    fn control_request(uri: &str, peer: SocketAddr) -> axum::http::Request<axum::body::Body> {
+        testing::request("POST", uri, peer, NGINX)
+    }
+
+    #[tokio::test]
+    async fn control_needs_an_allowed_address_and_the_token() {
+        let mut config = defaults();
+        config.security.api_token = Some("tok".into());
+        let (st, _) = callbacks(config);
+        let app = || router().with_state(st.clone());
+        let (status, _) = send(app(), control_request("/control/cams-one/start", AWAY)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = send(app(), control_request("/control/cams-one/start", LOCAL)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(st.streams.supervisor.tracked(), 0);
+        let uri = "/control/cams-one/start?token=tok";
+        assert_eq!(
+            send(app(), control_request(uri, LOCAL)).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(st.streams.supervisor.tracked(), 1);
+        for (uri, want) in [
+            (
+                "/control/cams-one/http/soon?token=tok",
+                StatusCode::BAD_REQUEST,
+            ),
+            ("/control/cams-one/explode?token=tok", StatusCode::NOT_FOUND),
+            ("/control/cams-nine/stop?token=tok", StatusCode::NOT_FOUND),
+            ("/control/..%2Fx/start?token=tok", StatusCode::NOT_FOUND),
+        ] {
+            assert_eq!(
+                send(app(), control_request(uri, LOCAL)).await.0,
+                want,
+                "{uri}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_playlist_request_leases_its_stream_and_nothing_else_passes() {
+        let mut config = defaults();
+        // Answer at once: no FFmpeg writes a playlist here.
+        config.nginx.http_start_wait_seconds = 0;
+        let (st, _) = callbacks(config);
+        let view = |uri: &str| {
+            let mut req =
+                testing::request("GET", &format!("/hooks/{SECRET}/http_view"), LOCAL, NGINX);
+            req.headers_mut()
+                .insert("x-original-uri", uri.parse().expect("a header value"));
+            send(router().with_state(st.clone()), req)
+        };
+        for uri in [
+            "/etc/passwd",
+            "/hls/../x/index.m3u8",
+            "/hls/cams-one/.hidden",
+            "/rec/cams-one/a.m3u8",
+        ] {
+            assert_eq!(view(uri).await.0, StatusCode::FORBIDDEN, "{uri}");
+        }
+        assert_eq!(st.streams.supervisor.tracked(), 0);
+        assert_eq!(
+            view("/hls/cams-one/index.m3u8?x=1").await.0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(st.streams.supervisor.status("cams-one").viewers_http, 1);
+    }
 
     fn req(method: &str, path: &str) -> axum::http::Request<()> {
         axum::http::Request::builder()

@@ -3,7 +3,7 @@
 //! counted twice, so the figures cannot drift from what the API shows.
 
 use crate::catalog::{ProviderState, Snapshot};
-use crate::http::api::AppState;
+use crate::http::state::AppState;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;

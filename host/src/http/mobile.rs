@@ -8,12 +8,12 @@
 //! else the response carries the one it got, in the same header).
 
 use crate::http::access::{self, Caller};
-use crate::http::api::AppState;
+use crate::http::state::MobileState;
 use crate::mobile::feed::Track;
 use crate::mobile::session::{Credentials, Phones, Refused};
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,7 +28,11 @@ const MAX_POSITION_BYTES: usize = 4096;
 
 /// The ingest routes, and the legacy WebSocket `/mobile/location` (so
 /// `location` is no phone id over HTTP).
-pub fn router() -> Router<AppState> {
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    MobileState: FromRef<S>,
+{
     Router::new()
         .route("/mobile/location", get(location))
         .route("/mobile/{id}", post(ingest).put(ingest))
@@ -37,7 +41,7 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /mobile/location`: the original's WebSocket of phones' positions
 /// (public, like the positions on the map).
-async fn location(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn location(State(st): State<MobileState>, ws: WebSocketUpgrade) -> Response {
     match phones(&st) {
         Ok(p) => crate::mobile::location::upgrade(ws, p.clone(), st.events.clone()),
         Err(e) => e.into_response(),
@@ -68,7 +72,7 @@ fn presented_secret<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Optio
 /// A refusal before admission: a status and a line of text.
 type Early = (StatusCode, &'static str);
 
-fn phones(st: &AppState) -> Result<&Arc<Phones>, Early> {
+fn phones(st: &MobileState) -> Result<&Arc<Phones>, Early> {
     st.phones
         .as_ref()
         .ok_or((StatusCode::NOT_FOUND, "the mobile ingest is off\n"))
@@ -85,7 +89,7 @@ fn phone_id(id: &str) -> Result<&str, Early> {
 }
 
 async fn ingest(
-    State(st): State<AppState>,
+    State(st): State<MobileState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -142,7 +146,7 @@ async fn ingest(
 }
 
 async fn position(
-    State(st): State<AppState>,
+    State(st): State<MobileState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -174,5 +178,51 @@ async fn position(
         StatusCode::NO_CONTENT.into_response()
     } else {
         (StatusCode::CONFLICT, "the phone is not streaming\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::state::testing::{request, send};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 40000);
+    const PUBLIC: Caller = Caller::Public {
+        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+        direct: false,
+    };
+
+    #[tokio::test]
+    async fn an_ingest_that_is_off_says_so_before_reading_anything() {
+        let st = MobileState {
+            phones: None,
+            events: Arc::new(crate::events::Events::new()),
+        };
+        for (method, uri) in [
+            ("POST", "/mobile/phone1"),
+            ("PUT", "/mobile/phone1"),
+            ("POST", "/mobile/phone1/position"),
+        ] {
+            let (status, body) = send(
+                router().with_state(st.clone()),
+                request(method, uri, PEER, PUBLIC),
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}");
+            assert_eq!(body, "the mobile ingest is off\n");
+        }
+    }
+
+    #[test]
+    fn a_phone_id_from_a_url_must_be_usable() {
+        assert_eq!(phone_id("phone_1"), Ok("phone_1"));
+        for bad in ["", "..", "a/b", "a b", &"x".repeat(65)] {
+            assert_eq!(
+                phone_id(bad).map_err(|e| e.0),
+                Err(StatusCode::BAD_REQUEST),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! WebSocket ([`mobile`]).
 //!
 //! Domain modules never import this one: it reads them (the catalog, the
-//! supervisor, the providers, the phones) through [`api::AppState`] and
-//! turns requests into their calls.
+//! supervisor, the providers, the phones) through the slices of
+//! [`state::AppState`] each group of routes asks for, and turns requests
+//! into their calls.
 
 pub mod access;
 pub mod api;
@@ -13,3 +14,4 @@ pub mod hooks;
 pub mod metrics;
 pub mod mobile;
 pub mod server;
+pub mod state;

@@ -13,8 +13,8 @@
 //! bench compares it with a plain nginx).
 
 use crate::http::access::{self, Caller};
-use crate::http::api::AppState;
-use axum::extract::ConnectInfo;
+use crate::http::state::{AppState, CallbackState};
+use axum::extract::{ConnectInfo, FromRef};
 use axum::Router;
 use futures_util::future::Either;
 use hyper::body::Incoming;
@@ -50,6 +50,7 @@ pub async fn serve(
     // Each connection holds a receiver; the sender is closed when every
     // connection is gone.
     let (alive_tx, alive_rx) = watch::channel(());
+    let callbacks = CallbackState::from_ref(&state);
     loop {
         let (socket, peer) = tokio::select! {
             biased;
@@ -62,22 +63,25 @@ pub async fn serve(
                 }
             },
         };
-        let (router, state) = (router.clone(), state.clone());
+        let (router, config, callbacks) = (router.clone(), state.config.clone(), callbacks.clone());
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let caller: Caller = access::classify(
-                &state.config,
+                &config,
                 peer.ip(),
                 req.headers(),
                 req.uri().query(),
-                &state.callback_secret,
+                &callbacks.secret,
             );
             if let Some(route) = crate::http::hooks::callback_route(&req) {
                 // nginx-rtmp's callbacks: the hot path, no span (measured:
                 // a span per callback cost ~10 % of their rate); what they
                 // log names the stream and the client.
-                let (state, body) = (state.clone(), req.into_body());
+                let (callbacks, body) = (callbacks.clone(), req.into_body());
                 return Either::Left(async move {
-                    Ok(crate::http::hooks::fast_callback(state, peer, caller, route, body).await)
+                    Ok(
+                        crate::http::hooks::fast_callback(callbacks, peer, caller, route, body)
+                            .await,
+                    )
                 });
             }
             // One span per other request: what a handler logs says which

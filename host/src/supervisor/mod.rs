@@ -117,20 +117,6 @@ pub enum Refusal {
     ShuttingDown,
 }
 
-impl Refusal {
-    /// The HTTP status that tells a client (or nginx) why.
-    pub fn status(&self) -> axum::http::StatusCode {
-        use axum::http::StatusCode;
-        match self {
-            Refusal::Capacity(..) | Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Refusal::TooManyLeases(_) | Refusal::TooManyViewers(_) => StatusCode::TOO_MANY_REQUESTS,
-            Refusal::Unknown(_) | Refusal::Offline(_) | Refusal::Refused(..) => {
-                StatusCode::NOT_FOUND
-            }
-        }
-    }
-}
-
 /// One stream's shared state: what is wanted (written by commands) and
 /// what runs (written by its task).
 struct Slot {

@@ -11,9 +11,10 @@
 //! sources, logs or FFmpeg pids); errors only for private callers, as in
 //! the rest of the API.
 
-use super::{provider_json, stream_brief, AppState};
+use super::{provider_json, stream_brief};
 use crate::events::Event;
 use crate::http::access::Caller;
+use crate::http::state::EventsState;
 use axum::extract::{Extension, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -29,7 +30,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// One client's view of the events.
 struct Client {
-    st: AppState,
+    st: EventsState,
     caller: Caller,
     rx: broadcast::Receiver<Event>,
     /// Rendered, not yet sent (the first snapshot; a resync and its
@@ -39,7 +40,7 @@ struct Client {
 
 /// The handler.
 pub async fn events(
-    State(st): State<AppState>,
+    State(st): State<EventsState>,
     Extension(caller): Extension<Caller>,
 ) -> impl IntoResponse {
     // Subscribed before the snapshot is taken: a change in between is
@@ -84,7 +85,7 @@ fn sse(name: &str, data: &Value) -> SseEvent {
 }
 
 /// Everything a page needs to draw the host as it is now.
-fn snapshot(st: &AppState, caller: Caller) -> SseEvent {
+fn snapshot(st: &EventsState, caller: Caller) -> SseEvent {
     let snap = st.catalog.snapshot();
     let statuses = st.supervisor.statuses();
     let streams: Vec<Value> = snap
@@ -109,7 +110,7 @@ fn snapshot(st: &AppState, caller: Caller) -> SseEvent {
 
 /// `event` as this client sees it (None: nothing to tell, e.g. a stream
 /// listed and gone again).
-fn render(st: &AppState, caller: Caller, event: &Event) -> Option<SseEvent> {
+fn render(st: &EventsState, caller: Caller, event: &Event) -> Option<SseEvent> {
     Some(match event {
         Event::Listed { id } => {
             let s = st.catalog.snapshot().streams.get(id).cloned()?;
@@ -119,7 +120,10 @@ fn render(st: &AppState, caller: Caller, event: &Event) -> Option<SseEvent> {
             Some(p) => sse("provider", &provider_json(p, caller)),
             None => sse("provider", &json!({ "id": id, "removed": true })),
         },
-        Event::Stats { id } => sse("stats", &super::stats::figures(st, id)),
+        Event::Stats { id } => sse(
+            "stats",
+            &super::stats::figures(&st.stats, &st.thumbnails, id),
+        ),
         Event::Stream { .. }
         | Event::Unlisted { .. }
         | Event::Phone { .. }

@@ -10,11 +10,11 @@ mod recordings;
 mod stats;
 
 use crate::catalog::{Catalog, ProviderState, StreamEntry};
-use crate::config::Config;
 use crate::http::access::Caller;
+use crate::http::state::{AppState, ReadyState, StreamsState};
 use crate::ids;
-use crate::supervisor::{Refusal, State as StreamState, Supervisor};
-use axum::extract::{Extension, Path, Query, State};
+use crate::supervisor::{Refusal, State as StreamState};
+use axum::extract::{Extension, FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,35 +23,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The catalog.
-    pub catalog: Arc<Catalog>,
-    /// Stream lifecycles.
-    pub supervisor: Arc<Supervisor>,
-    /// Provider instances (lazy ones are woken by first use).
-    pub providers: Arc<crate::providers::Providers>,
-    /// The metadata store.
-    pub store: Arc<dyn dss_store::Store>,
-    /// The secret nginx's callbacks carry in their path.
-    pub callback_secret: Arc<str>,
-    /// The mobile ingest's phones, when it runs.
-    pub phones: Option<Arc<crate::mobile::session::Phones>>,
-    /// What changes, as it happens.
-    pub events: Arc<crate::events::Events>,
-    /// Per-stream statistics.
-    pub stats: Arc<crate::stats::Stats>,
-    /// Streams' thumbnails.
-    pub thumbnails: Arc<crate::thumbnail::Thumbnails>,
-    /// Recordings.
-    pub recorder: Arc<crate::record::Recorder>,
-    /// The managed nginx, when the host runs it.
-    pub nginx: Option<crate::nginx::managed::NginxHealth>,
-}
 
 /// An API error: a status and a message, sent as `{"error": ...}`.
 #[derive(Debug)]
@@ -69,7 +40,17 @@ impl ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError(r.status(), r.to_string())
+        ApiError(refusal_status(&r), r.to_string())
+    }
+}
+
+/// The HTTP status that tells a client (or nginx, which refuses the
+/// viewer on anything but 2xx) why the supervisor refused.
+pub(crate) fn refusal_status(r: &Refusal) -> StatusCode {
+    match r {
+        Refusal::Capacity(..) | Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::TooManyLeases(_) | Refusal::TooManyViewers(_) => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::Unknown(_) | Refusal::Offline(_) | Refusal::Refused(..) => StatusCode::NOT_FOUND,
     }
 }
 
@@ -84,31 +65,49 @@ impl IntoResponse for ApiError {
 pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .route("/api/status", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/streams/{id}/track", get(track))
+        .route("/api/events", get(events::events))
+        .route("/api/recordings", get(recordings::list))
+        .route("/api/recordings/{id}/export", get(recordings::export))
+        .route("/api/recordings/{id}/{file}", get(recordings::download))
+        .merge(ready_routes())
+        .merge(stream_routes())
+        .merge(stats::routes())
+        .merge(crate::http::hooks::router())
+        .merge(crate::http::mobile::router())
+        .fallback_service(tower_http::services::ServeDir::new(web_dir))
+        .with_state(state)
+}
+
+/// `/readyz`.
+fn ready_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ReadyState: FromRef<S>,
+{
+    Router::new().route("/readyz", get(readyz))
+}
+
+/// The routes that read the catalog and the supervisor: providers,
+/// streams, viewers' leases, admin start and stop, the map settings, the
+/// cluster, and the original's `/info/*`.
+fn stream_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    StreamsState: FromRef<S>,
+{
+    Router::new()
         .route("/api/web", get(web))
         .route("/api/cluster", get(cluster))
         .route("/api/providers", get(providers))
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(streams))
         .route("/api/streams/{id}", get(stream))
-        .route("/api/events", get(events::events))
         .route("/api/streams/{id}/watch", post(watch))
-        .route("/api/streams/{id}/track", get(track))
         .route("/api/streams/{id}/start", post(admin_start))
         .route("/api/streams/{id}/stop", post(admin_stop))
-        .route("/api/streams/{id}/stats", get(stats::stream))
-        .route("/api/streams/{id}/thumbnail", get(stats::thumbnail))
-        .route("/api/recordings", get(recordings::list))
-        .route("/api/recordings/{id}/export", get(recordings::export))
-        .route("/api/recordings/{id}/{file}", get(recordings::download))
-        .route("/stats/{id}", get(stats::legacy).post(stats::legacy))
-        .route("/stats/{id}/", get(stats::legacy).post(stats::legacy))
-        .route(
-            "/stats/{id}/{fields}",
-            get(stats::legacy).post(stats::legacy),
-        )
         .route(
             "/info/provider",
             get(legacy_providers).post(legacy_providers),
@@ -118,14 +117,10 @@ pub fn router(state: AppState, web_dir: &std::path::Path) -> Router {
             get(legacy_provider).post(legacy_provider),
         )
         .route("/info/stream/{id}", get(legacy_stream).post(legacy_stream))
-        .merge(crate::http::hooks::router())
-        .merge(crate::http::mobile::router())
-        .fallback_service(tower_http::services::ServeDir::new(web_dir))
-        .with_state(state)
 }
 
 /// `GET /api/web`: the page's map settings (`[web]`).
-async fn web(State(st): State<AppState>) -> Json<Value> {
+async fn web(State(st): State<StreamsState>) -> Json<Value> {
     let w = &st.config.web;
     Json(json!({
         "tiles": w.tiles,
@@ -138,7 +133,10 @@ async fn web(State(st): State<AppState>) -> Json<Value> {
 /// `GET /api/cluster`: the hosts (last seen, running FFmpeg, owned
 /// streams) and who owns which stream; `{"enabled": false}` on a single
 /// host. Their addresses only on the private surface.
-async fn cluster(State(st): State<AppState>, Extension(caller): Extension<Caller>) -> Json<Value> {
+async fn cluster(
+    State(st): State<StreamsState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<Value> {
     let Some(c) = st.supervisor.cluster() else {
         return Json(json!({ "enabled": false }));
     };
@@ -168,7 +166,7 @@ struct TrackQuery {
 /// `GET /api/streams/{id}/track[?since=MS]`: a phone's GPS track (all its
 /// sessions), oldest first.
 async fn track(
-    State(st): State<AppState>,
+    State(store): State<Arc<dyn dss_store::Store>>,
     Path(id): Path<String>,
     Query(q): Query<TrackQuery>,
 ) -> Response {
@@ -179,7 +177,7 @@ async fn track(
         )
         .into_response();
     }
-    match st.store.track(&id, q.since).await {
+    match store.track(&id, q.since).await {
         Ok(points) => Json(json!({ "id": id, "points": points })).into_response(),
         Err(e) => {
             tracing::warn!(stream = %id, error = %e, "cannot read the track");
@@ -236,9 +234,9 @@ async fn healthz(State(st): State<AppState>, Extension(caller): Extension<Caller
 /// enabled provider instance has served a first listing (persisted, fresh
 /// or fallback; lazy ones list on first use); 503 before, saying what is
 /// pending. `/healthz` only says the process answers.
-async fn readyz(State(st): State<AppState>) -> Response {
+async fn readyz(State(st): State<ReadyState>) -> Response {
     let pending: Vec<Value> = st
-        .providers
+        .listings
         .pending()
         .into_iter()
         .map(|(id, why)| json!({ "provider": id, "waiting_for": why }))
@@ -306,7 +304,7 @@ fn forbidden() -> ApiError {
 }
 
 async fn providers(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Extension(caller): Extension<Caller>,
 ) -> Json<Value> {
     let snap = st.catalog.snapshot();
@@ -322,7 +320,7 @@ fn check_provider(id: &str) -> Result<(), ApiError> {
 }
 
 async fn provider(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -344,15 +342,15 @@ pub struct StreamFilter {
 }
 
 async fn streams(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Query(f): Query<StreamFilter>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     match &f.provider {
         Some(p) => {
             check_provider(p)?;
-            st.providers.ensure_listed(p).await;
+            st.listings.ensure_listed(p).await;
         }
-        None => st.providers.ensure_all_listed().await,
+        None => st.listings.ensure_all_listed().await,
     }
     let snap = st.catalog.snapshot();
     let statuses = st.supervisor.statuses();
@@ -402,11 +400,11 @@ fn lookup(catalog: &Catalog, id: &str) -> Result<Arc<StreamEntry>, ApiError> {
 }
 
 async fn stream(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    st.providers.ensure_for_stream(&id).await;
+    st.listings.ensure_for_stream(&id).await;
     let s = lookup(&st.catalog, &id)?;
     let private = caller.is_private();
     let status = if private {
@@ -451,12 +449,12 @@ pub struct WatchParams {
 }
 
 async fn watch(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(p): Query<WatchParams>,
 ) -> Result<Json<Value>, ApiError> {
-    st.providers.ensure_for_stream(&id).await;
+    st.listings.ensure_for_stream(&id).await;
     lookup(&st.catalog, &id)?;
     let client = p.client.unwrap_or_default();
     if client.len() > 128 {
@@ -483,7 +481,7 @@ async fn watch(
 
 /// Admin actions need the API token (from every caller: see
 /// [`crate::http::access`]).
-pub(crate) fn authorize(_st: &AppState, caller: Caller) -> Result<(), ApiError> {
+pub(crate) fn authorize(caller: Caller) -> Result<(), ApiError> {
     if caller.is_private() {
         Ok(())
     } else {
@@ -496,22 +494,22 @@ pub(crate) fn authorize(_st: &AppState, caller: Caller) -> Result<(), ApiError> 
 }
 
 async fn admin_start(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&st, caller)?;
+    authorize(caller)?;
     lookup(&st.catalog, &id)?;
     st.supervisor.start(&id)?;
     Ok(Json(json!({ "id": id, "pinned": true })))
 }
 
 async fn admin_stop(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&st, caller)?;
+    authorize(caller)?;
     lookup(&st.catalog, &id)?;
     st.supervisor.stop(&id);
     Ok(Json(json!({ "id": id, "stopping": true })))
@@ -527,7 +525,7 @@ fn legacy_data(s: &StreamEntry) -> Value {
     })
 }
 
-async fn legacy_providers(State(st): State<AppState>) -> Json<Value> {
+async fn legacy_providers(State(st): State<StreamsState>) -> Json<Value> {
     let snap = st.catalog.snapshot();
     Json(json!(snap
         .providers
@@ -541,7 +539,7 @@ async fn legacy_providers(State(st): State<AppState>) -> Json<Value> {
 }
 
 async fn legacy_provider(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_provider(&id)?;
@@ -558,9 +556,186 @@ async fn legacy_provider(
 }
 
 async fn legacy_stream(
-    State(st): State<AppState>,
+    State(st): State<StreamsState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let s = lookup(&st.catalog, &id)?;
     Ok(Json(legacy_data(&s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::http::state::testing::{self, catalogue, send, FakeListings};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+    /// A viewer through nginx's public port.
+    const PUBLIC: Caller = Caller::Public {
+        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+        direct: false,
+    };
+    /// The operator, with the API token.
+    const ADMIN: Caller = Caller::Private { direct: false };
+
+    /// The stream routes over a catalog with `cams-one` and `cams-two`.
+    fn streams() -> (StreamsState, Arc<FakeListings>) {
+        streams_with(|_| {})
+    }
+
+    fn streams_with(f: impl FnOnce(&mut Config)) -> (StreamsState, Arc<FakeListings>) {
+        let mut config = Config::load_with_env(None, []).expect("the defaults load");
+        f(&mut config);
+        let (st, listings) = testing::streams(config);
+        catalogue(&st.catalog, "cams", &["one", "two"]);
+        (st, listings)
+    }
+
+    /// Waits (at most 10 s) until `cond` holds.
+    async fn eventually(cond: impl Fn() -> bool) {
+        let wait = async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the condition holds within 10 s");
+    }
+
+    async fn get(
+        st: &StreamsState,
+        method: &str,
+        uri: &str,
+        caller: Caller,
+    ) -> (StatusCode, Value) {
+        let app = stream_routes().with_state(st.clone());
+        let (status, body) = send(app, testing::request(method, uri, PEER, caller)).await;
+        let json = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        (status, json)
+    }
+
+    #[tokio::test]
+    async fn ids_are_checked_before_any_lookup() {
+        let (st, listings) = streams();
+        for (uri, want) in [
+            ("/api/streams/cams-one", StatusCode::OK),
+            ("/api/streams/cams-nine", StatusCode::NOT_FOUND),
+            ("/api/streams/..%2Fetc", StatusCode::BAD_REQUEST),
+            ("/api/streams/nodash", StatusCode::BAD_REQUEST),
+            ("/api/providers/cams", StatusCode::OK),
+            ("/api/providers/none", StatusCode::NOT_FOUND),
+            ("/api/providers/a.b", StatusCode::BAD_REQUEST),
+            ("/api/streams?provider=a.b", StatusCode::BAD_REQUEST),
+            ("/info/stream/cams-nine", StatusCode::NOT_FOUND),
+            ("/info/provider/none", StatusCode::NOT_FOUND),
+        ] {
+            let (status, body) = get(&st, "GET", uri, PUBLIC).await;
+            assert_eq!(status, want, "{uri}: {body}");
+            if status.is_client_error() {
+                assert!(body["error"].is_string(), "{uri}: {body}");
+            }
+        }
+        // The listing a request needs is asked for first.
+        assert!(crate::sync::lock(&listings.asked).contains(&"stream:cams-one".to_string()));
+    }
+
+    #[tokio::test]
+    async fn the_public_sees_no_errors_logs_or_instance_files() {
+        let (st, _) = streams();
+        let (_, p) = get(&st, "GET", "/api/providers/cams", PUBLIC).await;
+        assert_eq!(p["has_error"], true);
+        for hidden in ["last_error", "warnings", "file"] {
+            assert!(p.get(hidden).is_none(), "{hidden} shown: {p}");
+        }
+        let (_, p) = get(&st, "GET", "/api/providers/cams", ADMIN).await;
+        assert!(p["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused")));
+        assert!(p["file"].is_string());
+        let (_, s) = get(&st, "GET", "/api/streams/cams-one", PUBLIC).await;
+        assert!(
+            s.get("log").is_none() && s.get("last_error").is_none(),
+            "{s}"
+        );
+        assert_eq!(s["has_error"], false);
+        assert_eq!(s["state"], "idle");
+        let (_, s) = get(&st, "GET", "/api/streams/cams-one", ADMIN).await;
+        assert!(s["log"].is_array(), "{s}");
+    }
+
+    #[tokio::test]
+    async fn lists_filter_and_keep_the_original_shapes() {
+        let (st, _) = streams();
+        let (_, list) = get(&st, "GET", "/api/streams?provider=cams&online=true", PUBLIC).await;
+        assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+        let (_, list) = get(&st, "GET", "/api/streams?state=live", PUBLIC).await;
+        assert_eq!(list, json!([]));
+        let (status, s) = get(&st, "POST", "/info/stream/cams-two", PUBLIC).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            s,
+            json!({"id": "cams-two", "name": "Camera two", "geo": [1.0, 2.0], "status": "online"})
+        );
+        let (_, p) = get(&st, "GET", "/info/provider", PUBLIC).await;
+        assert_eq!(p, json!([{"id": "cams", "name": "static-list"}]));
+        let (_, p) = get(&st, "GET", "/info/provider/cams", PUBLIC).await;
+        assert_eq!(p.as_array().map(Vec::len), Some(2));
+    }
+
+    #[tokio::test]
+    async fn admin_actions_need_the_token() {
+        let (st, _) = streams();
+        let (status, _) = get(&st, "POST", "/api/streams/cams-one/start", PUBLIC).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(st.supervisor.tracked(), 0);
+        let (status, body) = get(&st, "POST", "/api/streams/cams-one/start", ADMIN).await;
+        assert_eq!((status, &body["pinned"]), (StatusCode::OK, &json!(true)));
+        // The stream's task reports the pin on its next pass.
+        eventually(|| st.supervisor.status("cams-one").pinned).await;
+        let (status, _) = get(&st, "POST", "/api/streams/cams-one/stop", ADMIN).await;
+        assert_eq!(status, StatusCode::OK);
+        eventually(|| !st.supervisor.status("cams-one").pinned).await;
+    }
+
+    #[tokio::test]
+    async fn a_public_client_holds_bounded_leases() {
+        let (st, _) = streams_with(|c| c.security.max_streams_per_client = 1);
+        let (status, lease) =
+            get(&st, "POST", "/api/streams/cams-one/watch?timeout=5", PUBLIC).await;
+        assert_eq!(status, StatusCode::OK, "{lease}");
+        assert_eq!(lease["lease_seconds"], 5);
+        assert_eq!(st.supervisor.status("cams-one").viewers_http, 1);
+        // The same client again: the same lease.
+        get(&st, "POST", "/api/streams/cams-one/watch", PUBLIC).await;
+        assert_eq!(st.supervisor.status("cams-one").viewers_http, 1);
+        let long = format!("/api/streams/cams-two/watch?client={}", "x".repeat(129));
+        assert_eq!(
+            get(&st, "POST", &long, PUBLIC).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        // A second stream is one too many for max_streams_per_client = 1.
+        let (status, _) = get(&st, "POST", "/api/streams/cams-two/watch", PUBLIC).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(st.supervisor.status("cams-two").viewers_http, 0);
+    }
+
+    #[tokio::test]
+    async fn ready_once_listed_and_nginx_runs() {
+        let listings = Arc::new(FakeListings::default());
+        crate::sync::lock(&listings.pending).push(("cams".into(), "its first listing"));
+        let st = ReadyState {
+            listings: listings.clone(),
+            nginx: None,
+        };
+        let app = || ready_routes().with_state(st.clone());
+        let (status, body) = send(app(), testing::request("GET", "/readyz", PEER, PUBLIC)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("its first listing"), "{body}");
+        crate::sync::lock(&listings.pending).clear();
+        let (status, body) = send(app(), testing::request("GET", "/readyz", PEER, PUBLIC)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains(r#""nginx":"external""#), "{body}");
+    }
 }

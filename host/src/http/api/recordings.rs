@@ -4,8 +4,9 @@
 //! `GET /api/recordings/{id}/export?from=&to=` streams one MP4 of a range.
 //! Times are Unix ms, `20261124T130000Z` or RFC 3339.
 
-use super::{authorize, ApiError, AppState};
+use super::{authorize, ApiError};
 use crate::http::access::Caller;
+use crate::record::Recorder;
 use crate::record::{export, segments};
 use axum::body::Body;
 use axum::extract::{Extension, Path, Query, Request, State};
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tower_service::Service;
 
 fn time_arg(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
@@ -35,11 +37,11 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 
 /// `GET /api/recordings`.
 pub(super) async fn list(
-    State(st): State<AppState>,
+    State(recorder): State<Arc<Recorder>>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&st, caller)?;
+    authorize(caller)?;
     let from = time_arg(&q, "from")?.unwrap_or(0);
     let to = time_arg(&q, "to")?.unwrap_or(u64::MAX);
     let streams = match q.get("stream") {
@@ -47,9 +49,9 @@ pub(super) async fn list(
             check_id(id)?;
             vec![id.clone()]
         }
-        None => segments::streams(st.recorder.dir()),
+        None => segments::streams(recorder.dir()),
     };
-    let rec = st.recorder.clone();
+    let rec = recorder.clone();
     let segs = tokio::task::spawn_blocking(move || {
         streams
             .iter()
@@ -60,24 +62,24 @@ pub(super) async fn list(
     .unwrap_or_default();
     Ok(Json(json!({
         "segments": segs,
-        "recorders": st.recorder.statuses(),
+        "recorders": recorder.statuses(),
     })))
 }
 
 /// `GET /api/recordings/{id}/{file}`: one finished segment (ranges
 /// supported).
 pub(super) async fn download(
-    State(st): State<AppState>,
+    State(recorder): State<Arc<Recorder>>,
     Extension(caller): Extension<Caller>,
     Path((id, file)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    authorize(&st, caller)?;
+    authorize(caller)?;
     check_id(&id)?;
     if segments::parse_name(&id, &file).is_none() {
         return Err(ApiError::not_found("no such segment"));
     }
-    let path = st.recorder.dir().join(&id).join(&file);
+    let path = recorder.dir().join(&id).join(&file);
     let mut serve = tower_http::services::ServeFile::new(path);
     match serve.call(req).await {
         Ok(r) => Ok(r.map(Body::new)),
@@ -87,17 +89,17 @@ pub(super) async fn download(
 
 /// `GET /api/recordings/{id}/export?from=&to=`.
 pub(super) async fn export(
-    State(st): State<AppState>,
+    State(recorder): State<Arc<Recorder>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    authorize(&st, caller)?;
+    authorize(caller)?;
     check_id(&id)?;
     let (Some(from), Some(to)) = (time_arg(&q, "from")?, time_arg(&q, "to")?) else {
         return Err(ApiError::bad_request("from and to are required"));
     };
-    match export::export(&st.recorder, &id, from, to).await {
+    match export::export(&recorder, &id, from, to).await {
         Ok(body) => Ok((
             [
                 (header::CONTENT_TYPE, "video/mp4".to_string()),

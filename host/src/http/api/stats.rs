@@ -3,14 +3,31 @@
 //! `/api/streams/{id}/stats` (JSON, every field) and
 //! `/api/streams/{id}/thumbnail[?size=...]`.
 
-use super::{lookup, ApiError, AppState};
-use crate::stats::{StreamStats, FIELDS};
-use axum::extract::{Path, Query, State};
+use super::{lookup, ApiError};
+use crate::http::state::StatsState;
+use crate::stats::{Stats, StreamStats, FIELDS};
+use crate::thumbnail::Thumbnails;
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+
+/// The statistics' and thumbnails' routes.
+pub(super) fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    StatsState: FromRef<S>,
+{
+    Router::new()
+        .route("/api/streams/{id}/stats", get(stream))
+        .route("/api/streams/{id}/thumbnail", get(thumbnail))
+        .route("/stats/{id}", get(legacy).post(legacy))
+        .route("/stats/{id}/", get(legacy).post(legacy))
+        .route("/stats/{id}/{fields}", get(legacy).post(legacy))
+}
 
 /// `GET|POST /stats/{id}`, `/stats/{id}/`, `/stats/{id}/{fields}`.
 ///
@@ -20,7 +37,7 @@ use std::collections::HashMap;
 /// of one stream is its bare value. `?percent=0` gives the fractions in
 /// 0..1, anything else (or nothing) in percent. Unknown id or field: 404.
 pub(super) async fn legacy(
-    State(st): State<AppState>,
+    State(st): State<StatsState>,
     Path(params): Path<HashMap<String, String>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -42,7 +59,7 @@ pub(super) async fn legacy(
         )));
     }
     if crate::ids::parse_stream_id(id).is_ok() {
-        st.providers.ensure_for_stream(id).await;
+        st.listings.ensure_for_stream(id).await;
     }
     let snap = st.catalog.snapshot();
     if let Some(e) = snap.streams.get(id) {
@@ -88,27 +105,27 @@ fn object(id: &str, stats: &StreamStats, fields: &[&str], percent: bool) -> Valu
 
 /// Every figure of `id` (fractions in 0..1), its id, and whether it has
 /// thumbnails (so a page asks for one only when it exists).
-pub(super) fn figures(st: &AppState, id: &str) -> Value {
-    let mut v = json!(st.stats.get(id));
+pub(super) fn figures(stats: &Stats, thumbnails: &Thumbnails, id: &str) -> Value {
+    let mut v = json!(stats.get(id));
     v["id"] = json!(id);
-    v["has_thumbnail"] = json!(st.thumbnails.has(id));
+    v["has_thumbnail"] = json!(thumbnails.has(id));
     v
 }
 
 /// `GET /api/streams/{id}/stats`: every figure, fractions in 0..1.
 pub(super) async fn stream(
-    State(st): State<AppState>,
+    State(st): State<StatsState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    st.providers.ensure_for_stream(&id).await;
+    st.listings.ensure_for_stream(&id).await;
     let e = lookup(&st.catalog, &id)?;
-    Ok(Json(figures(&st, &e.id)))
+    Ok(Json(figures(&st.stats, &st.thumbnails, &e.id)))
 }
 
 /// `GET /api/streams/{id}/thumbnail[?size=medium]`: the JPEG, 404 until
 /// one exists.
 pub(super) async fn thumbnail(
-    State(st): State<AppState>,
+    State(st): State<StatsState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -127,5 +144,75 @@ pub(super) async fn thumbnail(
             Err(ApiError(StatusCode::BAD_REQUEST, err.to_string()))
         }
         Err(err) => Err(ApiError::not_found(err.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::http::access::Caller;
+    use crate::http::state::testing::{self, catalogue, send};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+
+    const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+    const PUBLIC: Caller = Caller::Public {
+        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+        direct: false,
+    };
+
+    #[tokio::test]
+    async fn the_original_shapes_and_clear_refusals() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = Config::load_with_env(None, []).expect("the defaults load");
+        config.state_dir = dir.path().to_path_buf();
+        let (streams, listings) = testing::streams(config);
+        catalogue(&streams.catalog, "cams", &["one", "two"]);
+        let stats = Arc::new(Stats::new());
+        let thumbnails = Thumbnails::new(
+            streams.config.clone(),
+            streams.catalog.clone(),
+            streams.supervisor.clone(),
+            stats.clone(),
+        )
+        .expect("thumbnails in the temporary directory");
+        let st = StatsState {
+            catalog: streams.catalog.clone(),
+            listings,
+            stats,
+            thumbnails,
+        };
+        let get = |uri: &str| {
+            let app = routes().with_state(st.clone());
+            send(app, testing::request("GET", uri, PEER, PUBLIC))
+        };
+        let json = |body: &str| serde_json::from_str::<Value>(body).expect("JSON");
+        // One field of one stream: its bare value; fractions in percent.
+        let (status, body) = get("/stats/cams-one/id").await;
+        assert_eq!((status, json(&body)), (StatusCode::OK, json!("cams-one")));
+        let (_, body) = get("/stats/cams-one/uptime,id").await;
+        assert_eq!(json(&body)["id"], "cams-one");
+        assert!(json(&body).get("uptime").is_some(), "{body}");
+        // A provider: a list of its streams' objects.
+        let (_, body) = get("/stats/cams").await;
+        assert_eq!(json(&body).as_array().map(Vec::len), Some(2), "{body}");
+        let (_, body) = get("/api/streams/cams-two/stats").await;
+        assert_eq!(json(&body)["has_thumbnail"], false);
+        for (uri, want) in [
+            ("/stats/cams-one/bogus", StatusCode::NOT_FOUND),
+            ("/stats/nothing", StatusCode::NOT_FOUND),
+            ("/api/streams/cams-nine/stats", StatusCode::NOT_FOUND),
+            ("/api/streams/cams-one/thumbnail", StatusCode::NOT_FOUND),
+            (
+                "/api/streams/cams-one/thumbnail?size=huge",
+                StatusCode::BAD_REQUEST,
+            ),
+            ("/api/streams/..%2Fx/thumbnail", StatusCode::BAD_REQUEST),
+        ] {
+            let (status, body) = get(uri).await;
+            assert_eq!(status, want, "{uri}: {body}");
+            assert!(json(&body)["error"].is_string(), "{uri}: {body}");
+        }
     }
 }
