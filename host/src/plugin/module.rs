@@ -8,7 +8,6 @@ use super::call::{self, CallError, CallReport, CallState};
 use super::http::HttpGate;
 use super::PluginEngine;
 use crate::config::Limits;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -88,24 +87,9 @@ pub enum LoadError {
     },
 }
 
-/// A provider's self-description (from `describe` or `init`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ModuleInfo {
-    /// Provider type name.
-    pub name: String,
-    /// Module version.
-    pub version: String,
-    /// One line on what it provides.
-    pub description: String,
-    /// Default FFmpeg input options.
-    pub input_options: Vec<String>,
-    /// Default FFmpeg output options.
-    pub output_options: Vec<String>,
-    /// Seconds between listings (0: none).
-    pub refresh_seconds: u32,
-    /// Free-form information.
-    pub extra: Vec<(String, String)>,
-}
+/// A provider's self-description (from `describe` or `init`): the SDK's
+/// own type, so the host and the providers cannot drift apart.
+pub use dss_provider_sdk::ProviderInfo as ModuleInfo;
 
 impl From<bindings::ProviderInfo> for ModuleInfo {
     fn from(p: bindings::ProviderInfo) -> Self {
@@ -340,13 +324,8 @@ impl ProviderModule {
             hash,
             interface_version,
             info: ModuleInfo {
-                name: String::new(),
-                version: String::new(),
-                description: String::new(),
-                input_options: Vec::new(),
                 output_options: Vec::new(),
-                refresh_seconds: 0,
-                extra: Vec::new(),
+                ..ModuleInfo::new("", "", "")
             },
             loaded_at: SystemTime::now(),
             origin,
