@@ -47,13 +47,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     );
     tokio::spawn(crate::memory::trim_loop());
     let (events, stats, supervisor) = start_lifecycle(&config, &catalog, &store, cluster.as_ref());
-    let thumbnails = crate::thumbnail::Thumbnails::new(
-        config.clone(),
-        catalog.clone(),
-        supervisor.clone(),
-        stats.clone(),
-    )
-    .context("cannot set up thumbnails")?;
+    let (thumbnails, recorder) = around_streams(&config, &catalog, &supervisor, &stats)?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -98,9 +92,6 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let _watch = crate::watch::spawn(providers.clone(), dirs.map(|d| d.clone()).to_vec());
 
     tokio::spawn(crate::thumbnail::run(thumbnails.clone()));
-    let recorder =
-        crate::record::Recorder::new(config.clone(), catalog.clone(), supervisor.clone())
-            .context("cannot set up recording")?;
     tokio::spawn(crate::record::run(recorder.clone()));
 
     let state = AppState {
@@ -117,9 +108,61 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         recorder: recorder.clone(),
         nginx: nginx.as_ref().map(ManagedNginx::health),
     };
+    let server = ServerParts {
+        listener,
+        state,
+        supervisor,
+        recorder,
+        cluster,
+        stats,
+        nginx,
+        store,
+    };
+    run_until_signal(server).await
+}
+
+/// Thumbnails and recordings, set up (their directories checked) before
+/// the host listens; they run once nginx is up.
+fn around_streams(
+    config: &Arc<Config>,
+    catalog: &Arc<Catalog>,
+    supervisor: &Arc<Supervisor>,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<(
+    Arc<crate::thumbnail::Thumbnails>,
+    Arc<crate::record::Recorder>,
+)> {
+    let thumbnails = crate::thumbnail::Thumbnails::new(
+        config.clone(),
+        catalog.clone(),
+        supervisor.clone(),
+        stats.clone(),
+    )
+    .context("cannot set up thumbnails")?;
+    let recorder =
+        crate::record::Recorder::new(config.clone(), catalog.clone(), supervisor.clone())
+            .context("cannot set up recording")?;
+    Ok((thumbnails, recorder))
+}
+
+/// What serves and what [`stop`] stops once the host is wired.
+struct ServerParts {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    supervisor: Arc<Supervisor>,
+    recorder: Arc<crate::record::Recorder>,
+    cluster: Option<Arc<Cluster>>,
+    stats: Arc<Stats>,
+    nginx: Option<ManagedNginx>,
+    store: Arc<dyn Store>,
+}
+
+/// Serves HTTP until SIGTERM or SIGINT (or the server fails), then stops
+/// everything.
+async fn run_until_signal(p: ServerParts) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = api::router(state.clone(), &config.web.dir);
-    let server = crate::http::server::serve(listener, app, state, stop_rx, SERVER_DRAIN);
+    let app = api::router(p.state.clone(), &p.state.config.web.dir);
+    let server = crate::http::server::serve(p.listener, app, p.state, stop_rx, SERVER_DRAIN);
     let mut server = tokio::spawn(server);
     tokio::select! {
         _ = shutdown_signal() => {}
@@ -128,12 +171,12 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     stop(Running {
         server,
-        supervisor,
-        recorder,
-        cluster,
-        stats,
-        nginx,
-        store,
+        supervisor: p.supervisor,
+        recorder: p.recorder,
+        cluster: p.cluster,
+        stats: p.stats,
+        nginx: p.nginx,
+        store: p.store,
     })
     .await;
     tracing::info!("stopped");

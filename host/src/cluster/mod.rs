@@ -410,7 +410,55 @@ impl Cluster {
             // two hosts now act under one name.
             tracing::error!("cluster: {e}: give each host its own [cluster] node_id");
         }
-        // Renewals.
+        self.renew_due(bound).await;
+        let lost = self.expire();
+        // The cluster as it is now.
+        let (nodes, leases) = match tokio::time::timeout(bound, async {
+            (self.store.nodes().await, self.store.leases("").await)
+        })
+        .await
+        {
+            Ok(read) => read,
+            Err(_) => (Err(self.unanswered(bound)), Err(self.unanswered(bound))),
+        };
+        match (beat, nodes, leases) {
+            (Ok(server_now), Ok(nodes), Ok(all)) => {
+                let (leases, refreshers): (Vec<Lease>, Vec<Lease>) =
+                    all.into_iter().partition(|l| l.name.starts_with("stream/"));
+                let adopted = self.adopt_placed(&leases, server_now).await;
+                let mut view = lock(&self.view);
+                view.nodes = nodes;
+                view.leases = leases;
+                view.refreshers = refreshers
+                    .into_iter()
+                    .filter(|l| l.name.starts_with("provider/"))
+                    .collect();
+                view.server_now_ms = server_now;
+                view.read_at = Some(Instant::now());
+                view.last_error = None;
+                (lost, adopted)
+            }
+            (a, b, c) => {
+                let err = [a.err(), b.err(), c.err()]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                let mut view = lock(&self.view);
+                if view.last_error.as_deref() != Some(err.as_str()) {
+                    tracing::warn!("cluster: cannot reach the store: {err}");
+                }
+                view.last_error = Some(err);
+                (lost, Vec::new())
+            }
+        }
+    }
+
+    /// Renews the leases that are due, a bounded number at a time, each
+    /// call bounded by `bound`; an unanswered renewal keeps its lease
+    /// until its time runs out.
+    async fn renew_due(&self, bound: Duration) {
         let due = lock(&self.book).due(Instant::now());
         let ttl_ms = self.ttl.as_millis() as u64;
         for chunk in due.chunks(RENEW_CONCURRENCY) {
@@ -441,83 +489,49 @@ impl Cluster {
                 }
             }
         }
-        let lost = self.expire();
-        // The cluster as it is now.
+    }
+
+    /// Takes up the stream leases another host placed here (a fresh first
+    /// epoch of ours, renewed within a tick); the streams adopted.
+    async fn adopt_placed(&self, leases: &[Lease], server_now: u64) -> Vec<String> {
         let mut adopted = Vec::new();
-        let (nodes, leases) = match tokio::time::timeout(bound, async {
-            (self.store.nodes().await, self.store.leases("").await)
-        })
-        .await
-        {
-            Ok(read) => read,
-            Err(_) => (Err(self.unanswered(bound)), Err(self.unanswered(bound))),
+        let ttl = self.ttl.as_millis() as u64;
+        let placed: Vec<Lease> = {
+            let book = lock(&self.book);
+            let now = Instant::now();
+            leases
+                .iter()
+                .filter(|l| {
+                    l.owner == self.node_id
+                    && !l.expired_at(server_now)
+                    && book.holds(&l.name, now).is_none()
+                    // Placed here by another host: a fresh
+                    // first epoch of ours, renewed within a tick.
+                    && l.renewed_ms + ttl / 3 >= server_now
+                })
+                .cloned()
+                .collect()
         };
-        match (beat, nodes, leases) {
-            (Ok(server_now), Ok(nodes), Ok(all)) => {
-                let (leases, refreshers): (Vec<Lease>, Vec<Lease>) =
-                    all.into_iter().partition(|l| l.name.starts_with("stream/"));
-                let ttl = self.ttl.as_millis() as u64;
-                let placed: Vec<Lease> = {
-                    let book = lock(&self.book);
-                    let now = Instant::now();
-                    leases
-                        .iter()
-                        .filter(|l| {
-                            l.owner == self.node_id
-                                && !l.expired_at(server_now)
-                                && book.holds(&l.name, now).is_none()
-                                // Placed here by another host: a fresh
-                                // first epoch of ours, renewed within a tick.
-                                && l.renewed_ms + ttl / 3 >= server_now
-                        })
-                        .cloned()
-                        .collect()
-                };
-                for l in placed {
-                    let sent = Instant::now();
-                    match self
-                        .store
-                        .lease_renew(&l.name, &self.node_id, l.epoch, ttl)
-                        .await
-                    {
-                        Ok(true) => {
-                            lock(&self.book).acquired(&l.name, l.epoch, sent);
-                            if let Some(id) = l.name.strip_prefix("stream/") {
-                                lock(&self.ever_owned).insert(id.to_string());
-                                tracing::info!(stream = %id, epoch = l.epoch, "cluster: placed here by another host");
-                                adopted.push(id.to_string());
-                            }
-                        }
-                        Ok(false) => {}
-                        Err(e) => tracing::debug!(lease = %l.name, "cluster: adopting failed: {e}"),
+        for l in placed {
+            let sent = Instant::now();
+            match self
+                .store
+                .lease_renew(&l.name, &self.node_id, l.epoch, ttl)
+                .await
+            {
+                Ok(true) => {
+                    lock(&self.book).acquired(&l.name, l.epoch, sent);
+                    if let Some(id) = l.name.strip_prefix("stream/") {
+                        lock(&self.ever_owned).insert(id.to_string());
+                        tracing::info!(stream = %id, epoch = l.epoch, "cluster: placed here by another host");
+                        adopted.push(id.to_string());
                     }
                 }
-                let mut view = lock(&self.view);
-                view.nodes = nodes;
-                view.leases = leases;
-                view.refreshers = refreshers
-                    .into_iter()
-                    .filter(|l| l.name.starts_with("provider/"))
-                    .collect();
-                view.server_now_ms = server_now;
-                view.read_at = Some(Instant::now());
-                view.last_error = None;
-            }
-            (a, b, c) => {
-                let err = [a.err(), b.err(), c.err()]
-                    .into_iter()
-                    .flatten()
-                    .next()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
-                let mut view = lock(&self.view);
-                if view.last_error.as_deref() != Some(err.as_str()) {
-                    tracing::warn!("cluster: cannot reach the store: {err}");
-                }
-                view.last_error = Some(err);
+                Ok(false) => {}
+                Err(e) => tracing::debug!(lease = %l.name, "cluster: adopting failed: {e}"),
             }
         }
-        (lost, adopted)
+        adopted
     }
 
     fn unanswered(&self, bound: Duration) -> dss_store::StoreError {
