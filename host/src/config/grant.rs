@@ -3,13 +3,13 @@
 //! sources may reach.
 
 use super::{InstanceConfig, Limits};
-use crate::ffmpeg::SourceGrant;
+use crate::ffmpeg::{GrantError, SourceGrant};
 
 impl InstanceConfig {
     /// What this instance's stream sources may reach (`allow_sources`,
     /// else `allow_hosts`, and `allow_private`); a bad `allow_sources`
     /// entry is an error.
-    pub fn source_grant(&self) -> Result<SourceGrant, String> {
+    pub fn source_grant(&self) -> Result<SourceGrant, GrantError> {
         SourceGrant::new(
             self.allow_sources.as_deref(),
             &self.allow_hosts,

@@ -195,7 +195,7 @@ impl InstanceConfig {
         );
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
-        inst.source_grant().map_err(invalid)?;
+        inst.source_grant().map_err(|e| invalid(e.to_string()))?;
         if let Some(r) = &inst.record {
             r.check().map_err(invalid)?;
         }
