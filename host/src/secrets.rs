@@ -43,6 +43,96 @@ pub struct SecretSource {
     pub hosts: Option<Vec<String>>,
 }
 
+/// Why a secret cannot be loaded, or cannot go where a request asks: the
+/// secret's name and what is wrong, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// A request names a secret the instance does not have.
+    #[error("secret {name:?} is not in this instance's [secrets]{hint}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names there are ([`Secrets::names_hint`]).
+        hint: String,
+    },
+    /// A request sends a secret to a host it is not bound to.
+    #[error("secret {name:?} is bound to {} ([secrets] hosts): not sent to {host}", .hosts.join(", "))]
+    NotBound {
+        /// The secret's name.
+        name: String,
+        /// The hosts it is bound to.
+        hosts: Vec<String>,
+        /// The host of the request (lower case).
+        host: String,
+    },
+    /// A name with other characters than letters, digits, `_`, `-`, `.`.
+    #[error("[secrets] {name}: a secret's name is letters, digits, '_', '-' and '.'")]
+    Name {
+        /// The name.
+        name: String,
+    },
+    /// A `DSS_*` variable (the host's own configuration).
+    #[error("[secrets] {name}: {var}: DSS_* variables are the host's configuration; name the secret's variable otherwise")]
+    HostVariable {
+        /// The secret's name.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// An environment variable that is not set.
+    #[error("[secrets] {name}: environment variable {var} is not set")]
+    Unset {
+        /// The secret's name.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// A file that cannot be read (or leads out of the instance's
+    /// directory).
+    #[error("[secrets] {name}: cannot read {}: {reason}", .file.display())]
+    Unreadable {
+        /// The secret's name.
+        name: String,
+        /// The file as written.
+        file: PathBuf,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// Both `env` and `file`, or neither.
+    #[error("[secrets] {name}: give exactly one of env = \"VAR\" or file = \"PATH\"")]
+    Source {
+        /// The secret's name.
+        name: String,
+    },
+    /// An empty value.
+    #[error("[secrets] {name}: the value is empty")]
+    Empty {
+        /// The secret's name.
+        name: String,
+    },
+    /// A value longer than a header may be.
+    #[error("[secrets] {name}: the value is longer than {max} bytes")]
+    TooLong {
+        /// The secret's name.
+        name: String,
+        /// The longest value, in bytes.
+        max: usize,
+    },
+    /// A value with control characters (other than tab).
+    #[error("[secrets] {name}: the value has control characters (a header value cannot)")]
+    Control {
+        /// The secret's name.
+        name: String,
+    },
+    /// A `hosts` list that is empty or has an entry that is not `host` or
+    /// `host:port`.
+    #[error("[secrets] {name}: hosts: a list of host or host:port (as in allow_hosts)")]
+    Hosts {
+        /// The secret's name.
+        name: String,
+    },
+}
+
 /// One secret's value and where it may go.
 #[derive(Clone, PartialEq)]
 struct Secret {
@@ -68,12 +158,10 @@ impl Secrets {
 
     /// The value of secret `name` for a request to `host` on `port`, if it
     /// exists and may go there; else why not (never its value).
-    pub fn for_host(&self, name: &str, host: &str, port: u16) -> Result<&str, String> {
-        let secret = self.0.get(name).ok_or_else(|| {
-            format!(
-                "secret {name:?} is not in this instance's [secrets]{}",
-                self.names_hint()
-            )
+    pub fn for_host(&self, name: &str, host: &str, port: u16) -> Result<&str, SecretError> {
+        let secret = self.0.get(name).ok_or_else(|| SecretError::Unknown {
+            name: name.to_string(),
+            hint: self.names_hint(),
         })?;
         if let Some(hosts) = &secret.hosts {
             let host = host.to_ascii_lowercase();
@@ -83,10 +171,11 @@ impl Secrets {
                 h == host || h == with_port
             });
             if !bound {
-                return Err(format!(
-                    "secret {name:?} is bound to {} ([secrets] hosts): not sent to {host}",
-                    hosts.join(", ")
-                ));
+                return Err(SecretError::NotBound {
+                    name: name.to_string(),
+                    hosts: hosts.clone(),
+                    host,
+                });
             }
         }
         Ok(&secret.value)
@@ -104,7 +193,10 @@ impl Secrets {
 
     /// Reads every source of `table`; `dir` is the instance file's
     /// directory. The error names the secret and its source, never a value.
-    pub fn load(table: &BTreeMap<String, SecretSource>, dir: &Path) -> Result<Secrets, String> {
+    pub fn load(
+        table: &BTreeMap<String, SecretSource>,
+        dir: &Path,
+    ) -> Result<Secrets, SecretError> {
         Self::load_with(table, dir, |k| std::env::var(k).ok())
     }
 
@@ -113,27 +205,27 @@ impl Secrets {
         table: &BTreeMap<String, SecretSource>,
         dir: &Path,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Secrets, String> {
+    ) -> Result<Secrets, SecretError> {
         let mut out = BTreeMap::new();
         for (name, source) in table {
-            let bad = |m: String| format!("[secrets] {name}: {m}");
             if name.is_empty()
                 || !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
             {
-                return Err(bad(
-                    "a secret's name is letters, digits, '_', '-' and '.'".into()
-                ));
+                return Err(SecretError::Name { name: name.clone() });
             }
             let value = match (&source.env, &source.file) {
                 (Some(var), None) if var.starts_with("DSS_") => {
-                    return Err(bad(format!(
-                        "{var}: DSS_* variables are the host's configuration; name the secret's variable otherwise"
-                    )))
+                    return Err(SecretError::HostVariable {
+                        name: name.clone(),
+                        var: var.clone(),
+                    })
                 }
-                (Some(var), None) => env(var)
-                    .ok_or_else(|| bad(format!("environment variable {var} is not set")))?,
+                (Some(var), None) => env(var).ok_or_else(|| SecretError::Unset {
+                    name: name.clone(),
+                    var: var.clone(),
+                })?,
                 (None, Some(file)) => {
                     let text = if file.is_absolute() {
                         std::fs::read_to_string(file).map_err(|e| e.to_string())
@@ -147,31 +239,32 @@ impl Secrets {
                             .and_then(|d| d.read_to_string(file))
                             .map_err(|e| e.to_string())
                     }
-                    .map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
+                    .map_err(|reason| SecretError::Unreadable {
+                        name: name.clone(),
+                        file: file.clone(),
+                        reason,
+                    })?;
                     let text = text.strip_suffix('\n').unwrap_or(&text);
                     text.strip_suffix('\r').unwrap_or(text).to_string()
                 }
-                _ => return Err(bad("give exactly one of env = \"VAR\" or file = \"PATH\"".into())),
+                _ => return Err(SecretError::Source { name: name.clone() }),
             };
             if value.is_empty() {
-                return Err(bad("the value is empty".into()));
+                return Err(SecretError::Empty { name: name.clone() });
             }
             if value.len() > MAX_SECRET_BYTES {
-                return Err(bad(format!(
-                    "the value is longer than {MAX_SECRET_BYTES} bytes"
-                )));
+                return Err(SecretError::TooLong {
+                    name: name.clone(),
+                    max: MAX_SECRET_BYTES,
+                });
             }
             if value.chars().any(|c| c.is_control() && c != '\t') {
-                return Err(bad(
-                    "the value has control characters (a header value cannot)".into(),
-                ));
+                return Err(SecretError::Control { name: name.clone() });
             }
             if let Some(hosts) = &source.hosts {
                 if hosts.is_empty() || hosts.iter().any(|h| h.trim().is_empty() || h.contains('/'))
                 {
-                    return Err(bad(
-                        "hosts: a list of host or host:port (as in allow_hosts)".into(),
-                    ));
+                    return Err(SecretError::Hosts { name: name.clone() });
                 }
             }
             out.insert(
@@ -236,6 +329,7 @@ mod tests {
                 _ => None,
             })
             .unwrap_err()
+            .to_string()
         };
         assert!(one("k", env_src("MISSING")).contains("MISSING is not set"));
         assert!(one("k", env_src("DSS_KEY")).contains("host's configuration"));
@@ -278,12 +372,26 @@ mod tests {
         assert_eq!(s.for_host("key", "FEED.example", 80), Ok("v4lue"));
         assert_eq!(s.for_host("key", "other.example", 8443), Ok("v4lue"));
         let e = s.for_host("key", "other.example", 443).unwrap_err();
-        assert!(e.contains("bound to") && !e.contains("v4lue"), "{e}");
+        assert_eq!(
+            e,
+            SecretError::NotBound {
+                name: "key".into(),
+                hosts: vec!["feed.example".into(), "other.example:8443".into()],
+                host: "other.example".into(),
+            }
+        );
+        let e = e.to_string();
+        assert_eq!(
+            e,
+            "secret \"key\" is bound to feed.example, other.example:8443 ([secrets] hosts): not sent to other.example"
+        );
         assert!(s.for_host("key", "evil.example", 443).is_err());
         assert_eq!(s.for_host("free", "anywhere.example", 80), Ok("v4lue"));
-        assert!(s
-            .for_host("none", "feed.example", 80)
-            .unwrap_err()
-            .contains("not in"));
+        assert_eq!(
+            s.for_host("none", "feed.example", 80)
+                .unwrap_err()
+                .to_string(),
+            "secret \"none\" is not in this instance's [secrets] (it has: free, key)"
+        );
     }
 }

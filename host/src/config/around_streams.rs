@@ -69,10 +69,29 @@ impl Default for ThumbnailsConfig {
     }
 }
 
+/// Why a `[thumbnails] sizes` entry is refused: its name or its size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizesError {
+    /// A suffix that is not 1 to 16 lowercase letters or digits.
+    #[error("[thumbnails] sizes: {name:?} must be 1 to 16 lowercase letters or digits")]
+    Name {
+        /// The suffix.
+        name: String,
+    },
+    /// A size that is not `WIDTHxHEIGHT` with each 16 to 4096.
+    #[error("[thumbnails] sizes: {name} = {size:?} must be WIDTHxHEIGHT, 16 to 4096 each")]
+    Size {
+        /// The suffix.
+        name: String,
+        /// The size as written.
+        size: String,
+    },
+}
+
 impl ThumbnailsConfig {
     /// The scaled sizes as (suffix, width, height); an error names a bad
     /// entry.
-    pub fn scaled(&self) -> Result<Vec<(String, u32, u32)>, String> {
+    pub fn scaled(&self) -> Result<Vec<(String, u32, u32)>, SizesError> {
         let mut out = Vec::new();
         for (name, size) in &self.sizes {
             if name.is_empty()
@@ -81,18 +100,17 @@ impl ThumbnailsConfig {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             {
-                return Err(format!(
-                    "[thumbnails] sizes: {name:?} must be 1 to 16 lowercase letters or digits"
-                ));
+                return Err(SizesError::Name { name: name.clone() });
             }
             let parsed = size
                 .split_once('x')
                 .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
                 .filter(|(w, h)| (16..=4096).contains(w) && (16..=4096).contains(h));
             let Some((w, h)) = parsed else {
-                return Err(format!(
-                    "[thumbnails] sizes: {name} = {size:?} must be WIDTHxHEIGHT, 16 to 4096 each"
-                ));
+                return Err(SizesError::Size {
+                    name: name.clone(),
+                    size: size.clone(),
+                });
             };
             out.push((name.clone(), w, h));
         }

@@ -33,6 +33,32 @@ impl Default for ClusterConfig {
     }
 }
 
+/// Why `[cluster]` is refused: which setting, with its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// Cluster mode with the embedded (one host's) store.
+    #[error("[cluster] enabled: several hosts share a MongoDB store; the embedded SQLite store is one host's. Set [store] url = \"mongodb://...\" on every host")]
+    EmbeddedStore,
+    /// A node id (set, or the host name) that is not a valid id.
+    #[error("[cluster] node_id {node_id:?}: letters, digits, '_', '-' and '.', at most 64 (set it when the host name is not)")]
+    NodeId {
+        /// The id in force.
+        node_id: String,
+    },
+    /// A lease outside 3 to 300 seconds.
+    #[error("[cluster] lease_seconds: 3 to 300")]
+    LeaseSeconds {
+        /// The value set.
+        seconds: u64,
+    },
+    /// An `advertise_rtmp` that is not an `rtmp://` URL with a host.
+    #[error("[cluster] advertise_rtmp {url:?}: rtmp://HOST:PORT/APP")]
+    AdvertiseRtmp {
+        /// The value set.
+        url: String,
+    },
+}
+
 impl ClusterConfig {
     /// The node id in force.
     pub fn node_id(&self) -> String {
@@ -40,12 +66,12 @@ impl ClusterConfig {
     }
 
     /// Checks the values against the rest of the configuration.
-    pub fn check(&self, store: &dss_store::StoreConfig) -> Result<(), String> {
+    pub fn check(&self, store: &dss_store::StoreConfig) -> Result<(), ClusterError> {
         if !self.enabled {
             return Ok(());
         }
         if store.is_embedded() {
-            return Err("[cluster] enabled: several hosts share a MongoDB store; the embedded SQLite store is one host's. Set [store] url = \"mongodb://...\" on every host".into());
+            return Err(ClusterError::EmbeddedStore);
         }
         let id = self.node_id();
         let valid = !id.is_empty()
@@ -54,19 +80,17 @@ impl ClusterConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !valid {
-            return Err(format!(
-                "[cluster] node_id {id:?}: letters, digits, '_', '-' and '.', at most 64 (set it when the host name is not)"
-            ));
+            return Err(ClusterError::NodeId { node_id: id });
         }
         if !(3..=300).contains(&self.lease_seconds) {
-            return Err("[cluster] lease_seconds: 3 to 300".into());
+            return Err(ClusterError::LeaseSeconds {
+                seconds: self.lease_seconds,
+            });
         }
         if let Some(a) = &self.advertise_rtmp {
             let ok = url::Url::parse(a).is_ok_and(|u| u.scheme() == "rtmp" && u.host().is_some());
             if !ok {
-                return Err(format!(
-                    "[cluster] advertise_rtmp {a:?}: rtmp://HOST:PORT/APP"
-                ));
+                return Err(ClusterError::AdvertiseRtmp { url: a.clone() });
             }
         }
         Ok(())

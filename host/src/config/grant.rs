@@ -3,13 +3,25 @@
 //! sources may reach.
 
 use super::{InstanceConfig, Limits};
-use crate::ffmpeg::SourceGrant;
+use crate::ffmpeg::{GrantError, SourceGrant};
+
+/// Why an instance's limits cannot be made: the defaults did not turn into
+/// a table, or the instance's `[limits]` overrides do not fit them.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitsError {
+    /// The defaults could not be written as a TOML table.
+    #[error("{0}")]
+    Defaults(toml::ser::Error),
+    /// An override is unknown or of the wrong type.
+    #[error("[limits]: {0}")]
+    Override(toml::de::Error),
+}
 
 impl InstanceConfig {
     /// What this instance's stream sources may reach (`allow_sources`,
     /// else `allow_hosts`, and `allow_private`); a bad `allow_sources`
     /// entry is an error.
-    pub fn source_grant(&self) -> Result<SourceGrant, String> {
+    pub fn source_grant(&self) -> Result<SourceGrant, GrantError> {
         SourceGrant::new(
             self.allow_sources.as_deref(),
             &self.allow_hosts,
@@ -19,14 +31,14 @@ impl InstanceConfig {
     }
 
     /// The limits in force: `defaults` with this instance's overrides.
-    pub fn limits(&self, defaults: &Limits) -> Result<Limits, String> {
-        let mut table = toml::Table::try_from(defaults).map_err(|e| e.to_string())?;
+    pub fn limits(&self, defaults: &Limits) -> Result<Limits, LimitsError> {
+        let mut table = toml::Table::try_from(defaults).map_err(LimitsError::Defaults)?;
         for (k, v) in &self.limits {
             table.insert(k.clone(), v.clone());
         }
         toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| format!("[limits]: {e}"))
+            .map_err(LimitsError::Override)
     }
 }
 
@@ -65,9 +77,9 @@ mod tests {
         assert_eq!(inst.config_json(), r#"{"a":1}"#);
         let bad: InstanceConfig = toml::from_str("module = \"x\"\n[limits]\nmemory = 8\n").unwrap();
         assert!(bad.source_grant().is_ok());
-        assert!(bad
-            .limits(&Limits::default())
-            .unwrap_err()
-            .contains("memory"));
+        let e = bad.limits(&Limits::default()).unwrap_err();
+        assert!(matches!(e, LimitsError::Override(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(e.starts_with("[limits]: ") && e.contains("memory"), "{e}");
     }
 }

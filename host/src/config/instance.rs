@@ -60,26 +60,51 @@ impl Default for InstanceRecord {
 /// The containers segments may be written in.
 pub const RECORD_FORMATS: &[&str] = &["mp4", "mkv", "ts", "flv"];
 
+/// Why an instance's `[record]` is refused: which setting, with its value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecordError {
+    /// A container not in [`RECORD_FORMATS`].
+    #[error("[record] format {format:?}: one of {}", RECORD_FORMATS.join(", "))]
+    Format {
+        /// The format set.
+        format: String,
+    },
+    /// An interval that does not divide a day.
+    #[error("[record] interval {interval}: seconds that divide a day (86400), such as 60, 300, 600, 900, 1800 or 3600")]
+    Interval {
+        /// The interval set, in seconds.
+        interval: u64,
+    },
+    /// A negative (or NaN) age or size bound.
+    #[error("[record] max_age_hours and max_total_gib cannot be negative")]
+    Negative {
+        /// `max_age_hours` as set.
+        max_age_hours: f64,
+        /// `max_total_gib` as set.
+        max_total_gib: f64,
+    },
+}
+
 impl InstanceRecord {
     /// Checks the values; the error says which.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RecordError> {
         if !RECORD_FORMATS.contains(&self.format.as_str()) {
-            return Err(format!(
-                "[record] format {:?}: one of {}",
-                self.format,
-                RECORD_FORMATS.join(", ")
-            ));
+            return Err(RecordError::Format {
+                format: self.format.clone(),
+            });
         }
         // FFmpeg cuts at multiples of the interval within the UTC day:
         // epoch-aligned only when the interval divides a day.
         if !(1..=86_400).contains(&self.interval) || 86_400 % self.interval != 0 {
-            return Err(format!(
-                "[record] interval {}: seconds that divide a day (86400), such as 60, 300, 600, 900, 1800 or 3600",
-                self.interval
-            ));
+            return Err(RecordError::Interval {
+                interval: self.interval,
+            });
         }
         if !(self.max_age_hours >= 0.0 && self.max_total_gib >= 0.0) {
-            return Err("[record] max_age_hours and max_total_gib cannot be negative".into());
+            return Err(RecordError::Negative {
+                max_age_hours: self.max_age_hours,
+                max_total_gib: self.max_total_gib,
+            });
         }
         Ok(())
     }
@@ -191,13 +216,14 @@ impl InstanceConfig {
         let mut inst: InstanceConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         inst.secret_values = std::sync::Arc::new(
-            crate::secrets::Secrets::load(&inst.secrets, dir).map_err(&invalid)?,
+            crate::secrets::Secrets::load(&inst.secrets, dir)
+                .map_err(|e| invalid(e.to_string()))?,
         );
         let id = inst.prefix.clone().unwrap_or_else(|| name.clone());
         ids::check_provider_id(&id).map_err(|e| invalid(e.to_string()))?;
-        inst.source_grant().map_err(invalid)?;
+        inst.source_grant().map_err(|e| invalid(e.to_string()))?;
         if let Some(r) = &inst.record {
-            r.check().map_err(invalid)?;
+            r.check().map_err(|e| invalid(e.to_string()))?;
         }
         Ok((id, inst))
     }
@@ -223,6 +249,8 @@ mod tests {
         }
         for bad in [0, 7, 3601, 86_401] {
             let e = with(bad).check().unwrap_err();
+            assert_eq!(e, RecordError::Interval { interval: bad });
+            let e = e.to_string();
             assert!(
                 e.contains(&bad.to_string()) && e.contains("divide a day"),
                 "{e}"

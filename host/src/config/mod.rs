@@ -170,7 +170,7 @@ impl Config {
             .check(&config.store)
             .map_err(|message| ConfigError::Invalid {
                 path: origin_path.clone(),
-                message,
+                message: message.to_string(),
             })?;
         Ok(config)
     }

@@ -43,6 +43,74 @@ const RATE_NAMES: &[(&str, f64)] = &[
     ("qpal", 12.5),
 ];
 
+/// Why a size, a rate or a scaling dimension is refused: not of the form
+/// asked for, or outside the bounds (the variant carries the value and the
+/// limit it broke).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BoundsError {
+    /// Neither `WxH` nor one of FFmpeg's size names.
+    #[error("not a size WxH")]
+    NotASize,
+    /// A width or a height of 0.
+    #[error("a size of 0")]
+    ZeroSize,
+    /// A picture larger than the bounds.
+    #[error("{width}x{height} is larger than 4K ({max_width} wide, {max_height} high, {max_pixels} pixels at most)")]
+    TooLarge {
+        /// The width asked for.
+        width: u32,
+        /// The height asked for.
+        height: u32,
+        /// [`MAX_WIDTH`].
+        max_width: u32,
+        /// [`MAX_HEIGHT`].
+        max_height: u32,
+        /// [`MAX_PIXELS`].
+        max_pixels: u64,
+    },
+    /// Not a number, a fraction or one of FFmpeg's rate names.
+    #[error("not a frame rate")]
+    NotARate,
+    /// A frame rate of 0 or above the bounds.
+    #[error("frame rate {value} is not above 0 and at most {max}")]
+    RateOutOfRange {
+        /// The rate as written.
+        value: String,
+        /// [`MAX_FPS`].
+        max: f64,
+    },
+    /// Not a decimal number.
+    #[error("not a sample rate")]
+    NotASampleRate,
+    /// A sample rate of 0 or above the bounds.
+    #[error("sample rate {value} is not 1 to {max}")]
+    SampleRateOutOfRange {
+        /// The rate as written.
+        value: String,
+        /// [`MAX_SAMPLE_RATE`].
+        max: u64,
+    },
+    /// A scaling width or height of 0 or above the bounds.
+    #[error("{value} is not 1 to {max}")]
+    DimensionOutOfRange {
+        /// The dimension as written.
+        value: String,
+        /// The widest or tallest allowed.
+        max: u32,
+    },
+    /// A scaling width or height that is an expression (it could grow the
+    /// picture).
+    #[error(
+        "{value}: a width or height is a number up to {max}, -1, iw, ih or iw/N (no expression)"
+    )]
+    Expression {
+        /// The dimension as written.
+        value: String,
+        /// The widest or tallest allowed.
+        max: u32,
+    },
+}
+
 fn number(s: &str) -> Option<u32> {
     (!s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
@@ -50,33 +118,37 @@ fn number(s: &str) -> Option<u32> {
 }
 
 /// A picture size, `WxH` or a name, within the bounds.
-pub fn size(v: &str) -> Result<(u32, u32), String> {
+pub fn size(v: &str) -> Result<(u32, u32), BoundsError> {
     let (w, h) = match SIZE_NAMES.iter().find(|(n, _, _)| *n == v) {
         Some((_, w, h)) => (*w, *h),
         None => v
             .split_once('x')
             .and_then(|(w, h)| Some((number(w)?, number(h)?)))
-            .ok_or("not a size WxH")?,
+            .ok_or(BoundsError::NotASize)?,
     };
     dimensions(w, h)?;
     Ok((w, h))
 }
 
 /// Checks a width and a height against the bounds.
-pub fn dimensions(w: u32, h: u32) -> Result<(), String> {
+pub fn dimensions(w: u32, h: u32) -> Result<(), BoundsError> {
     if w == 0 || h == 0 {
-        return Err("a size of 0".into());
+        return Err(BoundsError::ZeroSize);
     }
     if w > MAX_WIDTH || h > MAX_HEIGHT || u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(format!(
-            "{w}x{h} is larger than 4K ({MAX_WIDTH} wide, {MAX_HEIGHT} high, {MAX_PIXELS} pixels at most)"
-        ));
+        return Err(BoundsError::TooLarge {
+            width: w,
+            height: h,
+            max_width: MAX_WIDTH,
+            max_height: MAX_HEIGHT,
+            max_pixels: MAX_PIXELS,
+        });
     }
     Ok(())
 }
 
 /// A frame rate (`25`, `29.97`, `30000/1001`, a name), within the bounds.
-pub fn rate(v: &str) -> Result<f64, String> {
+pub fn rate(v: &str) -> Result<f64, BoundsError> {
     let decimal = |s: &str| {
         !s.is_empty()
             && s.len() <= 10
@@ -88,35 +160,39 @@ pub fn rate(v: &str) -> Result<f64, String> {
         None => match v.split_once('/') {
             Some((n, d)) => {
                 let (n, d) = (
-                    number(n).ok_or("not a frame rate")?,
-                    number(d).ok_or("not a frame rate")?,
+                    number(n).ok_or(BoundsError::NotARate)?,
+                    number(d).ok_or(BoundsError::NotARate)?,
                 );
                 if d == 0 {
-                    return Err("not a frame rate".into());
+                    return Err(BoundsError::NotARate);
                 }
                 f64::from(n) / f64::from(d)
             }
-            None if decimal(v) => v.parse::<f64>().map_err(|_| "not a frame rate")?,
-            None => return Err("not a frame rate".into()),
+            None if decimal(v) => v.parse::<f64>().map_err(|_| BoundsError::NotARate)?,
+            None => return Err(BoundsError::NotARate),
         },
     };
     if !(fps > 0.0 && fps <= MAX_FPS) {
-        return Err(format!(
-            "frame rate {v} is not above 0 and at most {MAX_FPS}"
-        ));
+        return Err(BoundsError::RateOutOfRange {
+            value: v.to_string(),
+            max: MAX_FPS,
+        });
     }
     Ok(fps)
 }
 
 /// An audio sample rate, within the bounds.
-pub fn sample_rate(v: &str) -> Result<u64, String> {
+pub fn sample_rate(v: &str) -> Result<u64, BoundsError> {
     let n: u64 = v
         .parse()
         .ok()
         .filter(|_| v.len() <= 7 && v.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or("not a sample rate")?;
+        .ok_or(BoundsError::NotASampleRate)?;
     if n == 0 || n > MAX_SAMPLE_RATE {
-        return Err(format!("sample rate {v} is not 1 to {MAX_SAMPLE_RATE}"));
+        return Err(BoundsError::SampleRateOutOfRange {
+            value: v.to_string(),
+            max: MAX_SAMPLE_RATE,
+        });
     }
     Ok(n)
 }
@@ -126,7 +202,7 @@ pub fn sample_rate(v: &str) -> Result<u64, String> {
 /// (`iw`, `ih`, `iw/N`, `ih/N`: never larger), or `min(A,B)` of such where
 /// one is a number within the bounds. Anything else (an expression that
 /// could grow the picture, `iw*2`) is refused.
-pub fn scaled(v: &str, max: u32) -> Result<(), String> {
+pub fn scaled(v: &str, max: u32) -> Result<(), BoundsError> {
     let v = v.trim();
     if let Some(args) = v.strip_prefix("min(").and_then(|r| r.strip_suffix(')')) {
         if let Some((a, b)) = args.split_once(',') {
@@ -138,7 +214,10 @@ pub fn scaled(v: &str, max: u32) -> Result<(), String> {
     }
     if let Some(n) = number(v) {
         if n == 0 || n > max {
-            return Err(format!("{v} is not 1 to {max}"));
+            return Err(BoundsError::DimensionOutOfRange {
+                value: v.to_string(),
+                max,
+            });
         }
         return Ok(());
     }
@@ -153,9 +232,10 @@ pub fn scaled(v: &str, max: u32) -> Result<(), String> {
     if halved {
         return Ok(());
     }
-    Err(format!(
-        "{v}: a width or height is a number up to {max}, -1, iw, ih or iw/N (no expression)"
-    ))
+    Err(BoundsError::Expression {
+        value: v.to_string(),
+        max,
+    })
 }
 
 #[cfg(test)]
@@ -213,5 +293,53 @@ mod tests {
         ] {
             assert!(scaled(bad, MAX_WIDTH).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_carry_the_value_and_the_limit() {
+        let e = size("5000x100").unwrap_err();
+        assert_eq!(
+            e,
+            BoundsError::TooLarge {
+                width: 5000,
+                height: 100,
+                max_width: MAX_WIDTH,
+                max_height: MAX_HEIGHT,
+                max_pixels: MAX_PIXELS,
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "5000x100 is larger than 4K (4096 wide, 4096 high, 9437184 pixels at most)"
+        );
+        let e = rate("121").unwrap_err();
+        assert_eq!(
+            e,
+            BoundsError::RateOutOfRange {
+                value: "121".into(),
+                max: MAX_FPS
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "frame rate 121 is not above 0 and at most 120"
+        );
+        assert_eq!(
+            sample_rate("200000").unwrap_err().to_string(),
+            "sample rate 200000 is not 1 to 192000"
+        );
+        assert_eq!(
+            scaled("5000", 4096),
+            Err(BoundsError::DimensionOutOfRange {
+                value: "5000".into(),
+                max: 4096
+            })
+        );
+        assert_eq!(
+            scaled("iw*2", 2160).unwrap_err().to_string(),
+            "iw*2: a width or height is a number up to 2160, -1, iw, ih or iw/N (no expression)"
+        );
+        assert_eq!(size("axb"), Err(BoundsError::NotASize));
+        assert_eq!(rate("1/0"), Err(BoundsError::NotARate));
     }
 }

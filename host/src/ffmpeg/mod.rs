@@ -37,11 +37,34 @@ pub const RECORD_FLASHVER: &str = "DSS-record";
 /// from its owner's nginx-rtmp (a viewer there like any other).
 pub const RELAY_FLASHVER: &str = "DSS-relay";
 
+/// Why a cluster relay's source is refused: the value from the cluster's
+/// records and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelaySourceError {
+    /// Not a URL.
+    #[error("relay source {from:?}: {error}")]
+    Url {
+        /// The source as recorded.
+        from: String,
+        /// Why it does not parse.
+        error: url::ParseError,
+    },
+    /// A URL, but not `rtmp://HOST:PORT/APP/ID`.
+    #[error("relay source {from:?}: not rtmp://HOST:PORT/APP/ID")]
+    Form {
+        /// The source as recorded.
+        from: String,
+    },
+}
+
 /// The source of a cluster relay (`rtmp://HOST:PORT/APP/ID`, from the
 /// cluster's records), through its own allow-list: an `rtmp` URL with a
 /// host and a two-segment path of id characters, nothing else.
-pub fn relay_source(from: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(from).map_err(|e| format!("relay source {from:?}: {e}"))?;
+pub fn relay_source(from: &str) -> Result<url::Url, RelaySourceError> {
+    let url = url::Url::parse(from).map_err(|error| RelaySourceError::Url {
+        from: from.to_string(),
+        error,
+    })?;
     let safe = |s: &str| {
         !s.is_empty()
             && !s.starts_with(['.', '-'])
@@ -58,9 +81,9 @@ pub fn relay_source(from: &str) -> Result<url::Url, String> {
         && segments.len() == 2
         && segments.iter().all(|s| safe(s));
     if !ok {
-        return Err(format!(
-            "relay source {from:?}: not rtmp://HOST:PORT/APP/ID"
-        ));
+        return Err(RelaySourceError::Form {
+            from: from.to_string(),
+        });
     }
     Ok(url)
 }
@@ -93,7 +116,7 @@ pub fn relay_argv(from: &url::Url, output: &str) -> Vec<String> {
     a
 }
 
-pub use policy::{argv, prepare, Host, Plan, Refusal, SourceGrant, DEMUXERS};
+pub use policy::{argv, prepare, GrantError, Host, Plan, Refusal, SourceGrant, DEMUXERS};
 pub use process::{signal_group, spawn, spawn_piped, Monitor, Process, SpawnError, STOP_TIMEOUT};
 
 #[cfg(test)]
@@ -124,5 +147,15 @@ mod tests {
         ] {
             assert!(relay_source(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            relay_source("rtmp://10.0.0.2/dss"),
+            Err(RelaySourceError::Form {
+                from: "rtmp://10.0.0.2/dss".into()
+            })
+        );
+        assert_eq!(
+            relay_source("-f").unwrap_err().to_string(),
+            "relay source \"-f\": relative URL without a base"
+        );
     }
 }

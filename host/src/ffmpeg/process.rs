@@ -131,7 +131,7 @@ fn spawn_inner(
         binary: binary.display().to_string(),
         message,
     };
-    let program = resolve_binary(binary).map_err(fail)?;
+    let program = resolve_binary(binary).map_err(|e| fail(e.to_string()))?;
     prepare_cwd(cwd, user)
         .map_err(|e| fail(format!("working directory {}: {e}", cwd.display())))?;
     let mut cmd = tokio::process::Command::new(&program);
@@ -218,15 +218,29 @@ fn spawn_inner(
     ))
 }
 
+/// Why the FFmpeg binary cannot be found.
+#[derive(Debug, thiserror::Error)]
+enum BinaryError {
+    /// The configured path is empty.
+    #[error("empty binary path")]
+    Empty,
+    /// A path that cannot be made absolute (the working directory is gone).
+    #[error("{0}")]
+    Absolute(std::io::Error),
+    /// A bare name that no directory of `PATH` has as an executable file.
+    #[error("not found in PATH")]
+    NotInPath,
+}
+
 /// `binary` made absolute (against the host's working directory, not the
 /// child's) when it names a path, else the first executable file of that
 /// name in the host's `PATH`.
-fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
+fn resolve_binary(binary: &Path) -> Result<PathBuf, BinaryError> {
     if binary.as_os_str().is_empty() {
-        return Err("empty binary path".into());
+        return Err(BinaryError::Empty);
     }
     if binary.to_string_lossy().contains('/') {
-        return std::path::absolute(binary).map_err(|e| e.to_string());
+        return std::path::absolute(binary).map_err(BinaryError::Absolute);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -234,7 +248,7 @@ fn resolve_binary(binary: &Path) -> Result<PathBuf, String> {
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-        .ok_or_else(|| "not found in PATH".to_string())
+        .ok_or(BinaryError::NotInPath)
 }
 
 /// Creates `dir` (mode 0700) if missing and makes sure only the host's

@@ -21,12 +21,12 @@ pub enum StatError {
         message: String,
     },
     /// The XML did not parse.
-    #[error("GET {url}: unexpected /stat XML: {message}")]
+    #[error("GET {url}: unexpected /stat XML: {error}")]
     Xml {
         /// The URL.
         url: String,
-        /// Why.
-        message: String,
+        /// Why ([`parse`]'s error).
+        error: quick_xml::DeError,
     },
 }
 
@@ -79,8 +79,9 @@ struct Client {
 }
 
 /// Parses `/stat` XML into the streams of application `app`.
-pub fn parse(xml: &str, app: &str) -> Result<BTreeMap<String, StreamStat>, String> {
-    let doc: Rtmp = quick_xml::de::from_str(xml).map_err(|e| e.to_string())?;
+/// The error is the XML reader's own (what it expected, where).
+pub fn parse(xml: &str, app: &str) -> Result<BTreeMap<String, StreamStat>, quick_xml::DeError> {
+    let doc: Rtmp = quick_xml::de::from_str(xml)?;
     let mut out = BTreeMap::new();
     for server in doc.server {
         for a in server.application.into_iter().filter(|a| a.name == app) {
@@ -135,9 +136,9 @@ pub async fn fetch(url: &str, app: &str) -> Result<BTreeMap<String, StreamStat>,
         .map_err(|e| http(e.to_string()))?
         .to_bytes();
     let text = String::from_utf8_lossy(&body);
-    parse(&text, app).map_err(|message| StatError::Xml {
+    parse(&text, app).map_err(|error| StatError::Xml {
         url: shown(url),
-        message,
+        error,
     })
 }
 

@@ -294,7 +294,7 @@ impl CallState {
             })),
             Err(HttpError::Failed(e)) => {
                 tracing::debug!(provider = %self.provider, "http request refused or failed: {e}");
-                Ok(Err(e))
+                Ok(Err(e.to_string()))
             }
             Err(HttpError::Deadline) => Err(self.stop(self.bounds.wall_error())),
         }

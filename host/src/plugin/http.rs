@@ -23,14 +23,14 @@
 
 use crate::addr::is_public;
 use crate::config::Limits;
-use crate::secrets::Secrets;
+use crate::secrets::{SecretError, Secrets};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,288 @@ const RESERVED: &[&str] = &[
     "proxy-connection",
 ];
 
+/// Why the providers' HTTP client cannot be made: the operator's
+/// `extra_ca_file` or the TLS library's set-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// `extra_ca_file` cannot be read, is not PEM, or holds a certificate
+    /// that is not a valid root.
+    #[error("extra_ca_file {}: {reason}", .path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader or the root store said.
+        reason: String,
+    },
+    /// `extra_ca_file` holds no certificate.
+    #[error("extra_ca_file {}: no PEM certificate in it", .path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The TLS library refused the protocol versions.
+    #[error("TLS set-up: {reason}")]
+    Tls {
+        /// What it said.
+        reason: String,
+    },
+}
+
+/// Why the gate refused a request, or why it failed: the message the guest
+/// gets (the WIT boundary turns it into a string), with the URL, host,
+/// header or limit concerned as fields. Never carries a secret's value.
+/// Errors of the network and TLS libraries are kept as their text (with
+/// their sources), after `what`: the method and URL of the request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchError {
+    /// The URL does not parse.
+    #[error("invalid URL {url:?}: {error}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it does not parse.
+        error: url::ParseError,
+    },
+    /// A scheme other than `http` and `https`.
+    #[error("{url}: scheme {scheme:?} is not allowed")]
+    Scheme {
+        /// The URL as given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// A user name or password in the URL.
+    #[error("{url}: credentials in the URL are refused; send them in a header from [secrets]")]
+    Credentials {
+        /// The URL as given.
+        url: String,
+    },
+    /// A URL with no host.
+    #[error("{url}: no host")]
+    NoHost {
+        /// The URL (or the request, `METHOD URL`).
+        url: String,
+    },
+    /// A host (and port) not in the instance's `allow_hosts`.
+    #[error("host {host} is not in this provider's allow_hosts ({})", listed(.allow_hosts))]
+    HostNotAllowed {
+        /// The host (lower case).
+        host: String,
+        /// The instance's `allow_hosts`.
+        allow_hosts: Arc<[String]>,
+    },
+    /// More headers than [`MAX_HEADERS`].
+    #[error("{count} headers: at most {max} per request")]
+    TooManyHeaders {
+        /// How many the guest gave.
+        count: usize,
+        /// [`MAX_HEADERS`].
+        max: usize,
+    },
+    /// A header name that is not a valid one.
+    #[error("invalid header name {name:?}")]
+    HeaderName {
+        /// The name as given.
+        name: String,
+    },
+    /// A header the host sets itself.
+    #[error("header {header} is set by the host and cannot be sent")]
+    Reserved {
+        /// The header (lower case).
+        header: String,
+    },
+    /// A header naming a secret that does not exist or may not go to this
+    /// host.
+    #[error("header {header}: {error}")]
+    Secret {
+        /// The header (lower case).
+        header: String,
+        /// Why the secret is not sent.
+        error: SecretError,
+    },
+    /// A header longer than [`MAX_HEADER_BYTES`].
+    #[error("header {header}: longer than {max} bytes")]
+    HeaderTooLong {
+        /// The header (lower case).
+        header: String,
+        /// [`MAX_HEADER_BYTES`].
+        max: usize,
+    },
+    /// A secret whose value cannot be a header value.
+    #[error("header {header}: the secret's value is not a valid header value")]
+    SecretValue {
+        /// The header (lower case).
+        header: String,
+    },
+    /// A header value that is not a valid one.
+    #[error("header {header}: invalid value (control characters?)")]
+    HeaderValue {
+        /// The header (lower case).
+        header: String,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// The host name resolved to no address.
+    #[error("{host} has no address")]
+    NoAddress {
+        /// The host name.
+        host: String,
+    },
+    /// A host name resolving to a non-public address, without
+    /// `allow_private`.
+    #[error("host {host} resolves to the non-public address {address}; set allow_private = true in the instance to allow it")]
+    Private {
+        /// The host name.
+        host: String,
+        /// The first non-public address among its answers.
+        address: IpAddr,
+    },
+    /// Connecting took longer than [`CONNECT_TIMEOUT`].
+    #[error("{what}: connecting to {address} timed out")]
+    ConnectTimeout {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// The address connected to.
+        address: SocketAddr,
+    },
+    /// Connecting failed.
+    #[error("{what}: connecting to {address}: {reason}")]
+    Connect {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// The address connected to.
+        address: SocketAddr,
+        /// What the system said.
+        reason: String,
+    },
+    /// The host name is not one TLS can check a certificate against.
+    #[error("{what}: {reason}")]
+    ServerName {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The TLS handshake failed (an untrusted or wrong certificate, ...).
+    #[error("{what}: TLS: {reason}")]
+    Tls {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// What rustls said, with its sources.
+        reason: String,
+    },
+    /// The request could not be built.
+    #[error("{what}: {reason}")]
+    Build {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// What the builder said.
+        reason: String,
+    },
+    /// The HTTP exchange failed (handshake, sending, or reading the
+    /// response or its body).
+    #[error("{what}: {reason}")]
+    Exchange {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// What hyper said, with its sources.
+        reason: String,
+    },
+    /// More redirects than the limit.
+    #[error("{method} {url}: more than {max} redirects")]
+    TooManyRedirects {
+        /// The method the guest asked for.
+        method: hyper::Method,
+        /// The URL the guest asked for.
+        url: String,
+        /// The most redirects followed.
+        max: u32,
+    },
+    /// A `Location` header that is not text.
+    #[error("{what}: bad Location header")]
+    BadLocation {
+        /// The request (`METHOD URL`).
+        what: String,
+    },
+    /// A `Location` that is not a URL.
+    #[error("{what}: bad redirect {location:?}: {error}")]
+    BadRedirect {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// The `Location` header.
+        location: String,
+        /// Why it does not parse.
+        error: url::ParseError,
+    },
+    /// A redirect from `https` to `http`.
+    #[error("redirect from {from} to {to} refused: https never goes down to http")]
+    Downgrade {
+        /// The URL redirected from.
+        from: String,
+        /// The URL redirected to.
+        to: String,
+    },
+    /// A redirect to a URL the grant refuses.
+    #[error("redirect from {from} refused: {error}")]
+    Redirect {
+        /// The URL redirected from.
+        from: String,
+        /// Why the URL redirected to is refused.
+        error: Box<FetchError>,
+    },
+    /// A response body larger than the limit.
+    #[error("{what}: body larger than the limit of {max} bytes")]
+    BodyTooLarge {
+        /// The request (`METHOD URL`).
+        what: String,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// The call has made as many requests as it may.
+    #[error("request limit reached: at most {max} http-get/http-request calls per provider call")]
+    RequestLimit {
+        /// The most requests a call may make.
+        max: u32,
+    },
+    /// A body on a `GET`.
+    #[error("a body is only sent with post")]
+    BodyOnGet,
+    /// A request body larger than the limit.
+    #[error("request body of {size} bytes is larger than the limit of {max} bytes")]
+    RequestBodyTooLarge {
+        /// Its size, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// A request made outside a Tokio runtime.
+    #[error("http requests are unavailable outside the host runtime")]
+    NoRuntime,
+    /// The request's own timeout passed (not the call's deadline).
+    #[error("{url}: timed out after {ms} ms")]
+    Timeout {
+        /// The URL the guest asked for.
+        url: String,
+        /// The timeout, in milliseconds.
+        ms: u128,
+    },
+}
+
+/// `allow_hosts` for a message: the entries, or `empty`.
+fn listed(allow_hosts: &[String]) -> String {
+    if allow_hosts.is_empty() {
+        "empty".to_string()
+    } else {
+        allow_hosts.join(", ")
+    }
+}
+
 /// The TLS settings shared by all providers' requests. Each request opens
 /// its own connection (to the address it checked): providers list every
 /// few seconds at most, so there is nothing worth pooling.
@@ -69,31 +351,34 @@ pub struct HttpClient {
 impl HttpClient {
     /// Trusts the webpki (Mozilla) roots, plus every certificate in
     /// `extra_ca_file` (PEM) when given.
-    pub fn new(extra_ca_file: Option<&Path>) -> Result<HttpClient, String> {
+    pub fn new(extra_ca_file: Option<&Path>) -> Result<HttpClient, ClientError> {
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         if let Some(path) = extra_ca_file {
+            let bad = |e: &dyn std::fmt::Display| ClientError::CaFile {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            };
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("extra_ca_file {}: {e}", path.display()))?
+                .map_err(|e| bad(&e))?
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("extra_ca_file {}: {e}", path.display()))?;
+                .map_err(|e| bad(&e))?;
             if certs.is_empty() {
-                return Err(format!(
-                    "extra_ca_file {}: no PEM certificate in it",
-                    path.display()
-                ));
+                return Err(ClientError::NoCertificate {
+                    path: path.to_path_buf(),
+                });
             }
             for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("extra_ca_file {}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| bad(&e))?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up: {e}"))?
+            .map_err(|e| ClientError::Tls {
+                reason: e.to_string(),
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(HttpClient { tls: Arc::new(tls) })
@@ -188,15 +473,15 @@ pub struct HttpGate {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HttpError {
     /// Refused or failed: the message goes back to the guest.
-    Failed(String),
+    Failed(FetchError),
     /// The call's wall-clock deadline came first (before or during the
     /// request): the call must stop.
     Deadline,
 }
 
 impl HttpError {
-    /// The message for the guest, if the call may go on.
-    pub fn message(&self) -> Option<&str> {
+    /// Why the request failed, for the guest, if the call may go on.
+    pub fn message(&self) -> Option<&FetchError> {
         match self {
             HttpError::Failed(m) => Some(m),
             HttpError::Deadline => None,
@@ -204,9 +489,9 @@ impl HttpError {
     }
 }
 
-impl From<String> for HttpError {
-    fn from(m: String) -> Self {
-        HttpError::Failed(m)
+impl From<FetchError> for HttpError {
+    fn from(e: FetchError) -> Self {
+        HttpError::Failed(e)
     }
 }
 
@@ -280,11 +565,14 @@ async fn exchange<IO>(
     io: IO,
     req: hyper::Request<Full<Bytes>>,
     what: &str,
-) -> Result<(hyper::Response<hyper::body::Incoming>, AbortOnDrop), String>
+) -> Result<(hyper::Response<hyper::body::Incoming>, AbortOnDrop), FetchError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let fail = |e: hyper::Error| format!("{what}: {}", error_chain(&e));
+    let fail = |e: hyper::Error| FetchError::Exchange {
+        what: what.to_string(),
+        reason: error_chain(&e),
+    };
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(fail)?;
@@ -330,20 +618,30 @@ impl HttpGate {
     }
 
     /// Checks `url` against the grant; returns the parsed URL.
-    pub fn check(&self, url: &str) -> Result<url::Url, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    pub fn check(&self, url: &str) -> Result<url::Url, FetchError> {
+        let parsed = url::Url::parse(url).map_err(|error| FetchError::InvalidUrl {
+            url: url.to_string(),
+            error,
+        })?;
         match parsed.scheme() {
             "http" | "https" => {}
-            other => return Err(format!("{url}: scheme {other:?} is not allowed")),
+            other => {
+                return Err(FetchError::Scheme {
+                    url: url.to_string(),
+                    scheme: other.to_string(),
+                })
+            }
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(format!(
-                "{url}: credentials in the URL are refused; send them in a header from [secrets]"
-            ));
+            return Err(FetchError::Credentials {
+                url: url.to_string(),
+            });
         }
         let host = parsed
             .host_str()
-            .ok_or_else(|| format!("{url}: no host"))?
+            .ok_or_else(|| FetchError::NoHost {
+                url: url.to_string(),
+            })?
             .to_ascii_lowercase();
         let port = parsed.port_or_known_default().unwrap_or(80);
         let with_port = format!("{host}:{port}");
@@ -352,14 +650,10 @@ impl HttpGate {
             a == host || a == with_port
         });
         if !allowed {
-            return Err(format!(
-                "host {host} is not in this provider's allow_hosts ({})",
-                if self.allow_hosts.is_empty() {
-                    "empty".to_string()
-                } else {
-                    self.allow_hosts.join(", ")
-                }
-            ));
+            return Err(FetchError::HostNotAllowed {
+                host,
+                allow_hosts: self.allow_hosts.clone(),
+            });
         }
         Ok(parsed)
     }
@@ -371,45 +665,48 @@ impl HttpGate {
         &self,
         url: &url::Url,
         headers: &[(String, Value)],
-    ) -> Result<Vec<Prepared>, String> {
+    ) -> Result<Vec<Prepared>, FetchError> {
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(80);
         if headers.len() > MAX_HEADERS {
-            return Err(format!(
-                "{} headers: at most {MAX_HEADERS} per request",
-                headers.len()
-            ));
+            return Err(FetchError::TooManyHeaders {
+                count: headers.len(),
+                max: MAX_HEADERS,
+            });
         }
         let mut out = Vec::with_capacity(headers.len());
         for (name, value) in headers {
             let lower = name.to_ascii_lowercase();
             let name_h = HeaderName::from_bytes(lower.as_bytes())
-                .map_err(|_| format!("invalid header name {name:?}"))?;
+                .map_err(|_| FetchError::HeaderName { name: name.clone() })?;
             if RESERVED.contains(&lower.as_str()) || lower.starts_with("proxy-") {
-                return Err(format!(
-                    "header {lower} is set by the host and cannot be sent"
-                ));
+                return Err(FetchError::Reserved { header: lower });
             }
             let (text, secret) = match value {
                 Value::Text(t) => (t.as_str(), false),
                 Value::Secret(s) => (
                     self.secrets
                         .for_host(s, host, port)
-                        .map_err(|why| format!("header {lower}: {why}"))?,
+                        .map_err(|error| FetchError::Secret {
+                            header: lower.clone(),
+                            error,
+                        })?,
                     true,
                 ),
             };
             if lower.len() + text.len() > MAX_HEADER_BYTES {
-                return Err(format!(
-                    "header {lower}: longer than {MAX_HEADER_BYTES} bytes"
-                ));
+                return Err(FetchError::HeaderTooLong {
+                    header: lower,
+                    max: MAX_HEADER_BYTES,
+                });
             }
             let mut value_h = HeaderValue::from_str(text).map_err(|_| {
                 // Never echo a secret's value.
+                let header = lower.clone();
                 if secret {
-                    format!("header {lower}: the secret's value is not a valid header value")
+                    FetchError::SecretValue { header }
                 } else {
-                    format!("header {lower}: invalid value (control characters?)")
+                    FetchError::HeaderValue { header }
                 }
             })?;
             value_h.set_sensitive(secret);
@@ -424,28 +721,34 @@ impl HttpGate {
 
     /// Resolves the host of an allowed URL to the address to connect to,
     /// refusing private addresses behind host names unless allowed.
-    async fn resolve(&self, url: &url::Url) -> Result<SocketAddr, String> {
+    async fn resolve(&self, url: &url::Url) -> Result<SocketAddr, FetchError> {
         let port = url.port_or_known_default().unwrap_or(80);
         let host = match url.host() {
             Some(url::Host::Ipv4(ip)) => return Ok(SocketAddr::new(IpAddr::V4(ip), port)),
             Some(url::Host::Ipv6(ip)) => return Ok(SocketAddr::new(IpAddr::V6(ip), port)),
             Some(url::Host::Domain(d)) => d.to_string(),
-            None => return Err(format!("{url}: no host")),
+            None => {
+                return Err(FetchError::NoHost {
+                    url: url.to_string(),
+                })
+            }
         };
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .map_err(|e| FetchError::Resolve {
+                host: host.clone(),
+                reason: e.to_string(),
+            })?
             .collect();
-        let first = addrs
-            .first()
-            .copied()
-            .ok_or_else(|| format!("{host} has no address"))?;
+        let Some(first) = addrs.first().copied() else {
+            return Err(FetchError::NoAddress { host });
+        };
         if !self.allow_private {
             if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-                return Err(format!(
-                    "host {host} resolves to the non-public address {}; set allow_private = true in the instance to allow it",
-                    bad.ip()
-                ));
+                return Err(FetchError::Private {
+                    host,
+                    address: bad.ip(),
+                });
             }
         }
         Ok(first)
@@ -457,26 +760,39 @@ impl HttpGate {
         url: &url::Url,
         addr: SocketAddr,
         req: hyper::Request<Full<Bytes>>,
-    ) -> Result<(hyper::Response<hyper::body::Incoming>, AbortOnDrop), String> {
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, AbortOnDrop), FetchError> {
         let what = format!("{} {url}", req.method());
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
             .await
-            .map_err(|_| format!("{what}: connecting to {addr} timed out"))?
-            .map_err(|e| format!("{what}: connecting to {addr}: {e}"))?;
+            .map_err(|_| FetchError::ConnectTimeout {
+                what: what.clone(),
+                address: addr,
+            })?
+            .map_err(|e| FetchError::Connect {
+                what: what.clone(),
+                address: addr,
+                reason: e.to_string(),
+            })?;
         let _ = tcp.set_nodelay(true);
         if url.scheme() == "https" {
             let name = match url.host() {
                 Some(url::Host::Domain(d)) => {
-                    ServerName::try_from(d.to_string()).map_err(|e| format!("{what}: {e}"))?
+                    ServerName::try_from(d.to_string()).map_err(|e| FetchError::ServerName {
+                        what: what.clone(),
+                        reason: e.to_string(),
+                    })?
                 }
                 Some(url::Host::Ipv4(ip)) => ServerName::from(IpAddr::V4(ip)),
                 Some(url::Host::Ipv6(ip)) => ServerName::from(IpAddr::V6(ip)),
-                None => return Err(format!("{what}: no host")),
+                None => return Err(FetchError::NoHost { url: what }),
             };
             let tls = tokio_rustls::TlsConnector::from(self.client.tls.clone())
                 .connect(name, tcp)
                 .await
-                .map_err(|e| format!("{what}: TLS: {}", error_chain(&e)))?;
+                .map_err(|e| FetchError::Tls {
+                    what: what.clone(),
+                    reason: error_chain(&e),
+                })?;
             exchange(TokioIo::new(tls), req, &what).await
         } else {
             exchange(TokioIo::new(tcp), req, &what).await
@@ -497,32 +813,26 @@ impl HttpGate {
             return Err(HttpError::Deadline);
         };
         if self.requests >= self.max_requests {
-            return Err(HttpError::Failed(format!(
-                "request limit reached: at most {} http-get/http-request calls per provider call",
-                self.max_requests
-            )));
+            return Err(HttpError::Failed(FetchError::RequestLimit {
+                max: self.max_requests,
+            }));
         }
         self.requests += 1;
         let first = self.check(&request.url)?;
         let headers = self.prepare(&first, &request.headers)?;
         if let Some(b) = &request.body {
             if request.method == Method::Get {
-                return Err(HttpError::Failed(
-                    "a body is only sent with post".to_string(),
-                ));
+                return Err(HttpError::Failed(FetchError::BodyOnGet));
             }
             if b.len() > self.max_body {
-                return Err(HttpError::Failed(format!(
-                    "request body of {} bytes is larger than the limit of {} bytes",
-                    b.len(),
-                    self.max_body
-                )));
+                return Err(HttpError::Failed(FetchError::RequestBodyTooLarge {
+                    size: b.len(),
+                    max: self.max_body,
+                }));
             }
         }
         let Some(runtime) = self.runtime.clone() else {
-            return Err(HttpError::Failed(
-                "http requests are unavailable outside the host runtime".into(),
-            ));
+            return Err(HttpError::Failed(FetchError::NoRuntime));
         };
         let url = request.url.clone();
         let result = runtime.block_on(async {
@@ -533,10 +843,10 @@ impl HttpGate {
                     Err(if cut_by_deadline {
                         HttpError::Deadline
                     } else {
-                        HttpError::Failed(format!(
-                            "{url}: timed out after {} ms",
-                            timeout.as_millis()
-                        ))
+                        HttpError::Failed(FetchError::Timeout {
+                            url,
+                            ms: timeout.as_millis(),
+                        })
                     })
                 })
         });
@@ -550,7 +860,7 @@ impl HttpGate {
         mut current: url::Url,
         request: Request,
         mut headers: Vec<Prepared>,
-    ) -> Result<Fetched, String> {
+    ) -> Result<Fetched, FetchError> {
         let first_origin = origin(&current);
         let mut method = request.method;
         let mut body = request.body.map(Bytes::from);
@@ -576,7 +886,10 @@ impl HttpGate {
             let what = format!("{} {current}", method.as_hyper());
             let req = builder
                 .body(Full::new(body.clone().unwrap_or_default()))
-                .map_err(|e| format!("{what}: {e}"))?;
+                .map_err(|e| FetchError::Build {
+                    what: what.clone(),
+                    reason: e.to_string(),
+                })?;
             // The guard keeps the connection driven until the body is read.
             let (resp, _conn) = self.send_once(&current, addr, req).await?;
             let status = resp.status();
@@ -584,27 +897,32 @@ impl HttpGate {
                 if let Some(loc) = resp.headers().get(hyper::header::LOCATION) {
                     redirects += 1;
                     if redirects > self.max_redirects {
-                        return Err(format!(
-                            "{} {}: more than {} redirects",
-                            request.method.as_hyper(),
-                            request.url,
-                            self.max_redirects
-                        ));
+                        return Err(FetchError::TooManyRedirects {
+                            method: request.method.as_hyper(),
+                            url: request.url,
+                            max: self.max_redirects,
+                        });
                     }
                     let loc = loc
                         .to_str()
-                        .map_err(|_| format!("{what}: bad Location header"))?;
-                    let next = current
-                        .join(loc)
-                        .map_err(|e| format!("{what}: bad redirect {loc:?}: {e}"))?;
+                        .map_err(|_| FetchError::BadLocation { what: what.clone() })?;
+                    let next = current.join(loc).map_err(|error| FetchError::BadRedirect {
+                        what: what.clone(),
+                        location: loc.to_string(),
+                        error,
+                    })?;
                     if current.scheme() == "https" && next.scheme() != "https" {
-                        return Err(format!(
-                            "redirect from {current} to {next} refused: https never goes down to http"
-                        ));
+                        return Err(FetchError::Downgrade {
+                            from: current.into(),
+                            to: next.into(),
+                        });
                     }
                     let next = self
                         .check(next.as_str())
-                        .map_err(|e| format!("redirect from {current} refused: {e}"))?;
+                        .map_err(|e| FetchError::Redirect {
+                            from: current.to_string(),
+                            error: Box::new(e),
+                        })?;
                     if origin(&next) != first_origin {
                         headers.retain(|h| !h.secret);
                     }
@@ -631,13 +949,16 @@ impl HttpGate {
             let mut incoming = resp.into_body();
             let mut out = Vec::new();
             while let Some(frame) = incoming.frame().await {
-                let frame = frame.map_err(|e| format!("{what}: {e}"))?;
+                let frame = frame.map_err(|e| FetchError::Exchange {
+                    what: what.clone(),
+                    reason: e.to_string(),
+                })?;
                 if let Some(data) = frame.data_ref() {
                     if out.len() + data.len() > self.max_body {
-                        return Err(format!(
-                            "{what}: body larger than the limit of {} bytes",
-                            self.max_body
-                        ));
+                        return Err(FetchError::BodyTooLarge {
+                            what,
+                            max: self.max_body,
+                        });
                     }
                     out.extend_from_slice(data);
                 }
@@ -683,17 +1004,28 @@ mod tests {
         assert!(g.check("http://FEED.example:8080/x").is_ok());
         assert!(g.check("http://127.0.0.1:9000/x").is_ok());
         let e = g.check("http://127.0.0.1:9001/x").unwrap_err();
-        assert!(e.contains("allow_hosts"), "{e}");
+        assert_eq!(
+            e,
+            FetchError::HostNotAllowed {
+                host: "127.0.0.1".into(),
+                allow_hosts: g.allow_hosts.clone(),
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "host 127.0.0.1 is not in this provider's allow_hosts (feed.example, 127.0.0.1:9000)"
+        );
         assert!(g.check("http://evil.example/x").is_err());
         assert!(g.check("http://feed.example.evil/x").is_err());
-        assert!(g
-            .check("file:///etc/passwd")
-            .unwrap_err()
-            .contains("scheme"));
+        assert_eq!(
+            g.check("file:///etc/passwd").unwrap_err().to_string(),
+            "file:///etc/passwd: scheme \"file\" is not allowed"
+        );
         assert!(g.check("https://feed.example/").is_ok());
         assert!(g
             .check("http://user:pw@feed.example/")
             .unwrap_err()
+            .to_string()
             .contains("credentials"));
         assert!(g.check("not a url").is_err());
     }
@@ -725,7 +1057,11 @@ mod tests {
         let g = gate(&["localhost"]);
         let url = url::Url::parse("http://localhost:9/").unwrap();
         let e = g.resolve(&url).await.unwrap_err();
-        assert!(e.contains("allow_private"), "{e}");
+        assert!(
+            matches!(&e, FetchError::Private { host, address } if host == "localhost" && address.is_loopback()),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("allow_private"), "{e}");
         let mut open = gate(&["localhost"]);
         open.allow_private = true;
         assert!(open.resolve(&url).await.unwrap().ip().is_loopback());
@@ -742,8 +1078,18 @@ mod tests {
     fn request_count_is_bounded() {
         let mut g = gate(&[]);
         g.max_requests = 1;
-        assert!(failure(g.get("http://a.example/")).contains("allow_hosts"));
-        assert!(failure(g.get("http://a.example/")).contains("limit"));
+        assert_eq!(
+            failure(g.get("http://a.example/")),
+            "host a.example is not in this provider's allow_hosts (empty)"
+        );
+        assert_eq!(
+            g.get("http://a.example/").unwrap_err(),
+            HttpError::Failed(FetchError::RequestLimit { max: 1 })
+        );
+        assert_eq!(
+            failure(g.get("http://a.example/")),
+            "request limit reached: at most 1 http-get/http-request calls per provider call"
+        );
     }
 
     #[test]
@@ -996,10 +1342,24 @@ mod tests {
         let e = HttpClient::new(Some(Path::new("/nonexistent/ca.pem")))
             .err()
             .unwrap();
-        assert!(e.contains("extra_ca_file"), "{e}");
+        assert!(
+            matches!(&e, ClientError::CaFile { path, .. } if path == Path::new("/nonexistent/ca.pem")),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("extra_ca_file /nonexistent/ca.pem: "),
+            "{e}"
+        );
         let empty = tempfile::NamedTempFile::new().unwrap();
         let e = HttpClient::new(Some(empty.path())).err().unwrap();
-        assert!(e.contains("no PEM certificate"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "extra_ca_file {}: no PEM certificate in it",
+                empty.path().display()
+            )
+        );
     }
 
     #[test]

@@ -106,8 +106,8 @@ impl Providers {
         };
         let limits = config
             .limits(&self.config.providers.limits)
-            .map_err(invalid)?;
-        let grant = Arc::new(config.source_grant().map_err(invalid)?);
+            .map_err(|e| invalid(e.to_string()))?;
+        let grant = Arc::new(config.source_grant().map_err(|e| invalid(e.to_string()))?);
         let config_json = config.config_json().into();
         config.config = toml::Table::new();
         Ok(Instance {

@@ -115,6 +115,17 @@ pub fn ffmpeg_args(input: &Input, tracks: Tracks) -> Vec<OsString> {
     a
 }
 
+/// Why an FFmpeg's exit status could not be had.
+#[derive(Debug, thiserror::Error)]
+enum ExitError {
+    /// Waiting for it failed.
+    #[error("{0}")]
+    Wait(std::io::Error),
+    /// It closed its output but was still running after [`STOP_GRACE`].
+    #[error("closed its output but did not exit")]
+    Stuck,
+}
+
 /// A running FFmpeg.
 pub(super) struct Ffmpeg {
     what: &'static str,
@@ -189,15 +200,15 @@ impl Ffmpeg {
 
     /// Its exit status once its output ended (waiting up to
     /// [`STOP_GRACE`]), and its stderr a moment later.
-    async fn exit(&mut self) -> Result<ExitStatus, String> {
+    async fn exit(&mut self) -> Result<ExitStatus, ExitError> {
         match timeout(STOP_GRACE, self.child.wait()).await {
             Ok(Ok(status)) => {
                 // Let the stderr reader catch up with the last lines.
                 sleep(Duration::from_millis(50)).await;
                 Ok(status)
             }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("closed its output but did not exit".into()),
+            Ok(Err(e)) => Err(ExitError::Wait(e)),
+            Err(_) => Err(ExitError::Stuck),
         }
     }
 
@@ -206,7 +217,7 @@ impl Ffmpeg {
         let reason = match self.exit().await {
             Ok(status) if status.success() => return None,
             Ok(status) => format!("failed ({status}): {}", self.log()),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         Some(SendError::Ffmpeg {
             what: self.what,

@@ -281,7 +281,7 @@ fn check_options(opts: &SendOptions) -> Result<(), SendError> {
         )));
     }
     if let Some(id) = &opts.id {
-        check_session_id(id).map_err(SendError::Invalid)?;
+        check_session_id(id).map_err(|e| SendError::Invalid(e.to_string()))?;
     }
     if let Some(d) = opts.duration {
         if d.is_zero() {
@@ -297,9 +297,19 @@ fn check_options(opts: &SendOptions) -> Result<(), SendError> {
     Ok(())
 }
 
+/// A session id not of the form `[A-Za-z0-9_-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid session id {shown:?}: expected 1 to {max} of [A-Za-z0-9_-]")]
+pub struct SessionIdError {
+    /// The id, cut to `max` characters.
+    pub shown: String,
+    /// The longest id, in characters.
+    pub max: usize,
+}
+
 /// Checks a session id's form: 1 to 64 of `[A-Za-z0-9_-]` (it goes into
 /// URLs and the state file).
-pub fn check_session_id(id: &str) -> Result<(), String> {
+pub fn check_session_id(id: &str) -> Result<(), SessionIdError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_SESSION_ID
         && id
@@ -308,10 +318,10 @@ pub fn check_session_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        let shown: String = id.chars().take(MAX_SESSION_ID).collect();
-        Err(format!(
-            "invalid session id {shown:?}: expected 1 to {MAX_SESSION_ID} of [A-Za-z0-9_-]"
-        ))
+        Err(SessionIdError {
+            shown: id.chars().take(MAX_SESSION_ID).collect(),
+            max: MAX_SESSION_ID,
+        })
     }
 }
 

@@ -18,6 +18,28 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Patterns named in a "host not allowed" refusal before it says "...".
 const SHOW_PATTERNS: usize = 5;
 
+/// Why an `allow_sources` entry is refused (the instance file with it is
+/// invalid): the entry as written and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// The entry is not of a pattern's form; `reason` says which part.
+    #[error("allow_sources entry {}: {reason}", show(.entry))]
+    Entry {
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The entry's host is neither a host name nor an address.
+    #[error("allow_sources entry {}: {host}", show(.entry))]
+    Host {
+        /// The entry as written.
+        entry: String,
+        /// The host check's refusal.
+        host: Refusal,
+    },
+}
+
 /// An entry of `allow_sources`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
@@ -32,9 +54,12 @@ enum Pattern {
 }
 
 impl Pattern {
-    fn parse(entry: &str) -> Result<Pattern, String> {
+    fn parse(entry: &str) -> Result<Pattern, GrantError> {
         let e = entry.trim().to_ascii_lowercase();
-        let bad = |why: &str| format!("allow_sources entry {}: {why}", show(entry));
+        let bad = |reason: &'static str| GrantError::Entry {
+            entry: entry.to_string(),
+            reason,
+        };
         if e == "*" {
             return Ok(Pattern::Any);
         }
@@ -77,7 +102,11 @@ impl Pattern {
             Some((h, p)) => (h, Some(port(p)?)),
             None => (e.as_str(), None),
         };
-        match parse_host(h).map_err(|r| bad(r.as_str()))? {
+        let host = parse_host(h).map_err(|host| GrantError::Host {
+            entry: entry.to_string(),
+            host,
+        })?;
+        match host {
             Host::Name(n) => Ok(Pattern::Host(n, p)),
             Host::Ip(ip) => Ok(Pattern::Net(ip, 32, p)),
         }
@@ -144,7 +173,7 @@ impl SourceGrant {
         allow_sources: Option<&[String]>,
         allow_hosts: &[String],
         allow_private: bool,
-    ) -> Result<SourceGrant, String> {
+    ) -> Result<SourceGrant, GrantError> {
         let (origin, entries) = match allow_sources {
             Some(s) => (Origin::AllowSources, s),
             None => (Origin::AllowHosts, allow_hosts),
@@ -321,5 +350,36 @@ impl Plan {
                 .map_err(|r| SpawnError::Refused(r.into()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_allow_sources_entry_is_named_with_its_reason() {
+        let grant = |entry: &str| SourceGrant::new(Some(&[entry.to_string()]), &[], false);
+        let e = grant("10.0.0.0/40").unwrap_err();
+        assert_eq!(
+            e,
+            GrantError::Entry {
+                entry: "10.0.0.0/40".into(),
+                reason: "prefix length out of range",
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "allow_sources entry \"10.0.0.0/40\": prefix length out of range"
+        );
+        let e = grant("a b").unwrap_err();
+        assert!(
+            matches!(&e, GrantError::Host { entry, .. } if entry == "a b"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "allow_sources entry \"a b\": source host \"a b\" is not a valid host name"
+        );
     }
 }

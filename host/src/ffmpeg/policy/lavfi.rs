@@ -25,6 +25,7 @@
 //! PATH).
 
 use super::show;
+use crate::ffmpeg::bounds::BoundsError;
 
 /// Longest graph accepted, in bytes: the demo graphs are ~30 bytes and a
 /// real `-vf` chain a few hundred.
@@ -93,19 +94,122 @@ pub struct Filter {
     pub args: Vec<(Option<String>, String)>,
 }
 
+/// Why a filter graph is refused: it cannot be parsed, it is too large,
+/// or it names a filter, an option or a value the allow-list refuses. The
+/// variants carry what was refused (quoted and cut only when shown).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GraphError {
+    /// Longer than [`MAX_GRAPH_LEN`].
+    #[error("filter graph is {len} bytes, limit {max}")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// [`MAX_GRAPH_LEN`].
+        max: usize,
+    },
+    /// A character other than printable ASCII.
+    #[error(
+        "filter graph contains the character {character:?} (only printable ASCII is accepted)"
+    )]
+    Character {
+        /// The first such character.
+        character: char,
+    },
+    /// A leading `sws_flags=` (scaler settings for the whole graph).
+    #[error("filter graph: a sws_flags= prefix is not accepted")]
+    SwsFlags,
+    /// More than the most filters a graph may have.
+    #[error("filter graph has more than {max} filters")]
+    TooManyFilters {
+        /// The most filters a graph may have.
+        max: usize,
+    },
+    /// Something after a filter that is neither `,` nor `;`.
+    #[error("filter graph cannot be parsed near {}", show(.near))]
+    Syntax {
+        /// The rest of the graph from there.
+        near: String,
+    },
+    /// No filter at all.
+    #[error("empty filter graph")]
+    Empty,
+    /// An empty `[]` pad label.
+    #[error("filter graph has an empty [] label")]
+    EmptyLabel,
+    /// A `[` pad label never closed.
+    #[error("filter graph has an unclosed [ label")]
+    UnclosedLabel,
+    /// A pad label with characters other than `[A-Za-z0-9_-.:]`.
+    #[error("filter graph label {} is not accepted", show(.label))]
+    Label {
+        /// The label.
+        label: String,
+    },
+    /// A filter with no name.
+    #[error("filter graph has an empty filter name")]
+    EmptyName,
+    /// A filter instance id (`name@id`) with characters other than
+    /// `[A-Za-z0-9_-.]`.
+    #[error("filter instance id {} is not accepted", show(.id))]
+    InstanceId {
+        /// The id.
+        id: String,
+    },
+    /// A filter that is not in the allow-list (or whose name is not a
+    /// filter name).
+    #[error("filter {} is not allowed", show(.name))]
+    NotAllowed {
+        /// The filter's name.
+        name: String,
+    },
+    /// A test source used as a `-vf`/`-af`/`-filter` value.
+    #[error("filter {name:?} is a source, not allowed here")]
+    SourceHere {
+        /// The filter's name.
+        name: String,
+    },
+    /// A `/key=PATH` option (FFmpeg 6.1+ reads the value from PATH).
+    #[error("filter {filter:?}: option {} loads its value from a file, which is refused", show(.key))]
+    ValueFromFile {
+        /// The filter's name.
+        filter: String,
+        /// The option's key, `/` included.
+        key: String,
+    },
+    /// An option whose key names a file, a path or commands.
+    #[error("filter {filter:?}: option {} names a file, which is refused", show(.key))]
+    NamesAFile {
+        /// The filter's name.
+        filter: String,
+        /// The option's key.
+        key: String,
+    },
+    /// A size or rate option outside [`crate::ffmpeg::bounds`].
+    #[error("filter {filter:?}: option {option}: {error}")]
+    Bounds {
+        /// The filter's name.
+        filter: String,
+        /// The option's (first) name.
+        option: &'static str,
+        /// Why its value is refused.
+        error: BoundsError,
+    },
+    /// More options in one filter than any filter has.
+    #[error("filter has too many options")]
+    TooManyOptions,
+}
+
 /// Parses `graph` into its filters (in order), or says why it cannot be
 /// parsed. Does not judge which filters are allowed: see [`check`].
-pub fn parse(graph: &str) -> Result<Vec<Filter>, String> {
+pub fn parse(graph: &str) -> Result<Vec<Filter>, GraphError> {
     if graph.len() > MAX_GRAPH_LEN {
-        return Err(format!(
-            "filter graph is {} bytes, limit {MAX_GRAPH_LEN}",
-            graph.len()
-        ));
+        return Err(GraphError::TooLong {
+            len: graph.len(),
+            max: MAX_GRAPH_LEN,
+        });
     }
     if let Some(c) = graph.chars().find(|c| !(' '..='~').contains(c)) {
-        return Err(format!(
-            "filter graph contains the character {c:?} (only printable ASCII is accepted)"
-        ));
+        return Err(GraphError::Character { character: c });
     }
     let mut p = Cursor {
         s: graph.as_bytes(),
@@ -113,7 +217,7 @@ pub fn parse(graph: &str) -> Result<Vec<Filter>, String> {
     };
     p.skip_blanks();
     if p.rest().starts_with(b"sws_flags=") {
-        return Err("filter graph: a sws_flags= prefix is not accepted".into());
+        return Err(GraphError::SwsFlags);
     }
     let mut filters = Vec::new();
     loop {
@@ -133,7 +237,7 @@ pub fn parse(graph: &str) -> Result<Vec<Filter>, String> {
             args,
         });
         if filters.len() > MAX_FILTERS {
-            return Err(format!("filter graph has more than {MAX_FILTERS} filters"));
+            return Err(GraphError::TooManyFilters { max: MAX_FILTERS });
         }
         p.skip_blanks();
         match p.next() {
@@ -141,10 +245,9 @@ pub fn parse(graph: &str) -> Result<Vec<Filter>, String> {
             None => break,
             Some(_) => {
                 let at = p.i.saturating_sub(1);
-                return Err(format!(
-                    "filter graph cannot be parsed near {}",
-                    show(&graph[at..])
-                ));
+                return Err(GraphError::Syntax {
+                    near: graph.get(at..).unwrap_or_default().to_string(),
+                });
             }
         }
     }
@@ -153,20 +256,21 @@ pub fn parse(graph: &str) -> Result<Vec<Filter>, String> {
 
 /// Checks `graph` for `usage`: it must parse, name only allowed filters and
 /// no option that names a file.
-pub fn check(graph: &str, usage: GraphUse) -> Result<(), String> {
+pub fn check(graph: &str, usage: GraphUse) -> Result<(), GraphError> {
     let filters = parse(graph)?;
     if filters.is_empty() {
-        return Err("empty filter graph".into());
+        return Err(GraphError::Empty);
     }
     for f in &filters {
         let allowed = PROCESSING.contains(&f.name.as_str())
             || (usage == GraphUse::Source && SOURCES.contains(&f.name.as_str()));
         if !allowed {
+            let name = f.name.clone();
             return Err(
                 if usage == GraphUse::Filter && SOURCES.contains(&f.name.as_str()) {
-                    format!("filter {:?} is a source, not allowed here", f.name)
+                    GraphError::SourceHere { name }
                 } else {
-                    format!("filter {} is not allowed", show(&f.name))
+                    GraphError::NotAllowed { name }
                 },
             );
         }
@@ -174,18 +278,16 @@ pub fn check(graph: &str, usage: GraphUse) -> Result<(), String> {
             if let Some(k) = key {
                 if k.contains('/') {
                     // FFmpeg 6.1+ reads `/key=PATH` as "key = contents of PATH".
-                    return Err(format!(
-                        "filter {:?}: option {} loads its value from a file, which is refused",
-                        f.name,
-                        show(k)
-                    ));
+                    return Err(GraphError::ValueFromFile {
+                        filter: f.name.clone(),
+                        key: k.clone(),
+                    });
                 }
                 if names_a_file(k) {
-                    return Err(format!(
-                        "filter {:?}: option {} names a file, which is refused",
-                        f.name,
-                        show(k)
-                    ));
+                    return Err(GraphError::NamesAFile {
+                        filter: f.name.clone(),
+                        key: k.clone(),
+                    });
                 }
             }
         }
@@ -236,7 +338,7 @@ fn bounded_options(filter: &str) -> &'static [(&'static [&'static str], usize, B
 /// Checks the sizes and rates a filter asks for against
 /// [`crate::ffmpeg::bounds`]: a test pattern of 16000x16000 at 1000 frames a
 /// second, or a scale to it, is refused like any other out-of-range value.
-fn check_bounds(f: &Filter) -> Result<(), String> {
+fn check_bounds(f: &Filter) -> Result<(), GraphError> {
     use crate::ffmpeg::bounds;
     let options = bounded_options(&f.name);
     let mut position = 0;
@@ -260,7 +362,11 @@ fn check_bounds(f: &Filter) -> Result<(), String> {
             Bounded::Width => bounds::scaled(value, bounds::MAX_WIDTH),
             Bounded::Height => bounds::scaled(value, bounds::MAX_HEIGHT),
         };
-        checked.map_err(|why| format!("filter {:?}: option {}: {why}", f.name, names[0]))?;
+        checked.map_err(|error| GraphError::Bounds {
+            filter: f.name.clone(),
+            option: names[0],
+            error,
+        })?;
     }
     Ok(())
 }
@@ -308,25 +414,22 @@ impl Cursor<'_> {
     }
 
     /// `[label]` pads, as `parse_inputs`/`parse_outputs` read them.
-    fn labels(&mut self) -> Result<Vec<String>, String> {
+    fn labels(&mut self) -> Result<Vec<String>, GraphError> {
         let mut out = Vec::new();
         while self.peek() == Some(b'[') {
             self.i += 1;
             let name = self.token(b"]");
             if name.is_empty() {
-                return Err("filter graph has an empty [] label".into());
+                return Err(GraphError::EmptyLabel);
             }
             if self.next() != Some(b']') {
-                return Err("filter graph has an unclosed [ label".into());
+                return Err(GraphError::UnclosedLabel);
             }
             if !name
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"_-.:".contains(&c))
             {
-                return Err(format!(
-                    "filter graph label {} is not accepted",
-                    show(&name)
-                ));
+                return Err(GraphError::Label { label: name });
             }
             out.push(name);
             self.skip_blanks();
@@ -335,7 +438,7 @@ impl Cursor<'_> {
     }
 
     /// `name[@id][=args]`, as `parse_filter`/`create_filter` read them.
-    fn filter(&mut self) -> Result<(String, Option<String>, Option<String>), String> {
+    fn filter(&mut self) -> Result<(String, Option<String>, Option<String>), GraphError> {
         let token = self.token(b"=,;[");
         let args = if self.peek() == Some(b'=') {
             self.i += 1;
@@ -344,7 +447,7 @@ impl Cursor<'_> {
             None
         };
         if token.is_empty() {
-            return Err("filter graph has an empty filter name".into());
+            return Err(GraphError::EmptyName);
         }
         let (name, id) = match token.split_once('@') {
             Some((n, i)) if !i.is_empty() => (n.to_string(), Some(i.to_string())),
@@ -356,14 +459,14 @@ impl Cursor<'_> {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
         };
         if !word(&name) {
-            return Err(format!("filter {} is not allowed", show(&name)));
+            return Err(GraphError::NotAllowed { name });
         }
         if let Some(i) = &id {
             if !i
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"_-.".contains(&c))
             {
-                return Err(format!("filter instance id {} is not accepted", show(i)));
+                return Err(GraphError::InstanceId { id: i.clone() });
             }
         }
         Ok((name, id, args))
@@ -416,7 +519,7 @@ fn token(s: &[u8], i: &mut usize, term: &[u8]) -> String {
 /// (`av_opt_get_key_value` with `=` and `:`): a key is a run of
 /// `[A-Za-z0-9_./-]` followed by `=`; otherwise the piece is a positional
 /// value.
-fn split_args(args: &str) -> Result<Vec<(Option<String>, String)>, String> {
+fn split_args(args: &str) -> Result<Vec<(Option<String>, String)>, GraphError> {
     let s = args.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -452,7 +555,7 @@ fn split_args(args: &str) -> Result<Vec<(Option<String>, String)>, String> {
         }
         // 256 options: more than any filter has.
         if out.len() > MAX_FILTERS * 4 {
-            return Err("filter has too many options".into());
+            return Err(GraphError::TooManyOptions);
         }
     }
     Ok(out)
@@ -514,7 +617,7 @@ mod tests {
                 "\"hstack\" is not allowed",
             ),
         ] {
-            let e = check(g, GraphUse::Source).unwrap_err();
+            let e = check(g, GraphUse::Source).unwrap_err().to_string();
             assert!(e.contains(why), "{g:?}: {e}");
         }
         check(
@@ -564,19 +667,57 @@ mod tests {
             ("testsrc\n,movie=x", "character"),
             ("", "empty filter name"),
         ] {
-            let e = check(g, GraphUse::Source).unwrap_err();
+            let e = check(g, GraphUse::Source).unwrap_err().to_string();
             assert!(e.contains(why), "{g:?}: {e}");
         }
-        let e = check("testsrc", GraphUse::Filter).unwrap_err();
+        let e = check("testsrc", GraphUse::Filter).unwrap_err().to_string();
         assert!(e.contains("source"), "{e}");
         let e = check("drawtext=textfile=/etc/passwd", GraphUse::Filter).unwrap_err();
-        assert_eq!(e, "filter \"drawtext\" is not allowed");
+        assert_eq!(
+            e,
+            GraphError::NotAllowed {
+                name: "drawtext".into()
+            }
+        );
+        assert_eq!(e.to_string(), "filter \"drawtext\" is not allowed");
         let long = format!("testsrc,{}", "null,".repeat(100));
         assert!(check(&long, GraphUse::Source).is_err());
         let huge = "x".repeat(MAX_GRAPH_LEN + 1);
-        assert!(check(&huge, GraphUse::Source)
-            .unwrap_err()
-            .contains("limit"));
+        assert_eq!(
+            check(&huge, GraphUse::Source),
+            Err(GraphError::TooLong {
+                len: MAX_GRAPH_LEN + 1,
+                max: MAX_GRAPH_LEN
+            })
+        );
+    }
+
+    #[test]
+    fn a_bounds_refusal_names_the_filter_the_option_and_the_limit() {
+        let e = check("testsrc,scale=w=16000:h=100", GraphUse::Source).unwrap_err();
+        assert_eq!(
+            e,
+            GraphError::Bounds {
+                filter: "scale".into(),
+                option: "w",
+                error: BoundsError::DimensionOutOfRange {
+                    value: "16000".into(),
+                    max: crate::ffmpeg::bounds::MAX_WIDTH
+                },
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "filter \"scale\": option w: 16000 is not 1 to 4096"
+        );
+        let e = check("testsrc[out]sine", GraphUse::Source).unwrap_err();
+        assert_eq!(
+            e,
+            GraphError::Syntax {
+                near: "sine".into()
+            }
+        );
+        assert_eq!(e.to_string(), "filter graph cannot be parsed near \"sine\"");
     }
 
     #[test]

@@ -52,7 +52,7 @@ mod tables;
 mod tests;
 mod values;
 
-pub use grant::SourceGrant;
+pub use grant::{GrantError, SourceGrant};
 pub use options::CheckedOptions;
 pub use sources::Host;
 pub use tables::DEMUXERS;

@@ -154,8 +154,22 @@ pub(super) fn check_options(tokens: &[String], side: Side) -> Result<InputFacts,
     Ok(facts)
 }
 
+/// Why a stream specifier is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum SpecifierError {
+    /// `t`: attachments (files carried in the container).
+    #[error("stream specifier \"t\" (attachments) is refused")]
+    Attachments,
+    /// Anything but `v`, `a`, `s`, `d`, `V` (optionally `:N`) or `N`.
+    #[error("stream specifier {} is not allowed (v, a, s, d or V, optionally :N, or N)", show(.specifier))]
+    NotAllowed {
+        /// The specifier.
+        specifier: String,
+    },
+}
+
 /// A stream specifier: `v`, `a`, `s`, `d`, `V`, optionally `:N`, or `N`.
-pub(super) fn check_specifier(s: &str) -> Result<(), String> {
+pub(super) fn check_specifier(s: &str) -> Result<(), SpecifierError> {
     // Stream indexes up to 999: no camera or file has more streams.
     let index = |n: &str| !n.is_empty() && n.len() <= 3 && n.bytes().all(|c| c.is_ascii_digit());
     let (kind, rest) = match s.split_once(':') {
@@ -163,7 +177,7 @@ pub(super) fn check_specifier(s: &str) -> Result<(), String> {
         None => (s, None),
     };
     if kind == "t" {
-        return Err("stream specifier \"t\" (attachments) is refused".into());
+        return Err(SpecifierError::Attachments);
     }
     let ok = match rest {
         None => ["v", "a", "s", "d", "V"].contains(&kind) || index(kind),
@@ -172,9 +186,8 @@ pub(super) fn check_specifier(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "stream specifier {} is not allowed (v, a, s, d or V, optionally :N, or N)",
-            show(s)
-        ))
+        Err(SpecifierError::NotAllowed {
+            specifier: s.to_string(),
+        })
     }
 }
