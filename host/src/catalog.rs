@@ -9,7 +9,7 @@
 
 use crate::config::Limits;
 use crate::ffmpeg::policy::CheckedOptions;
-use crate::ffmpeg::{Plan, SourceGrant};
+use crate::ffmpeg::{Plan, Refusal, SourceGrant};
 use crate::ids;
 use crate::plugin::bindings::StreamSource;
 use crate::plugin::module::ModuleInfo;
@@ -113,7 +113,7 @@ pub struct StreamEntry {
     /// stream was listed: the plan to run (its source's addresses are
     /// checked again at each start), or why the stream is refused.
     #[serde(skip)]
-    pub plan: Result<Arc<Plan>, String>,
+    pub plan: Result<Arc<Plan>, Refusal>,
 }
 
 /// A position.
@@ -162,6 +162,54 @@ impl Default for Options {
     }
 }
 
+/// Tags kept of a listed stream (the rest are dropped).
+const MAX_TAGS: usize = 64;
+/// Bytes of a tag's key (its value is bounded by `max_string_len`).
+const MAX_TAG_KEY: usize = 64;
+/// A stream's own input options (the listing's shared ones are bounded
+/// when the instance loads).
+const MAX_OWN_OPTIONS: usize = 64;
+
+/// Why a listed stream is skipped: what is wrong, without echoing
+/// unbounded input (the key is checked first, so it is short).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EntryError {
+    /// The key is not a valid stream key.
+    #[error(transparent)]
+    Key(#[from] ids::IdError),
+    /// The source or the name is over `max_string_len`.
+    #[error("stream {key:?}: {what} is {len} bytes, limit {max}")]
+    TooLong {
+        /// The stream's key.
+        key: String,
+        /// `source` or `name`.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// `max_string_len`.
+        max: usize,
+    },
+    /// No source at all.
+    #[error("stream {0:?}: empty source")]
+    EmptySource(String),
+    /// A latitude outside -90..90 or a longitude outside -180..180.
+    #[error("stream {key:?}: position out of range ({lat}, {lon})")]
+    OutOfRange {
+        /// The stream's key.
+        key: String,
+        /// The latitude given.
+        lat: f64,
+        /// The longitude given.
+        lon: f64,
+    },
+    /// A tag's key over 64 bytes or its value over `max_string_len`.
+    #[error("stream {0:?}: tag too long")]
+    TagTooLong(String),
+    /// More than 64 input options of its own, or one over `max_string_len`.
+    #[error("stream {0:?}: input options too long")]
+    OptionsTooLong(String),
+}
+
 impl StreamEntry {
     /// Checks one listed stream against the host's rules and makes its
     /// entry. The error says what is wrong, without echoing unbounded input.
@@ -170,17 +218,20 @@ impl StreamEntry {
         s: StreamSource,
         options: &Options,
         limits: &Limits,
-    ) -> Result<StreamEntry, String> {
-        ids::check_key(&s.key).map_err(|e| e.to_string())?;
+    ) -> Result<StreamEntry, EntryError> {
+        ids::check_key(&s.key)?;
         let max = limits.max_string_len;
-        let too_long = |what: &str, len: usize| {
-            format!("stream {:?}: {what} is {len} bytes, limit {max}", s.key)
+        let too_long = |what: &'static str, len: usize| EntryError::TooLong {
+            key: s.key.clone(),
+            what,
+            len,
+            max,
         };
         if s.source.len() > max {
             return Err(too_long("source", s.source.len()));
         }
         if s.source.is_empty() {
-            return Err(format!("stream {:?}: empty source", s.key));
+            return Err(EntryError::EmptySource(s.key));
         }
         if s.name.len() > max {
             return Err(too_long("name", s.name.len()));
@@ -193,17 +244,18 @@ impl StreamEntry {
                 })
             }
             Some(g) => {
-                return Err(format!(
-                    "stream {:?}: position out of range ({}, {})",
-                    s.key, g.lat, g.lon
-                ))
+                return Err(EntryError::OutOfRange {
+                    key: s.key,
+                    lat: g.lat,
+                    lon: g.lon,
+                })
             }
             None => None,
         };
         let mut tags = BTreeMap::new();
-        for t in s.tags.into_iter().take(64) {
-            if t.key.len() > 64 || t.value.len() > max {
-                return Err(format!("stream {:?}: tag too long", s.key));
+        for t in s.tags.into_iter().take(MAX_TAGS) {
+            if t.key.len() > MAX_TAG_KEY || t.value.len() > max {
+                return Err(EntryError::TagTooLong(s.key));
             }
             tags.insert(t.key, t.value);
         }
@@ -213,8 +265,10 @@ impl StreamEntry {
         let checked = if s.input_options.is_empty() {
             &options.checked
         } else {
-            if s.input_options.iter().any(|o| o.len() > max) || s.input_options.len() > 64 {
-                return Err(format!("stream {:?}: input options too long", s.key));
+            if s.input_options.iter().any(|o| o.len() > max)
+                || s.input_options.len() > MAX_OWN_OPTIONS
+            {
+                return Err(EntryError::OptionsTooLong(s.key));
             }
             own = Arc::new(CheckedOptions::new(
                 s.input_options.into(),
@@ -228,7 +282,7 @@ impl StreamEntry {
         } else {
             Plan::check_with(source.clone(), checked, &options.grant)
         };
-        let plan = plan.map(Arc::new).map_err(String::from);
+        let plan = plan.map(Arc::new);
         Ok(StreamEntry {
             id: ids::stream_id(provider, &s.key),
             provider: provider.to_string(),
@@ -259,7 +313,7 @@ impl StreamEntry {
 
     /// Why the FFmpeg policy refuses this stream, if it does.
     pub fn refusal(&self) -> Option<&str> {
-        self.plan.as_ref().err().map(String::as_str)
+        self.plan.as_ref().err().map(Refusal::as_str)
     }
 }
 
@@ -451,9 +505,9 @@ mod tests {
             lat: 100.0,
             lon: 0.0,
         });
-        assert!(StreamEntry::from_source("demo", far, &opts, &l)
-            .unwrap_err()
-            .contains("out of range"));
+        let err = StreamEntry::from_source("demo", far, &opts, &l).unwrap_err();
+        assert!(matches!(err, EntryError::OutOfRange { lat, .. } if lat == 100.0));
+        assert!(err.to_string().contains("out of range"), "{err}");
         let mut long = source("k");
         long.name = "x".repeat(l.max_string_len + 1);
         assert!(StreamEntry::from_source("demo", long, &opts, &l).is_err());

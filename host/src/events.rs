@@ -192,7 +192,7 @@ mod tests {
             input_options: Arc::from([]),
             output_options: Arc::from([]),
             tags: Default::default(),
-            plan: Err("test".into()),
+            plan: Err(crate::ffmpeg::Refusal::new("test")),
         }
     }
 

@@ -27,7 +27,7 @@ pub enum SpawnError {
     /// The FFmpeg policy refuses the stream's source or options: permanent
     /// until its listing changes.
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(crate::ffmpeg::Refusal),
     /// The source's host name did not resolve (the address check could not
     /// run); may pass on a later try.
     #[error("cannot resolve source host {host}: {message}")]

@@ -31,7 +31,7 @@ pub enum Refused {
     Token(String),
     /// The instance did not list the phone in time.
     #[error("instance {0:?} did not list the phone: {1}")]
-    NotListed(String, String),
+    NotListed(String, crate::providers::NotServing),
     /// The id is connected, and the newcomer does not hold its secret.
     #[error("phone {0:?} is connected: taking it over needs its session secret")]
     Taken(String),

@@ -29,14 +29,25 @@ pub struct Point {
     pub lon: f64,
 }
 
+/// A coordinate outside the globe (or not a number).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum OutOfRange {
+    /// Not in [-90, 90].
+    #[error("latitude {0} is out of range [-90, 90]")]
+    Latitude(f64),
+    /// Not in [-180, 180].
+    #[error("longitude {0} is out of range [-180, 180]")]
+    Longitude(f64),
+}
+
 impl Point {
     /// A checked point.
-    pub fn new(lat: f64, lon: f64) -> Result<Self, String> {
+    pub fn new(lat: f64, lon: f64) -> Result<Self, OutOfRange> {
         if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
-            return Err(format!("latitude {lat} is out of range [-90, 90]"));
+            return Err(OutOfRange::Latitude(lat));
         }
         if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
-            return Err(format!("longitude {lon} is out of range [-180, 180]"));
+            return Err(OutOfRange::Longitude(lon));
         }
         Ok(Self { lat, lon })
     }
@@ -240,7 +251,8 @@ pub fn parse_waypoints(s: &str) -> Result<Vec<Point>, RouteError> {
                 .parse::<f64>()
                 .map_err(|_| fail(format!("{what} {:?} is not a number", v.trim())))
         };
-        let p = Point::new(num("latitude", lat)?, num("longitude", lon)?).map_err(fail)?;
+        let p = Point::new(num("latitude", lat)?, num("longitude", lon)?)
+            .map_err(|e| fail(e.to_string()))?;
         points.push(p);
     }
     if points.is_empty() {
@@ -296,7 +308,7 @@ pub fn parse_gpx(xml: &str) -> Result<Vec<Point>, RouteError> {
         let (Some(lat), Some(lon)) = (lat, lon) else {
             return Err(fail("needs both lat and lon attributes".into()));
         };
-        points.push(Point::new(lat, lon).map_err(fail)?);
+        points.push(Point::new(lat, lon).map_err(|e| fail(e.to_string()))?);
     }
     if points.is_empty() {
         return Err(RouteError::Gpx(

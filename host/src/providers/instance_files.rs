@@ -4,7 +4,7 @@
 use super::registry::InstanceSlot;
 use super::scan::{file_stem, list_dir, FileSig};
 use super::Providers;
-use crate::config::{InstanceConfig, Limits};
+use crate::config::{ConfigError, InstanceConfig, Limits};
 use crate::ffmpeg::SourceGrant;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ impl Providers {
     pub(super) fn read_instances(
         &self,
         running: &HashMap<String, InstanceSlot>,
-        parsed: &mut HashMap<PathBuf, (FileSig, Result<Instance, String>)>,
+        parsed: &mut HashMap<PathBuf, (FileSig, Result<Instance, Arc<ConfigError>>)>,
     ) -> (Vec<Instance>, Vec<(String, PathBuf, String)>) {
         let dir = &self.config.providers.instances_dir;
         let mut good: Vec<Instance> = Vec::new();
@@ -68,7 +68,7 @@ impl Providers {
                     let stem = file_stem(&inst.file).unwrap_or(stem);
                     bad.push((stem, inst.file, msg));
                 }
-                Err(e) => bad.push((stem, file, e)),
+                Err(e) => bad.push((stem, file, e.to_string())),
             }
         }
         // A broken file's previous version keeps serving, and its id.
@@ -91,18 +91,18 @@ impl Providers {
         (good, bad)
     }
 
-    /// Reads and checks instance file `file`.
-    fn read_instance(&self, file: &Path) -> Result<Instance, String> {
+    /// Reads and checks instance file `file` (the error is shared by the
+    /// parsed files' cache).
+    fn read_instance(&self, file: &Path) -> Result<Instance, Arc<ConfigError>> {
         let text_hash = std::fs::read(file)
             .map(|t| crate::plugin::cache::ComponentCache::content_hash(&t))
             .unwrap_or_default();
-        let (id, mut config) = InstanceConfig::load(file).map_err(|e| e.to_string())?;
+        let (id, mut config) = InstanceConfig::load(file).map_err(Arc::new)?;
         let invalid = |message: String| {
-            crate::config::ConfigError::Invalid {
+            Arc::new(ConfigError::Invalid {
                 path: file.to_path_buf(),
                 message,
-            }
-            .to_string()
+            })
         };
         let limits = config
             .limits(&self.config.providers.limits)

@@ -45,8 +45,9 @@ impl Providers {
         let Some(path) = &inst.config.fallback else {
             return;
         };
-        let parsed = read_fallback(&inst.file, path)
-            .and_then(|t| serde_json::from_str::<Vec<ListedStream>>(&t).map_err(|e| e.to_string()));
+        let parsed = read_fallback(&inst.file, path).and_then(|t| {
+            serde_json::from_str::<Vec<ListedStream>>(&t).map_err(FallbackError::from)
+        });
         match parsed {
             Ok(streams) => {
                 let n = self.serve_listed(inst, streams, "fallback", None, status);
@@ -124,17 +125,30 @@ impl Providers {
 /// Reads the fallback file `fallback` of the instance file `instance_file`:
 /// an absolute path as the operator gave it, a relative one through a
 /// handle on the instance file's directory, so it cannot lead out of it.
-fn read_fallback(instance_file: &Path, fallback: &Path) -> Result<String, String> {
+fn read_fallback(instance_file: &Path, fallback: &Path) -> Result<String, FallbackError> {
     if fallback.is_absolute() {
-        return std::fs::read_to_string(fallback).map_err(|e| e.to_string());
+        return Ok(std::fs::read_to_string(fallback)?);
     }
     let dir = match instance_file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    crate::files::HostDir::open(dir)
-        .and_then(|d| d.read_to_string(fallback))
-        .map_err(|e| e.to_string())
+    Ok(crate::files::HostDir::open(dir).and_then(|d| d.read_to_string(fallback))?)
+}
+
+/// Why an instance's fallback listing cannot be served.
+#[derive(Debug, thiserror::Error)]
+enum FallbackError {
+    /// An absolute path that cannot be read.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// A relative path that leads out of the instance's directory, or
+    /// cannot be read inside it.
+    #[error(transparent)]
+    Inside(#[from] crate::files::FilesError),
+    /// Not a JSON list of streams.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 /// A catalog entry as the store keeps it.
@@ -205,6 +219,16 @@ fn listed_to_entries(
     out
 }
 
+/// A listing over `max_streams`, refused whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("listed {listed} streams, more than the limit of {max}")]
+pub struct TooManyStreams {
+    /// How many the provider listed.
+    pub listed: usize,
+    /// `max_streams`.
+    pub max: usize,
+}
+
 /// Checks a listing: invalid streams are skipped with a warning; streams the
 /// FFmpeg policy refuses are kept (with their reason) and counted in a
 /// warning; a listing over the stream limit is refused whole.
@@ -213,16 +237,13 @@ pub fn check_streams(
     sources: Vec<crate::plugin::bindings::StreamSource>,
     options: &Options,
     limits: &Limits,
-) -> (Result<Vec<StreamEntry>, String>, Vec<String>) {
+) -> (Result<Vec<StreamEntry>, TooManyStreams>, Vec<String>) {
     if sources.len() > limits.max_streams {
-        return (
-            Err(format!(
-                "listed {} streams, more than the limit of {}",
-                sources.len(),
-                limits.max_streams
-            )),
-            Vec::new(),
-        );
+        let e = TooManyStreams {
+            listed: sources.len(),
+            max: limits.max_streams,
+        };
+        return (Err(e), Vec::new());
     }
     let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -287,7 +308,8 @@ mod tests {
             "out.json",
         ] {
             let e = read(bad).expect_err(bad);
-            assert!(e.contains("outside"), "{bad}: {e}");
+            assert!(matches!(e, FallbackError::Inside(_)), "{bad}: {e:?}");
+            assert!(e.to_string().contains("outside"), "{bad}: {e}");
         }
         let abs = top.join("elsewhere.json");
         assert_eq!(
@@ -295,7 +317,8 @@ mod tests {
             "[]",
             "an absolute path is the operator's explicit choice"
         );
-        assert!(read("missing.json").unwrap_err().contains("missing.json"));
+        let e = read("missing.json").unwrap_err().to_string();
+        assert!(e.contains("missing.json"), "{e}");
         let _ = std::fs::remove_dir_all(&top);
     }
 }

@@ -41,9 +41,11 @@ mod modules;
 mod refresh;
 mod registry;
 mod scan;
+mod serving;
 
 pub use ingest::IngestSession;
-pub use listings::check_streams;
+pub use listings::{check_streams, TooManyStreams};
+pub use serving::{MetadataError, NotServing};
 
 use crate::catalog::{Catalog, ProviderState};
 use crate::cluster::Cluster;
@@ -160,21 +162,21 @@ impl Providers {
         instance: &str,
         key: &str,
         metadata: String,
-    ) -> Result<String, String> {
+    ) -> Result<String, MetadataError> {
         let serving = lock(&self.serving)
             .get(instance)
             .cloned()
-            .ok_or_else(|| format!("provider {instance:?} is not serving"))?;
+            .ok_or_else(|| MetadataError::NotServing(instance.to_string()))?;
         let key = key.to_string();
         tokio::task::spawn_blocking(move || {
             serving
                 .module
                 .transform_metadata(&serving.grant, &serving.config_json, &key, &metadata)
                 .map(|(out, _)| out)
-                .map_err(|e| e.to_string())
+                .map_err(MetadataError::Call)
         })
         .await
-        .map_err(|e| format!("call panicked: {e}"))?
+        .map_err(|e| MetadataError::Panicked(e.to_string()))?
     }
 
     /// Wakes a lazy provider that has not listed yet, and waits (bounded)
@@ -206,7 +208,7 @@ impl Providers {
     /// `id` serves with its module, so that its configuration and
     /// `transform-metadata` can be used (a phone's admission); returns
     /// whether it does, else why not.
-    pub async fn ensure_serving(&self, id: &str) -> Result<(), String> {
+    pub async fn ensure_serving(&self, id: &str) -> Result<(), NotServing> {
         let start = std::time::Instant::now();
         self.ensure_listed_since(id, start).await;
         let serving = || lock(&self.serving).contains_key(id);
@@ -222,10 +224,11 @@ impl Providers {
             return Ok(());
         }
         Err(match status() {
-            None => "no such instance".into(),
-            Some(s) => s
-                .last_error
-                .unwrap_or_else(|| format!("still loading after {LAZY_WAIT:?}")),
+            None => NotServing::Unknown,
+            Some(s) => match s.last_error {
+                Some(e) => NotServing::Failed(e),
+                None => NotServing::StillLoading(LAZY_WAIT),
+            },
         })
     }
 

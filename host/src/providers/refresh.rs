@@ -340,7 +340,7 @@ impl Providers {
             Err(e) => {
                 run.status.info = Some(info.clone());
                 run.info = Some(info);
-                return self.fail(&mut run.status, e, &mut run.retry);
+                return self.fail(&mut run.status, e.to_string(), &mut run.retry);
             }
         };
         tracing::info!(provider = %id, streams = entries.len(), "listing refreshed");

@@ -6,6 +6,7 @@ use super::instance_files::Instance;
 use super::scan::FileSig;
 use super::Providers;
 use crate::catalog::{ProviderState, ProviderStatus};
+use crate::config::ConfigError;
 use crate::plugin::ProviderModule;
 use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
@@ -81,7 +82,7 @@ pub(super) struct State {
     /// Instance files as last read, by path: a file whose size and time
     /// are unchanged is not read and parsed again (the rescan every few
     /// seconds would otherwise parse a 100,000-camera list each time).
-    pub(super) parsed: HashMap<PathBuf, (FileSig, Result<Instance, String>)>,
+    pub(super) parsed: HashMap<PathBuf, (FileSig, Result<Instance, Arc<ConfigError>>)>,
     /// Ids shown only to report a rejected new file: removed with it.
     pub(super) rejected: Vec<String>,
 }

@@ -532,7 +532,7 @@ impl Task {
                 *plan = Some(p);
                 Prepared::Ready
             }
-            Err(ffmpeg::SpawnError::Refused(reason)) => Prepared::Refused(reason),
+            Err(ffmpeg::SpawnError::Refused(reason)) => Prepared::Refused(reason.into()),
             Err(e) => Prepared::Failed(e.to_string()),
         }
     }

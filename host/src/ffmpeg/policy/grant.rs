@@ -319,11 +319,7 @@ impl Plan {
             return Ok(());
         };
         let name = match host {
-            Host::Ip(ip) => {
-                return grant
-                    .check_address(host, *ip)
-                    .map_err(|r| SpawnError::Refused(r.into()))
-            }
+            Host::Ip(ip) => return grant.check_address(host, *ip).map_err(SpawnError::Refused),
             // FFmpeg resolves the name itself; with allow_private any
             // answer is fine.
             Host::Name(_) if grant.allow_private => return Ok(()),
@@ -347,7 +343,7 @@ impl Plan {
         for a in addrs {
             grant
                 .check_address(host, a.ip())
-                .map_err(|r| SpawnError::Refused(r.into()))?;
+                .map_err(SpawnError::Refused)?;
         }
         Ok(())
     }

@@ -78,7 +78,9 @@ const MAX_SOURCE_LEN: usize = 4_096;
 pub struct Refusal(String);
 
 impl Refusal {
-    fn new(message: impl Into<String>) -> Self {
+    /// A refusal for `message` (the policy's own checks make them; tests
+    /// may too).
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Refusal(message.into())
     }
 
@@ -242,7 +244,7 @@ pub fn argv(plan: &Plan, output: &str) -> Vec<String> {
 /// What the supervisor runs for a stream whose listing made `plan` (or
 /// why it was refused), once its source's addresses pass the spawn-time
 /// check.
-pub async fn prepare(plan: &Result<Arc<Plan>, String>) -> Result<Arc<Plan>, SpawnError> {
+pub async fn prepare(plan: &Result<Arc<Plan>, Refusal>) -> Result<Arc<Plan>, SpawnError> {
     let plan = plan.clone().map_err(SpawnError::Refused)?;
     plan.check_addresses().await?;
     Ok(plan)

@@ -555,6 +555,7 @@ async fn addresses_are_checked_at_spawn_time() {
     };
     match named(&g).check_addresses().await {
         Err(SpawnError::Refused(e)) => {
+            let e = e.as_str();
             assert!(
                 e.contains("localhost resolves to") && e.contains("loopback"),
                 "{e}"

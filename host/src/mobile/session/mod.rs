@@ -22,7 +22,7 @@ use super::feed::{Feed, Track};
 use crate::catalog::{unix_ms, Catalog};
 use crate::config::Config;
 use crate::events::{Event, Events};
-use crate::providers::{IngestSession, Providers};
+use crate::providers::{IngestSession, NotServing, Providers};
 use crate::supervisor::{Feeds, Supervisor};
 use crate::sync::lock;
 use dss_store::{NewSession, Store};
@@ -528,7 +528,7 @@ impl Phones {
 
     /// Waits until the catalog lists `stream_id` online, at most until
     /// `deadline`.
-    async fn wait_listed(&self, stream_id: &str, deadline: Instant) -> Result<(), String> {
+    async fn wait_listed(&self, stream_id: &str, deadline: Instant) -> Result<(), NotServing> {
         let mut changes = self.catalog.changes();
         let listed = || {
             self.catalog
@@ -550,11 +550,11 @@ impl Phones {
         }
         let snap = self.catalog.snapshot();
         Err(match snap.providers.get(&self.config.mobile.instance) {
-            None => "no such instance".into(),
-            Some(p) => p
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "not listed online in time".to_string()),
+            None => NotServing::Unknown,
+            Some(p) => match &p.last_error {
+                Some(e) => NotServing::Failed(e.clone()),
+                None => NotServing::NotListedInTime,
+            },
         })
     }
 

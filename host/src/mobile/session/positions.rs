@@ -55,7 +55,7 @@ impl Phones {
             Ok(out) => out,
             Err(e) => {
                 self.bad_user_data.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(stream = %stream_id, "user data rejected by the provider: {}", show(&e));
+                tracing::info!(stream = %stream_id, "user data rejected by the provider: {}", show(&e.to_string()));
                 return true;
             }
         };
