@@ -20,6 +20,6 @@ pub async fn on_error(e: io::Error) {
     ) {
         return;
     }
-    tracing::error!("accepting a connection failed: {e}");
+    tracing::error!(error = %e, "accepting a connection failed");
     tokio::time::sleep(ACCEPT_BACKOFF).await;
 }

@@ -87,7 +87,7 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
 /// with the clock and a counter: ids and tokens that must not collide.
 pub fn unguessable_hex(bytes: usize) -> String {
     random_hex(bytes).unwrap_or_else(|e| {
-        tracing::warn!("no kernel randomness: {e}");
+        tracing::warn!(error = %e, "no kernel randomness");
         use std::hash::{BuildHasher, Hasher};
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);

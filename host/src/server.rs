@@ -437,7 +437,7 @@ async fn cluster_loop(cluster: Arc<crate::cluster::Cluster>, supervisor: Arc<Sup
         }
         for id in adopted {
             if let Err(e) = supervisor.lease(&id, "cluster-placement", Some(hold), None) {
-                tracing::warn!(stream = %id, "cluster: a stream placed here cannot run: {e}");
+                tracing::warn!(stream = %id, error = %e, "cluster: a stream placed here cannot run");
             }
         }
         tokio::time::sleep(every).await;
@@ -501,10 +501,10 @@ async fn stat_loop(
             // Without /stat, missed callbacks go uncorrected: say so once
             // per outage, not every interval.
             Err(e) if !failing => {
-                tracing::warn!("viewer reconciliation with nginx /stat failed: {e}");
+                tracing::warn!(error = %e, "viewer reconciliation with nginx /stat failed");
                 failing = true;
             }
-            Err(e) => tracing::debug!("{e}"),
+            Err(e) => tracing::debug!(error = %e, "nginx /stat still unavailable"),
         }
         supervisor.prune();
         let soon = waiting_for_catalog && started.elapsed() < STARTUP_WINDOW;

@@ -76,13 +76,13 @@ pub fn spawn(providers: Arc<Providers>, dirs: Vec<PathBuf>) -> WatchGuard {
         Ok(mut w) => {
             for d in &dirs {
                 if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
-                    tracing::warn!(dir = %d.display(), "cannot watch ({e}); rescanning every {RESCAN:?}");
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch; rescanning every {RESCAN:?}");
                 }
             }
             Some(w)
         }
         Err(e) => {
-            tracing::warn!("no directory watching ({e}); rescanning every {RESCAN:?}");
+            tracing::warn!(error = %e, "no directory watching; rescanning every {RESCAN:?}");
             None
         }
     };

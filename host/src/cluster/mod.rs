@@ -287,7 +287,7 @@ impl Cluster {
         match tokio::time::timeout(bound, self.store.put_node(self.record())).await {
             Ok(Err(e @ StoreError::NodeTaken { .. })) => Err(e),
             Ok(Err(e)) => {
-                tracing::warn!("cluster: cannot record this host yet: {e}");
+                tracing::warn!(error = %e, "cluster: cannot record this host yet");
                 Ok(())
             }
             Err(_) => {
@@ -312,7 +312,7 @@ impl Cluster {
             .lease_release(name, &self.node_id, held.epoch)
             .await
         {
-            tracing::warn!(lease = %name, "cluster: releasing the lease failed (it expires on its own): {e}");
+            tracing::warn!(lease = %name, error = %e, "cluster: releasing the lease failed (it expires on its own)");
         }
     }
 
@@ -408,7 +408,7 @@ impl Cluster {
         if let Err(e @ StoreError::NodeTaken { .. }) = &beat {
             // Started elsewhere while this host was cut off from the store:
             // two hosts now act under one name.
-            tracing::error!("cluster: {e}: give each host its own [cluster] node_id");
+            tracing::error!(error = %e, "cluster: two hosts act under one name: give each host its own [cluster] node_id");
         }
         self.renew_due(bound).await;
         let lost = self.expire();
@@ -447,7 +447,7 @@ impl Cluster {
                     .unwrap_or_default();
                 let mut view = lock(&self.view);
                 if view.last_error.as_deref() != Some(err.as_str()) {
-                    tracing::warn!("cluster: cannot reach the store: {err}");
+                    tracing::warn!(error = %err, "cluster: cannot reach the store");
                 }
                 view.last_error = Some(err);
                 (lost, Vec::new())
@@ -484,7 +484,9 @@ impl Cluster {
                         book.renewed(name, epoch, sent, ok);
                     }
                     // Unreachable: keep it until its time runs out.
-                    Ok(Err(e)) => tracing::debug!(lease = %name, "cluster: renewal failed: {e}"),
+                    Ok(Err(e)) => {
+                        tracing::debug!(lease = %name, error = %e, "cluster: renewal failed")
+                    }
                     Err(_) => tracing::debug!(lease = %name, "cluster: renewal unanswered"),
                 }
             }
@@ -528,7 +530,7 @@ impl Cluster {
                     }
                 }
                 Ok(false) => {}
-                Err(e) => tracing::debug!(lease = %l.name, "cluster: adopting failed: {e}"),
+                Err(e) => tracing::debug!(lease = %l.name, error = %e, "cluster: adopting failed"),
             }
         }
         adopted

@@ -158,7 +158,7 @@ impl ComponentCache {
         if handle.is_none() {
             match open_private(path) {
                 Ok(d) => *handle = Some(Arc::new(d)),
-                Err(e) => tracing::warn!("compile cache unavailable: {e}"),
+                Err(e) => tracing::warn!(error = %e, "compile cache unavailable"),
             }
         }
         handle.clone()
@@ -213,7 +213,7 @@ impl ComponentCache {
                         return Ok((c, Origin::Cached));
                     }
                     Err(e) => {
-                        tracing::warn!(path = %dir.path(&name).display(), "discarding unreadable compiled module: {e:?}");
+                        tracing::warn!(path = %dir.path(&name).display(), error = ?e, "discarding unreadable compiled module");
                         let _ = dir.remove_file(&name);
                     }
                 }
@@ -238,7 +238,7 @@ impl ComponentCache {
                                 .map_err(|e| e.to_string())
                         });
                     if let Err(e) = written {
-                        tracing::warn!(path = %dir.path(&name).display(), "cannot cache compiled module: {e}");
+                        tracing::warn!(path = %dir.path(&name).display(), error = %e, "cannot cache compiled module");
                     }
                 }
                 Ok((component, Origin::Compiled))
@@ -257,7 +257,7 @@ impl ComponentCache {
         let files = match dir.files() {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!("compile cache: cannot list: {e}");
+                tracing::warn!(error = %e, "compile cache: cannot list");
                 return Pruned::default();
             }
         };
@@ -279,7 +279,7 @@ impl ComponentCache {
                     done.removed.push(f.name);
                 }
                 Err(e) => {
-                    tracing::warn!("compile cache: cannot remove: {e}");
+                    tracing::warn!(error = %e, "compile cache: cannot remove");
                     done.kept += f.len;
                 }
             }

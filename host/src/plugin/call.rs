@@ -293,7 +293,7 @@ impl CallState {
                 body: f.body,
             })),
             Err(HttpError::Failed(e)) => {
-                tracing::debug!(provider = %self.provider, "http request refused or failed: {e}");
+                tracing::debug!(provider = %self.provider, error = %e, "http request refused or failed");
                 Ok(Err(e.to_string()))
             }
             Err(HttpError::Deadline) => Err(self.stop(self.bounds.wall_error())),

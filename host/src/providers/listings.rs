@@ -28,7 +28,7 @@ impl Providers {
             Ok(Some(l)) => l,
             Ok(None) => return None,
             Err(e) => {
-                tracing::warn!(provider = %inst.id, "cannot read the persisted listing: {e}");
+                tracing::warn!(provider = %inst.id, error = %e, "cannot read the persisted listing");
                 return None;
             }
         };
@@ -83,7 +83,7 @@ impl Providers {
         let large = listing.streams.len() >= crate::memory::LARGE;
         tokio::spawn(async move {
             if let Err(e) = store.put_listing(listing).await {
-                tracing::warn!(provider = %id, "listing not persisted: {e}");
+                tracing::warn!(provider = %id, error = %e, "listing not persisted");
             }
             if large {
                 crate::memory::trim_soon();
@@ -213,7 +213,7 @@ fn listed_to_entries(
         };
         match StreamEntry::from_source(provider, source, &options, limits) {
             Ok(e) => out.push(e),
-            Err(e) => tracing::warn!(provider, "stored stream skipped: {e}"),
+            Err(e) => tracing::warn!(provider, error = %e, "stored stream skipped"),
         }
     }
     out

@@ -71,7 +71,7 @@ impl Providers {
                 slot.error = None;
             }
             Err(e) => {
-                tracing::error!(module = %name, "module rejected: {e}");
+                tracing::error!(module = %name, error = %e, "module rejected");
                 if slot.module.is_some() {
                     tracing::warn!(module = %name, "the previous version keeps serving");
                 }

@@ -428,7 +428,7 @@ impl Providers {
         error: String,
         retry: &mut Duration,
     ) -> Option<Duration> {
-        tracing::error!(provider = %status.id, "provider failed: {error}");
+        tracing::error!(provider = %status.id, %error, "provider failed");
         status.state = ProviderState::Failed;
         status.last_error = Some(error);
         let wait = *retry;

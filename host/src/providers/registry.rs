@@ -115,7 +115,7 @@ impl Providers {
         let mut broken: Vec<String> = Vec::new();
         let previously_rejected = std::mem::take(&mut state.rejected);
         for (stem, file, error) in bad {
-            tracing::error!("provider instance rejected: {error}");
+            tracing::error!(%error, "provider instance rejected");
             // Found by file, not by name: `prefix` may differ from it.
             let running = state.instances.iter().find(|(_, s)| &s.file == file);
             if let Some((id, _)) = running {

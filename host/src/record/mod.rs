@@ -339,7 +339,7 @@ impl Recorder {
             .map_err(|e| e.to_string())
             .and_then(|()| crate::privileges::grant(user, &dir).map_err(|e| e.to_string()));
         if let Err(e) = made {
-            tracing::warn!(stream = %id, "recorder not started: {e}");
+            tracing::warn!(stream = %id, error = %e, "recorder not started");
             return;
         }
         let argv = self.argv(id, settings);
@@ -366,7 +366,7 @@ impl Recorder {
                 });
             }
             Err(e) => {
-                tracing::warn!(stream = %id, "recorder not started: {e}");
+                tracing::warn!(stream = %id, error = %e, "recorder not started");
                 let mut recs = lock(&self.recs);
                 let r = recs
                     .entry(id.to_string())

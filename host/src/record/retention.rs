@@ -35,7 +35,9 @@ fn partial(dir: &std::path::Path) -> u64 {
 fn delete(s: &Segment, why: &str) {
     match std::fs::remove_file(&s.path) {
         Ok(()) => tracing::info!(stream = %s.stream, "segment {} deleted: {why}", s.file),
-        Err(e) => tracing::warn!(stream = %s.stream, "segment {} not deleted: {e}", s.file),
+        Err(e) => {
+            tracing::warn!(stream = %s.stream, file = %s.file, error = %e, "segment not deleted")
+        }
     }
 }
 

@@ -149,7 +149,7 @@ pub fn finish_parts(id: &str, dir: &Path, keep_newest: bool) -> usize {
                 tracing::debug!(stream = %id, "segment {done} finished");
                 finished += 1;
             }
-            Err(e) => tracing::warn!(stream = %id, "segment {name} not finished: {e}"),
+            Err(e) => tracing::warn!(stream = %id, error = %e, "segment {name} not finished"),
         }
     }
     finished

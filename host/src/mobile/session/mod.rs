@@ -252,7 +252,7 @@ impl Phones {
         let r = self.admit(&hello, addr.ip()).await;
         if let Err(e) = &r {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%addr, transport, "phone refused: {e}");
+            tracing::warn!(%addr, transport, error = %e, "phone refused");
         }
         let (key, permit) = r?;
         let stream_id = self.stream_id(&key);
@@ -289,7 +289,7 @@ impl Phones {
             self.forget(&key, session);
             self.refused.fetch_add(1, Ordering::Relaxed);
             let e = Refused::NotListed(self.config.mobile.instance.clone(), why);
-            tracing::warn!(%addr, transport, "phone refused: {e}");
+            tracing::warn!(%addr, transport, error = %e, "phone refused");
             return Err(e);
         }
         let started_ms = unix_ms(SystemTime::now());
@@ -305,7 +305,7 @@ impl Phones {
         {
             Ok(id) => Some(id),
             Err(e) => {
-                tracing::warn!(stream = %stream_id, "cannot record the session: {e}");
+                tracing::warn!(stream = %stream_id, error = %e, "cannot record the session");
                 None
             }
         };
@@ -486,7 +486,7 @@ impl Phones {
         let idle = match self.store.phones_idle_since(before).await {
             Ok(idle) => idle,
             Err(e) => {
-                tracing::debug!("cannot look for phones to forget in the store: {e}");
+                tracing::debug!(error = %e, "cannot look for phones to forget in the store");
                 return;
             }
         };
@@ -516,7 +516,7 @@ impl Phones {
                 tracing::info!(stream = %stream_id, "an anonymous phone is forgotten in the store")
             }
             Err(e) => {
-                tracing::warn!(stream = %stream_id, "cannot forget a phone in the store: {e}")
+                tracing::warn!(stream = %stream_id, error = %e, "cannot forget a phone in the store")
             }
         }
     }
@@ -715,7 +715,7 @@ impl Session {
         // A different value per track set: a late track restarts FFmpeg.
         let level = self.session * 4 + tracks as u64;
         if let Err(e) = self.phones.supervisor.ingest(&self.stream_id, Some(level)) {
-            tracing::warn!(stream = %self.stream_id, "cannot start the phone's stream: {e}");
+            tracing::warn!(stream = %self.stream_id, error = %e, "cannot start the phone's stream");
         }
         Ok(())
     }
@@ -744,7 +744,7 @@ impl Drop for Session {
             let at = unix_ms(SystemTime::now());
             tokio::spawn(async move {
                 if let Err(e) = store.close_session(&id, at).await {
-                    tracing::warn!("cannot close mobile session {id}: {e}");
+                    tracing::warn!(error = %e, "cannot close mobile session {id}");
                 }
             });
         }
@@ -760,7 +760,7 @@ pub async fn close_stale_sessions(store: &Arc<dyn Store>) {
             let at = unix_ms(SystemTime::now());
             for s in &open {
                 if let Err(e) = store.close_session(&s.id, at).await {
-                    tracing::warn!("cannot close stale mobile session {}: {e}", s.id);
+                    tracing::warn!(session = %s.id, error = %e, "cannot close a stale mobile session");
                 }
             }
             if !open.is_empty() {
@@ -770,6 +770,6 @@ pub async fn close_stale_sessions(store: &Arc<dyn Store>) {
                 );
             }
         }
-        Err(e) => tracing::warn!("cannot read mobile sessions: {e}"),
+        Err(e) => tracing::warn!(error = %e, "cannot read mobile sessions"),
     }
 }

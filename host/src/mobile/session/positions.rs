@@ -55,7 +55,7 @@ impl Phones {
             Ok(out) => out,
             Err(e) => {
                 self.bad_user_data.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(stream = %stream_id, "user data rejected by the provider: {}", show(&e.to_string()));
+                tracing::info!(stream = %stream_id, error = %show(&e.to_string()), "user data rejected by the provider");
                 return true;
             }
         };
@@ -103,7 +103,7 @@ impl Phones {
             extra,
         };
         if let Err(e) = self.store.append_points(&stream_id, vec![point]).await {
-            tracing::warn!(stream = %stream_id, "cannot store a position: {e}");
+            tracing::warn!(stream = %stream_id, error = %e, "cannot store a position");
         }
         true
     }
