@@ -106,6 +106,18 @@ pub(super) enum Holder<'a> {
 /// Whether a newcomer may have `key`: a connected phone, or one that left
 /// within the `grace` period, is kept for whoever proves to be it (its
 /// session secret `presented`, or its registered token: `token_proves`).
+/// Whether a phone proves it is the one holding a session whose secret
+/// is `held`: it presents that secret, or its registered token proves it
+/// (asked only when the secret does not match). The one rule for a
+/// takeover and for a position sent over HTTP.
+pub(super) fn proves(
+    held: &str,
+    presented: Option<&str>,
+    token_proves: impl FnOnce() -> bool,
+) -> bool {
+    presented.is_some_and(|s| constant_time_eq(s.as_bytes(), held.as_bytes())) || token_proves()
+}
+
 pub(super) fn check_claim(
     key: &str,
     holder: Holder<'_>,
@@ -113,9 +125,7 @@ pub(super) fn check_claim(
     token_proves: bool,
     grace: Duration,
 ) -> Result<(), Refused> {
-    let proves = |secret: &str| {
-        presented.is_some_and(|s| constant_time_eq(s.as_bytes(), secret.as_bytes())) || token_proves
-    };
+    let proves = |secret: &str| proves(secret, presented, || token_proves);
     match holder {
         Holder::Connected(secret) if !proves(secret) => Err(Refused::Taken(show(key))),
         Holder::Departed(secret, ago) if ago < grace && !proves(secret) => {
@@ -170,6 +180,16 @@ impl ConnectRate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secret_or_else_the_token_proves_a_phone() {
+        assert!(proves("s3", Some("s3"), || panic!("the secret is enough")));
+        assert!(proves("s3", Some("other"), || true));
+        assert!(proves("s3", None, || true));
+        assert!(!proves("s3", Some("other"), || false));
+        assert!(!proves("s3", None, || false));
+        assert!(!proves("s3", Some(""), || false));
+    }
 
     fn mint() -> String {
         "0123456789abcdef01234567".into()

@@ -413,11 +413,9 @@ impl Phones {
         let Some(secret) = lock(&self.live).get(key).map(|l| l.secret.clone()) else {
             return Ok(false);
         };
-        let ok = hello
-            .secret
-            .is_some_and(|s| crate::tokens::constant_time_eq(s.as_bytes(), secret.as_bytes()))
-            || self.token_proves(key, hello.token);
-        if ok {
+        if admission::proves(&secret, hello.secret, || {
+            self.token_proves(key, hello.token)
+        }) {
             Ok(true)
         } else {
             Err(Refused::NotOwner(show(key)))
