@@ -13,6 +13,7 @@ use super::instance_files::Instance;
 use super::listings::check_streams;
 use super::registry::{failed_status, Predecessor};
 use super::{Providers, Serving};
+use crate::backoff::{Backoff, Policy};
 use crate::catalog::{unix_ms, Options, ProviderState, ProviderStatus};
 use crate::cluster::{Cluster, Refresher};
 use crate::config::InstanceConfig;
@@ -26,10 +27,17 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinError;
 
-/// Delay before retrying a provider whose last attempt failed.
-const RETRY_MIN: Duration = Duration::from_secs(5);
-/// Longest delay between retries of a failing provider.
-const RETRY_MAX: Duration = Duration::from_secs(300);
+/// Pacing of a failing provider's retries: 5 s after the first failure,
+/// doubling to 5 min (an upstream that is down is not hammered; one that
+/// is back is listed again within minutes). A success starts over.
+const RETRY: Policy = Policy {
+    initial: Duration::from_secs(5),
+    max: Duration::from_secs(300),
+    // Only a success resets the pacing ([`Backoff::reset`]).
+    stable: Duration::MAX,
+    // Rounds are paced by the refresh interval and the delay alone.
+    min_interval: Duration::ZERO,
+};
 
 /// One instance's run with one module: what its rounds carry from one to
 /// the next.
@@ -45,8 +53,8 @@ struct Run {
     status: ProviderStatus,
     /// What `init` said of the instance, once known.
     info: Option<ModuleInfo>,
-    /// The delay before the next try, should this round fail.
-    retry: Duration,
+    /// The pacing of retries, should this round fail.
+    retry: Backoff,
     /// An ingest instance: it lists the phones connected too.
     ingest: bool,
     /// The phones connected (an ingest instance lists again when they
@@ -226,7 +234,7 @@ impl Providers {
             serving,
             status,
             info: None,
-            retry: RETRY_MIN,
+            retry: Backoff::new(RETRY),
             ingest,
             sessions,
             cluster,
@@ -384,7 +392,7 @@ impl Providers {
         status.stale = false;
         status.info = Some(info.clone());
         run.info = Some(info);
-        run.retry = RETRY_MIN;
+        run.retry.reset();
         (refresh > 0).then(|| Duration::from_secs(refresh.into()))
     }
 
@@ -421,19 +429,17 @@ impl Providers {
     }
 
     /// Marks the instance failed for `error`; returns the delay before the
-    /// next try, doubling `retry` (up to [`RETRY_MAX`]).
+    /// next try (`retry` doubles it, up to [`RETRY`]'s cap).
     fn fail(
         &self,
         status: &mut ProviderStatus,
         error: String,
-        retry: &mut Duration,
+        retry: &mut Backoff,
     ) -> Option<Duration> {
         tracing::error!(provider = %status.id, %error, "provider failed");
         status.state = ProviderState::Failed;
         status.last_error = Some(error);
-        let wait = *retry;
-        *retry = (*retry * 2).min(RETRY_MAX);
-        Some(wait)
+        Some(retry.fail(None, std::time::Instant::now()))
     }
 }
 
@@ -568,4 +574,20 @@ fn options_for(info: &ModuleInfo, inst: &InstanceConfig, grant: &Arc<SourceGrant
         grant.clone(),
         is_ingest(inst),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_failing_provider_is_retried_ever_later_and_a_success_starts_over() {
+        let mut retry = Backoff::new(RETRY);
+        let now = Instant::now();
+        let waits: Vec<u64> = (0..9).map(|_| retry.fail(None, now).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        retry.reset();
+        assert_eq!(retry.fail(None, now), Duration::from_secs(5));
+    }
 }
