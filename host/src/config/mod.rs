@@ -24,9 +24,10 @@ mod mobile;
 mod security;
 mod web;
 
-pub use around_streams::{RecordConfig, StatsConfig, ThumbnailsConfig};
-pub use cluster::{host_name, ClusterConfig};
-pub use instance::{InstanceConfig, InstanceRecord, ThumbnailMode, RECORD_FORMATS};
+pub use around_streams::{RecordConfig, SizesError, StatsConfig, ThumbnailsConfig};
+pub use cluster::{host_name, ClusterConfig, ClusterError};
+pub use grant::LimitsError;
+pub use instance::{InstanceConfig, InstanceRecord, RecordError, ThumbnailMode, RECORD_FORMATS};
 pub use limits::{Limits, ProvidersConfig};
 pub use media::{FfmpegConfig, NginxConfig};
 pub use mobile::MobileConfig;

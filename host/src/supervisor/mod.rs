@@ -19,6 +19,7 @@
 //! corrects missed callbacks.
 
 mod decide;
+pub mod follow;
 mod task;
 pub mod wanted;
 
