@@ -110,12 +110,14 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let server = ServerParts {
         listener,
         state,
-        supervisor,
-        recorder,
-        cluster,
-        stats,
-        nginx,
-        store,
+        running: Running {
+            supervisor,
+            recorder,
+            cluster,
+            stats,
+            nginx,
+            store,
+        },
     };
     run_until_signal(server).await
 }
@@ -144,16 +146,11 @@ fn around_streams(
     Ok((thumbnails, recorder))
 }
 
-/// What serves and what [`stop`] stops once the host is wired.
+/// What serves, and what [`stop`] stops, once the host is wired.
 struct ServerParts {
     listener: tokio::net::TcpListener,
     state: AppState,
-    supervisor: Arc<Supervisor>,
-    recorder: Arc<crate::record::Recorder>,
-    cluster: Option<Arc<Cluster>>,
-    stats: Arc<Stats>,
-    nginx: Option<ManagedNginx>,
-    store: Arc<dyn Store>,
+    running: Running,
 }
 
 /// Serves HTTP until SIGTERM or SIGINT (or the server fails), then stops
@@ -168,16 +165,7 @@ async fn run_until_signal(p: ServerParts) -> anyhow::Result<()> {
         r = &mut server => r.context("HTTP server task failed")?,
     }
     let _ = stop_tx.send(true);
-    stop(Running {
-        server,
-        supervisor: p.supervisor,
-        recorder: p.recorder,
-        cluster: p.cluster,
-        stats: p.stats,
-        nginx: p.nginx,
-        store: p.store,
-    })
-    .await;
+    stop(server, p.running).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -307,7 +295,6 @@ async fn start_nginx(
 
 /// What is left to stop once the server was told to.
 struct Running {
-    server: tokio::task::JoinHandle<()>,
     supervisor: Arc<Supervisor>,
     recorder: Arc<crate::record::Recorder>,
     cluster: Option<Arc<Cluster>>,
@@ -319,11 +306,11 @@ struct Running {
 /// Stops everything, bounded whatever is pending: requests in flight (a
 /// held playlist request, a client that keeps its connection open) get
 /// SERVER_DRAIN, FFmpeg a few seconds, nginx and the store the rest.
-async fn stop(mut r: Running) {
+async fn stop(server: tokio::task::JoinHandle<()>, r: Running) {
     let deadline = Instant::now() + SHUTDOWN_BUDGET;
     let drain = async {
         // The server drains for at most SERVER_DRAIN itself.
-        let _ = (&mut r.server).await;
+        let _ = server.await;
     };
     // Recorders close their segments (SIGTERM) as the streams stop.
     tokio::join!(drain, r.supervisor.shutdown(), r.recorder.shutdown());

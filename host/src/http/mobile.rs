@@ -184,14 +184,7 @@ async fn position(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::state::testing::{request, send};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 40000);
-    const PUBLIC: Caller = Caller::Public {
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
-        direct: false,
-    };
+    use crate::http::state::testing::{request, send, PEER, PUBLIC};
 
     #[tokio::test]
     async fn an_ingest_that_is_off_says_so_before_reading_anything() {

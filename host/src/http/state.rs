@@ -247,6 +247,17 @@ pub(crate) mod testing {
     use std::net::SocketAddr;
     use std::sync::Mutex;
 
+    /// The peer of a request relayed by nginx on this machine.
+    pub const PEER: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
+    /// A viewer through nginx's public port.
+    pub const PUBLIC: Caller = Caller::Public {
+        ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9)),
+        direct: false,
+    };
+    /// The operator, with the API token.
+    pub const ADMIN: Caller = Caller::Private { direct: false };
+
     /// Listings that are always there, recording what was asked.
     #[derive(Default)]
     pub struct FakeListings {

@@ -567,17 +567,7 @@ async fn legacy_stream(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::http::state::testing::{self, catalogue, send, FakeListings};
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-    const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
-    /// A viewer through nginx's public port.
-    const PUBLIC: Caller = Caller::Public {
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
-        direct: false,
-    };
-    /// The operator, with the API token.
-    const ADMIN: Caller = Caller::Private { direct: false };
+    use crate::http::state::testing::{self, catalogue, send, FakeListings, ADMIN, PEER, PUBLIC};
 
     /// The stream routes over a catalog with `cams-one` and `cams-two`.
     fn streams() -> (StreamsState, Arc<FakeListings>) {

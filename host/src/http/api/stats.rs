@@ -151,16 +151,8 @@ pub(super) async fn thumbnail(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::http::access::Caller;
-    use crate::http::state::testing::{self, catalogue, send};
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use crate::http::state::testing::{self, catalogue, send, PEER, PUBLIC};
     use std::sync::Arc;
-
-    const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
-    const PUBLIC: Caller = Caller::Public {
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
-        direct: false,
-    };
 
     #[tokio::test]
     async fn the_original_shapes_and_clear_refusals() {
