@@ -325,6 +325,9 @@ pub struct Snapshot {
     /// Streams by id: shared by snapshots that differ only in provider
     /// statuses (a status change does not copy 100,000 entries).
     pub streams: Arc<BTreeMap<String, Arc<StreamEntry>>>,
+    /// Counts the changes since the host started: two snapshots with the
+    /// same generation are the same (the API's `ETag`s are built on it).
+    pub generation: u64,
 }
 
 /// The catalog shared by the API and the supervisor.
@@ -368,9 +371,12 @@ impl Catalog {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // Numbered under the write lock, so a reader never pairs this
+        // snapshot with another's generation.
         let mut next = Snapshot {
             providers: guard.providers.clone(),
             streams: guard.streams.clone(),
+            generation: guard.generation + 1,
         };
         f(&mut next);
         *guard = Arc::new(next);

@@ -2,10 +2,10 @@
 //! events, statistics and the recorder read (a leaf, so that none of them
 //! depends on the supervisor to name a state).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The state of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// No FFmpeg.

@@ -316,6 +316,12 @@ pub(crate) mod testing {
     /// Catalogues provider instance `provider` with streams `keys` (RTSP
     /// sources any host may serve, at 1.0, 2.0), as a listing would.
     pub fn catalogue(catalog: &Catalog, provider: &str, keys: &[&str]) {
+        let placed: Vec<_> = keys.iter().map(|k| (*k, Some((1.0, 2.0)))).collect();
+        catalogue_at(catalog, provider, &placed);
+    }
+
+    /// [`catalogue`] with each stream's position (lat, lon), if any.
+    pub fn catalogue_at(catalog: &Catalog, provider: &str, keys: &[(&str, Option<(f64, f64)>)]) {
         use crate::catalog::{Options, ProviderState, ProviderStatus, StreamEntry};
         use crate::plugin::bindings::dss::provider::types::Geo;
         use crate::plugin::bindings::StreamSource;
@@ -328,12 +334,12 @@ pub(crate) mod testing {
         let limits = crate::config::Limits::default();
         let streams = keys
             .iter()
-            .map(|key| {
+            .map(|(key, at)| {
                 let source = StreamSource {
                     key: key.to_string(),
                     source: format!("rtsp://camera.example/{key}"),
                     name: format!("Camera {key}"),
-                    geo: Some(Geo { lat: 1.0, lon: 2.0 }),
+                    geo: at.map(|(lat, lon)| Geo { lat, lon }),
                     online: true,
                     input_options: Vec::new(),
                     tags: Vec::new(),

@@ -165,6 +165,10 @@ pub struct Supervisor {
     /// How many times nginx came back after dying: a task that sees it
     /// change starts its backoff over (its failures were nginx's).
     nginx_epoch: AtomicU64,
+    /// Counts the changes to what [`Supervisor::statuses`] shows (state,
+    /// whether FFmpeg runs, viewers): bumped after each is written, so a
+    /// reader that saw a generation sees at least its changes.
+    generation: AtomicU64,
     /// Where phones' media is (set by the mobile ingest).
     feeds: std::sync::OnceLock<Arc<dyn Feeds>>,
     /// The cluster, in cluster mode: who runs which stream.
@@ -206,6 +210,7 @@ impl Supervisor {
             spawns: AtomicU64::new(0),
             capacity_refusals: AtomicU64::new(0),
             nginx_epoch: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             feeds: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
         })
@@ -527,6 +532,17 @@ impl Supervisor {
         slot.map(|s| snapshot(&s, false)).unwrap_or_default()
     }
 
+    /// The generation of [`Supervisor::statuses`]: read it before them,
+    /// and an unchanged generation means unchanged statuses.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks a change to the statuses (after it is written).
+    fn touch(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Statuses of all streams that have one (without log lines).
     pub fn statuses(&self) -> BTreeMap<String, Status> {
         let slots: Vec<Arc<Slot>> = lock(&self.slots).values().cloned().collect();
@@ -614,9 +630,13 @@ impl Supervisor {
     /// nor the metrics' labels only grow).
     pub fn prune(&self) {
         let snapshot = self.catalog.snapshot();
+        let before = lock(&self.slots).len();
         lock(&self.slots).retain(|id, slot| {
             snapshot.streams.contains_key(id) || lock(&slot.inner).task.is_some()
         });
+        if lock(&self.slots).len() != before {
+            self.touch();
+        }
         let now = Instant::now();
         lock(&self.clients).retain(|_, leases| {
             leases.retain(|_, t| *t > now);
@@ -658,9 +678,19 @@ impl Supervisor {
     fn viewers_changed(&self, slot: &Slot, inner: &Inner, before: usize) {
         let now = inner.wanted.viewers();
         if now != before {
+            self.touch();
             self.emit(&slot.id, inner.status.state, now);
             self.stats.viewers(&slot.id, now);
         }
+    }
+
+    /// Ends the leases of `inner` that ran out at `now`, telling of the
+    /// viewers they held; returns when the next one runs out.
+    fn expire_leases(&self, slot: &Slot, inner: &mut Inner, now: Instant) -> Option<Instant> {
+        let before = inner.wanted.viewers();
+        let next = inner.wanted.expire(now);
+        self.viewers_changed(slot, inner, before);
+        next
     }
 }
 

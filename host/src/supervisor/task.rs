@@ -168,7 +168,12 @@ impl Task {
             inner.token = None;
             inner.published = false;
         }
+        let shown = |s: &Status| (s.state, s.pid.is_some());
+        let changed = shown(&inner.status) != shown(&self.status);
         inner.status = self.status.clone();
+        if changed {
+            self.sup.touch();
+        }
     }
 
     /// Whether the task may end now: idle, nothing running, nobody wants
@@ -180,7 +185,8 @@ impl Task {
         }
         let auto = self.entry().is_some_and(|e| self.sup.auto(&e));
         let mut inner = lock(&self.slot.inner);
-        inner.wanted.expire(Instant::now());
+        self.sup
+            .expire_leases(&self.slot, &mut inner, Instant::now());
         if auto || (inner.wanted.wants() && self.status.state != State::Refused) {
             return false;
         }
@@ -249,7 +255,7 @@ impl Task {
         let auto = entry.as_ref().is_some_and(|e| self.sup.auto(e));
         let (wants, next_expiry, stop_generation, published, ingest, pinned, refused) = {
             let mut inner = lock(&self.slot.inner);
-            let next = inner.wanted.expire(now);
+            let next = self.sup.expire_leases(&self.slot, &mut inner, now);
             // A refusal holds while the listing keeps the same entry.
             let refused = match (&inner.refused, &entry) {
                 (Some((r, _)), Some(e)) => Arc::ptr_eq(r, e),
