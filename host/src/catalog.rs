@@ -328,6 +328,9 @@ pub struct Snapshot {
     /// Counts the changes since the host started: two snapshots with the
     /// same generation are the same (the API's `ETag`s are built on it).
     pub generation: u64,
+    /// The streams' positions, indexed on the first query of a map's view
+    /// (shared by the snapshots that only move phones or change statuses).
+    places: Arc<std::sync::OnceLock<crate::places::Places>>,
 }
 
 /// The catalog shared by the API and the supervisor.
@@ -367,6 +370,12 @@ impl Catalog {
     /// Builds the next snapshot with `f` (which takes the streams with
     /// `Arc::make_mut` only when it changes them) and swaps it in.
     fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        self.update_keeping(false, f)
+    }
+
+    /// [`Catalog::update`]; `places`: the change moves no listed stream,
+    /// so the index of positions stays.
+    fn update_keeping(&self, places: bool, f: impl FnOnce(&mut Snapshot)) {
         let mut guard = match self.current.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -377,11 +386,33 @@ impl Catalog {
             providers: guard.providers.clone(),
             streams: guard.streams.clone(),
             generation: guard.generation + 1,
+            places: match places {
+                true => guard.places.clone(),
+                false => Default::default(),
+            },
         };
         f(&mut next);
         *guard = Arc::new(next);
         drop(guard);
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The streams of `snap` positioned inside `bbox`, in id order, from
+    /// the snapshot's index of positions (built now if it is not yet).
+    pub fn within<'a>(
+        &self,
+        snap: &'a Snapshot,
+        bbox: &dss_store::BBox,
+    ) -> Vec<&'a Arc<StreamEntry>> {
+        let places = snap
+            .places
+            .get_or_init(|| crate::places::Places::build(&snap.streams));
+        // Phones placed live may have moved since the index was built.
+        let live: std::collections::HashSet<String> = match self.live_geo.lock() {
+            Ok(g) => g.keys().cloned().collect(),
+            Err(p) => p.into_inner().keys().cloned().collect(),
+        };
+        places.within(&snap.streams, &live, bbox)
     }
 
     /// Changes whenever the catalog does.
@@ -396,7 +427,7 @@ impl Catalog {
             Ok(mut g) => g.insert(id.to_string(), geo),
             Err(p) => p.into_inner().insert(id.to_string(), geo),
         };
-        self.update(|s| {
+        self.update_keeping(true, |s| {
             if let Some(e) = s.streams.get(id) {
                 let mut e2 = (**e).clone();
                 e2.geo = Some(geo);
@@ -407,7 +438,7 @@ impl Catalog {
 
     /// Sets a provider's status (its streams stay as they are).
     pub fn set_status(&self, status: ProviderStatus) {
-        self.update(|s| {
+        self.update_keeping(true, |s| {
             let count = s
                 .streams
                 .values()
@@ -421,7 +452,7 @@ impl Catalog {
 
     /// Changes a provider's status in place, if it exists.
     pub fn edit_status(&self, id: &str, f: impl FnOnce(&mut ProviderStatus)) {
-        self.update(|s| {
+        self.update_keeping(true, |s| {
             if let Some(p) = s.providers.get_mut(id) {
                 f(p);
             }

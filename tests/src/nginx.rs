@@ -44,7 +44,7 @@ impl PlainNginx {
             "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\nworker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
              rtmp {{ access_log {p}/rtmp.log; server {{ listen 127.0.0.1:{rtmp}; application live {{ live on; {live} }} }} }}\n\
              http {{ access_log off; client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n\
-             server {{ listen 127.0.0.1:{http}; location / {{ return 200; }} }} }}\n"
+             server {{ listen 127.0.0.1:{http}; location / {{ return 200; }} location /files/ {{ root {p}; }} }} }}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
         let child = Command::new("nginx")
@@ -72,6 +72,17 @@ impl PlainNginx {
             http,
             _dir: dir,
         }
+    }
+}
+
+impl PlainNginx {
+    /// Serves `body` at `/files/{name}` (a static file: the baseline of a
+    /// JSON answer of the same size).
+    pub fn serve_file(&self, name: &str, body: &[u8]) -> String {
+        let dir = self._dir.path().join("files");
+        std::fs::create_dir_all(&dir).expect("mkdir files");
+        std::fs::write(dir.join(name), body).expect("write file");
+        format!("/files/{name}")
     }
 }
 

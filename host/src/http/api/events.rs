@@ -129,15 +129,17 @@ fn snapshot(st: &EventsState, caller: Caller, mut view: Option<&mut View>) -> Ss
     if let Some(v) = view.as_deref_mut() {
         v.known.clear();
     }
-    let streams: Vec<Brief> = snap
-        .streams
-        .values()
-        .filter(|s| match view.as_deref_mut() {
-            None => true,
-            Some(v) => in_box(s, &v.bbox) && v.known.insert(s.id.clone()),
-        })
-        .map(|s| Brief::new(s, statuses.get(&s.id).unwrap_or(&idle)))
-        .collect();
+    let streams: Vec<Brief> = match view {
+        None => snap.streams.values().collect(),
+        Some(v) => {
+            let inside = st.catalog.within(&snap, &v.bbox);
+            v.known.extend(inside.iter().map(|s| s.id.clone()));
+            inside
+        }
+    }
+    .into_iter()
+    .map(|s| Brief::new(s, statuses.get(&s.id).unwrap_or(&idle)))
+    .collect();
     let providers: Vec<Value> = snap
         .providers
         .values()

@@ -18,7 +18,7 @@ use dss_store::BBox;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// The most streams one page may hold: a page is built and serialized
 /// in one go, so this bounds what one request costs (about 2 MB of JSON).
@@ -314,10 +314,28 @@ pub async fn streams(
     let mut items = Vec::new();
     let mut last = None;
     let mut more = false;
-    for (id, s) in snap.streams.range::<str, _>((start, Bound::Unbounded)) {
+    // A box is looked up in the index of positions (what it holds, not
+    // the whole catalog); the rest of the list is walked from the cursor.
+    let candidates: Box<dyn Iterator<Item = &Arc<StreamEntry>>> = match &q.bbox {
+        Some(b) => {
+            let after = q.after.clone();
+            Box::new(
+                st.catalog
+                    .within(&snap, b)
+                    .into_iter()
+                    .filter(move |s| after.as_ref().is_none_or(|a| s.id.as_str() > a.as_str())),
+            )
+        }
+        None => Box::new(
+            snap.streams
+                .range::<str, _>((start, Bound::Unbounded))
+                .map(|(_, s)| s),
+        ),
+    };
+    for s in candidates {
+        let id = &s.id;
         if f.provider.as_ref().is_some_and(|p| &s.provider != p)
             || f.online.is_some_and(|o| s.online != o)
-            || q.bbox.as_ref().is_some_and(|b| !in_box(s, b))
         {
             continue;
         }
@@ -333,7 +351,10 @@ pub async fn streams(
         last = Some(id.as_str());
         items.push(brief);
     }
-    let body = serde_json::to_vec(&items)
+    // About what a stream with every field takes: one allocation, no
+    // copies as the body grows.
+    let mut body = Vec::with_capacity(64 + items.len() * 160);
+    serde_json::to_writer(&mut body, &items)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("json: {e}")))?;
     let mut res = (
         [
