@@ -1,20 +1,40 @@
 // Dynamic Stream Server: the map page.
 //
-// One ES module, no build step. Leaflet and topojson-client are loaded by
-// index.html (vendored in vendor/); hls.js is loaded when a player first
-// opens. Everything comes from this host: the base layer is Natural Earth's
-// land (vendor/world-atlas) drawn as vectors; online tiles only when
-// GET /api/web names them.
+// One ES module, no build step. Leaflet, topojson-client and supercluster
+// are loaded by index.html (vendored in vendor/); hls.js is loaded when a
+// player first opens. Everything comes from this host: the base layer is
+// Natural Earth's land (vendor/world-atlas) drawn as vectors; online tiles
+// only when GET /api/web names them.
 //
-// State flows one way: GET /api/events (Server-Sent Events) updates the
-// model (`streams`, `providers`), and each change is applied to the map
-// marker, the list row and the counts at once.
+// The page holds only the map's area, so that a host of 100,000 streams
+// costs it about what a city's cameras do: it subscribes to
+// GET /api/events?bbox=W,S,E,N with the view padded by half of it on every
+// side (a snapshot of the streams in that box, then their changes), and
+// subscribes again, with a new box, only when the view has left the box (or
+// has become much smaller than it). The cameras it holds are clustered by
+// supercluster, and only the clusters and cameras in view are Leaflet
+// markers. Streams without a position are not in any box: they are read
+// from the listings of the small providers, for the list.
+//
+// State flows one way: the events update the model (`streams`,
+// `providers`), and each change is applied to the marker, the list row and
+// the counts.
 
 const L = window.L;
+const Supercluster = window.Supercluster;
 const STATES = ['live', 'starting', 'stopping', 'idle', 'backoff', 'refused', 'offline'];
 /** Cluster colour: the most interesting state among its cameras. */
 const PRIORITY = { live: 6, starting: 5, stopping: 4, backoff: 3, refused: 2, idle: 1, offline: 0 };
-const CLUSTER_CELL = 60; // px: cameras closer than about this are grouped
+const BY_PRIORITY = Object.fromEntries(Object.entries(PRIORITY).map(([st, p]) => [p, st]));
+const CLUSTER_RADIUS = 48; // px: cameras closer than about this are grouped
+const BOX_PAD = 0.5; // the subscribed box: the view and half of it again on every side
+const BOX_SHRINK = 6; // a view this many times narrower than its box (zoomed in 2 levels) subscribes again
+const MOVE_DEBOUNCE_MS = 250; // a pan or zoom settles this long before the box is checked
+const DRAW_PAD = 0.2; // markers for the view and a fifth of it around: a small pan shows them at once
+const LIST_MAX = 300; // rows at most: beyond, the list asks to zoom in or search
+const UNPLACED_PROVIDER_MAX = 1000; // providers at most this big are read whole for their streams without a position
+const UNPLACED_REFRESH_MS = 20_000; // their state comes with no event: read again this often
+const PLAYER_POLL_MS = 5000; // the open stream's state, when no event tells it
 const TRACK_POINTS = 500; // kept per phone
 const TRACK_MINUTES = 30; // of history seeded from /track
 const THUMB_REFRESH_MS = 5000;
@@ -22,14 +42,16 @@ const PLAY_ATTEMPTS = 5;
 
 // ---------------------------------------------------------------- model
 
-/** id → stream as in /api/streams (kept current by the events). */
+/** id → stream as in /api/streams (kept current by the events): those in the box, and a few kept (`kept`). */
 const streams = new Map();
-/** id → provider as in /api/providers. */
+/** id → provider as in /api/providers (all of them: the snapshot has every provider). */
 const providers = new Map();
 /** id → statistics (/api/streams/{id}/stats or `stats` events). */
 const stats = new Map();
 /** Streams known to move (they sent `position` events). */
 const moving = new Set();
+/** provider id → ids of its streams without a position, read from its whole listing (small providers only). */
+const unplaced = new Map();
 /** Server clock minus ours (ms), from the snapshot. */
 let clockSkew = 0;
 let firstSnapshot = true;
@@ -38,6 +60,7 @@ let web = { tiles: null, attribution: null, center: null, zoom: null };
 const isPhone = (s) => moving.has(s.id) || providers.get(s.provider)?.module === 'mobile-ts';
 /** The state shown: `offline` for an idle stream its provider lists offline. */
 const shownState = (s) => (!s.online && (s.state === 'idle' || !s.state) ? 'offline' : s.state || 'idle');
+const isUnplaced = (s) => !s.geo && [...unplaced.values()].some((ids) => ids.has(s.id));
 
 // ---------------------------------------------------------------- helpers
 
@@ -56,8 +79,8 @@ function h(tag, attrs = {}, ...children) {
   el.append(...children.filter((c) => c != null));
   return el;
 }
-async function getJSON(url) {
-  const r = await fetch(url, { headers: { accept: 'application/json' } });
+async function getJSON(url, init = {}) {
+  const r = await fetch(url, { ...init, headers: { accept: 'application/json' } });
   if (!r.ok) {
     const e = new Error(`${url}: HTTP ${r.status}`);
     e.status = r.status;
@@ -69,7 +92,8 @@ const api = (path) => `api/${path}`;
 const enc = encodeURIComponent;
 const pct = (f) => (f == null ? '–' : `${Math.round(f * 100)}%`);
 const secs = (s) => (s == null || s === 0 ? '–' : `${s.toFixed(1)} s`);
-const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+const plural = (n, one, many) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
+const byName = new Intl.Collator('en', { numeric: true, sensitivity: 'base' }).compare;
 
 /** Calls `fn` at most once per `ms` (trailing), without relying on animation frames. */
 function throttle(fn, ms) {
@@ -78,6 +102,54 @@ function throttle(fn, ms) {
     if (timer) return;
     timer = setTimeout(() => { timer = null; fn(); }, ms);
   };
+}
+
+/** A stream as /api/streams lists it, from its /api/streams/{id} view (there `viewers` is split by kind). */
+function brief(d) {
+  const { id, provider, key, name, geo, online, tags, state } = d;
+  const v = d.viewers;
+  const viewers = typeof v === 'number' ? v : (v?.rtmp || 0) + (v?.http || 0);
+  return { id, provider, key, name, geo: geo || undefined, online, tags, state, viewers };
+}
+
+// ---------------------------------------------------------- boxes
+
+/** Longitude into [-180, 180). */
+const wrapLon = (x) => ((((x + 180) % 360) + 360) % 360) - 180;
+const fmt = (x) => String(+x.toFixed(4));
+
+/**
+ * `bounds` as the API takes a box: west, south, east, north in degrees,
+ * west > east when it crosses the antimeridian, every longitude when it is
+ * 360° wide or more, latitudes within ±90; rounded outwards (short URLs,
+ * never a smaller box). `width` is its width in degrees.
+ */
+function boxOf(bounds) {
+  const s = Math.max(-90, Math.floor(bounds.getSouth() * 1e4) / 1e4);
+  const n = Math.min(90, Math.ceil(bounds.getNorth() * 1e4) / 1e4);
+  const w = Math.floor(bounds.getWest() * 1e4) / 1e4;
+  const e = Math.ceil(bounds.getEast() * 1e4) / 1e4;
+  if (e - w >= 360) return { w: -180, s, e: 180, n, width: 360 };
+  let east = wrapLon(e);
+  if (east === -180) east = 180;
+  return { w: wrapLon(w), s, e: east, n, width: e - w };
+}
+const bboxParam = (b) => `${fmt(b.w)},${fmt(b.s)},${fmt(b.e)},${fmt(b.n)}`;
+
+/** Whether a position is in box `b` (any copy of the world). */
+function inBox(b, lat, lon) {
+  if (!b || lat < b.s || lat > b.n) return false;
+  if (b.width >= 360) return true;
+  return ((((lon - b.w) % 360) + 360) % 360) <= b.width;
+}
+
+/** Whether box `b` holds all of `bounds` (the view, on any copy of the world). */
+function covers(b, bounds) {
+  if (!b || Math.max(-90, bounds.getSouth()) < b.s || Math.min(90, bounds.getNorth()) > b.n) return false;
+  if (b.width >= 360) return true;
+  const width = bounds.getEast() - bounds.getWest();
+  const d = (((bounds.getWest() - b.w) % 360) + 360) % 360;
+  return d + width <= b.width;
 }
 
 // ---------------------------------------------------------------- map
@@ -103,23 +175,50 @@ map.createPane('tracks').style.zIndex = 450;
  * Natural Earth cuts land at ±180°; a ring that jumps across it (Chukotka,
  * Fiji) would be drawn as a band around the world. Its longitudes are made
  * continuous instead (a ring around the pole, which never closes that way,
- * is kept as it is).
+ * is kept as it is), then moved by whole turns so that the middle of its
+ * extent is on the map's own copy of the world: Eurasia's ring starts in
+ * Chukotka, and continuous from there it would lie a world to the west
+ * (no Europe at 10° E).
  */
 function unwrapRing(ring) {
   const out = [ring[0]];
   let shift = 0;
+  let min = ring[0][0];
+  let max = min;
   for (let i = 1; i < ring.length; i++) {
     const d = ring[i][0] - ring[i - 1][0];
     if (d > 180) shift -= 360;
     else if (d < -180) shift += 360;
-    out.push(shift ? [ring[i][0] + shift, ring[i][1]] : ring[i]);
+    const lon = ring[i][0] + shift;
+    if (lon < min) min = lon;
+    if (lon > max) max = lon;
+    out.push(shift ? [lon, ring[i][1]] : ring[i]);
   }
-  return shift === 0 ? out : ring;
+  if (shift !== 0) return ring;
+  const turn = 360 * Math.round(-(min + max) / 2 / 360);
+  return turn === 0 ? out : out.map(([lon, lat]) => [lon + turn, lat]);
 }
+
+/**
+ * Draws the coastline: fetched at once (`landFetch`), parsed and drawn once
+ * the first snapshot's markers are painted (or after LAND_LATEST_MS without
+ * one): half a megabyte of TopoJSON costs the main thread about what the
+ * view's streams do, and the streams come first.
+ */
+const LAND_LATEST_MS = 3000;
+const landFetch = getJSON('vendor/world-atlas/land-50m.json');
+landFetch.catch(() => {}); // reported when drawn
+let landStarted = false;
+function loadLandSoon() {
+  if (landStarted) return;
+  landStarted = true;
+  setTimeout(loadLand, 0);
+}
+setTimeout(loadLandSoon, LAND_LATEST_MS);
 
 async function loadLand() {
   try {
-    const topo = await getJSON('vendor/world-atlas/land-50m.json');
+    const topo = await landFetch;
     const land = window.topojson.feature(topo, topo.objects.land);
     for (const f of land.features || [land]) {
       if (f.geometry?.type === 'MultiPolygon') f.geometry.coordinates = f.geometry.coordinates.map((p) => p.map(unwrapRing));
@@ -251,14 +350,23 @@ function bindTip(marker, id) {
 
 // ------------------------------------------------------------- markers
 
-/** id → L.Marker of every camera with a position (shown alone or in a cluster). */
+/** id → L.Marker of the cameras drawn alone now (made when drawn, dropped when not). */
 const cams = new Map();
-/** Cameras drawn alone now. */
-const drawn = new Set();
-/** cell key → { marker, ids } of the clusters drawn now. */
+/** supercluster cluster id → { id, props, marker } of the clusters drawn now. */
 const clusters = new Map();
-/** id → { marker, line, points } of the phones online now. */
+/** id → { marker, line, points } of the phones online now (few: never clustered). */
 const phones = new Map();
+
+/**
+ * The cameras held that pass the filter, clustered at every zoom.
+ * supercluster's index cannot change: a change marks it dirty, and the next
+ * draw builds it again (milliseconds for a city's cameras).
+ */
+let index = null;
+let indexDirty = true;
+/** How long the last build took (ms): draws after changes are spaced by it. */
+let indexMs = 0;
+let drawTimer = null;
 
 function decorate(el, s) {
   const st = shownState(s);
@@ -278,20 +386,23 @@ function onMarkerKey(e, open) {
   }
 }
 
-function makeCamera(s) {
-  const m = L.marker([s.geo.lat, s.geo.lon], {
-    icon: L.divIcon({ className: 'dss-marker', iconSize: [22, 22], html: '' }),
+/** One icon for every camera (an icon makes a new element for each marker). */
+const cameraIcon = L.divIcon({ className: 'dss-marker', iconSize: [22, 22], html: '' });
+
+function makeCamera(id, ll) {
+  const m = L.marker(ll, {
+    icon: cameraIcon,
     keyboard: true,
     riseOnHover: true,
   });
   m.on('add', () => {
     const el = m.getElement();
-    const cur = streams.get(s.id);
+    const cur = streams.get(id);
     if (cur) decorate(el, cur);
-    el.addEventListener('keydown', (e) => onMarkerKey(e, () => openPlayer(s.id, el)));
+    el.addEventListener('keydown', (e) => onMarkerKey(e, () => openPlayer(id, el)));
   });
-  m.on('click', () => openPlayer(s.id, m.getElement()));
-  bindTip(m, s.id);
+  m.on('click', () => openPlayer(id, m.getElement()));
+  bindTip(m, id);
   return m;
 }
 
@@ -315,19 +426,18 @@ function makePhone(s) {
   return { marker: m, line, points: [ll] };
 }
 
-/** Brings a stream's markers in line with the model: created, moved, removed, restyled. */
-function syncMarkers(id) {
+/** Brings a phone's marker in line with the model: created, removed, restyled. */
+function syncPhone(id) {
   const s = streams.get(id);
-  // Phones.
-  const showPhone = s && isPhone(s) && s.online && s.geo;
+  const show = s && isPhone(s) && s.online && s.geo;
   const p = phones.get(id);
-  if (showPhone && !p) {
+  if (show && !p) {
     const np = makePhone(s);
     phones.set(id, np);
     np.line.addTo(phoneLayer);
     np.marker.addTo(phoneLayer);
     seedTrack(id);
-  } else if (!showPhone && p) {
+  } else if (!show && p) {
     phoneLayer.removeLayer(p.marker);
     phoneLayer.removeLayer(p.line);
     phones.delete(id);
@@ -335,110 +445,157 @@ function syncMarkers(id) {
     const el = p.marker.getElement();
     if (el) decorate(el, s);
   }
-  // Cameras.
-  const showCam = s && !isPhone(s) && s.geo;
-  const m = cams.get(id);
-  if (showCam && !m) {
-    cams.set(id, makeCamera(s));
-    scheduleCluster();
-  } else if (!showCam && m) {
-    cameraLayer.removeLayer(m);
-    cams.delete(id);
-    drawn.delete(id);
-    scheduleCluster();
-  } else if (m) {
-    const ll = m.getLatLng();
-    if (ll.lat !== s.geo.lat || ll.lng !== s.geo.lon) {
-      m.setLatLng([s.geo.lat, s.geo.lon]);
-      scheduleCluster();
-    }
-    const el = m.getElement();
-    if (el) decorate(el, s);
-    if (!drawn.has(id)) scheduleCluster(); // its cluster's colour
+}
+
+/**
+ * A stream changed: its phone marker and its camera marker (if drawn alone)
+ * at once, its row, and, when `regroup` (its position, state or kind
+ * changed), the clusters at the next draw.
+ */
+function syncStream(id, { regroup = true } = {}) {
+  syncPhone(id);
+  const s = streams.get(id);
+  const el = cams.get(id)?.getElement();
+  if (el && s) decorate(el, s);
+  if (regroup) {
+    indexDirty = true;
+    scheduleDraw();
   }
+  syncRow(id);
+  scheduleList();
+  scheduleCounts();
   if (tip.id === id) fillTip();
 }
 
-function cellOf(latlng, zoom) {
-  const p = map.project(latlng, zoom);
-  return `${Math.floor(p.x / CLUSTER_CELL)}:${Math.floor(p.y / CLUSTER_CELL)}`;
+function buildIndex() {
+  const t0 = performance.now();
+  const points = [];
+  for (const s of streams.values()) {
+    if (!s.geo || isPhone(s) || !passesFilter(s)) continue;
+    points.push({
+      type: 'Feature', id: s.id, properties: { id: s.id },
+      geometry: { type: 'Point', coordinates: [s.geo.lon, s.geo.lat] },
+    });
+  }
+  index = new Supercluster({
+    radius: CLUSTER_RADIUS,
+    extent: 256, // Leaflet's tile size: the radius is in the map's pixels at every zoom
+    minZoom: map.getMinZoom(),
+    maxZoom: map.getMaxZoom(), // cameras at one place stay a cluster (a list) even at the last zoom
+    // Each cluster carries its most interesting state and how many of its cameras are live.
+    map: (p) => {
+      const s = streams.get(p.id);
+      const st = s ? shownState(s) : 'offline';
+      return { p: PRIORITY[st], live: st === 'live' ? 1 : 0 };
+    },
+    reduce: (acc, p) => {
+      if (p.p > acc.p) acc.p = p.p;
+      acc.live += p.live;
+    },
+  });
+  index.load(points);
+  indexDirty = false;
+  indexMs = performance.now() - t0;
+  test.indexed = points.length;
 }
 
-/** Groups the visible cameras by screen cell: one marker per lone camera, one cluster per crowded cell. */
-function recluster() {
-  const zoom = map.getZoom();
-  const view = map.getBounds().pad(0.5);
-  const cells = new Map();
+/** Draws soon: a big index (the whole world held) is built again at most a fifth of the time. */
+function scheduleDraw() {
+  if (drawTimer) return;
+  drawTimer = setTimeout(draw, Math.max(100, 4 * indexMs));
+}
+
+/**
+ * Makes the markers of the view: the clusters and lone cameras supercluster
+ * gives for it at this zoom. Markers already drawn are kept (a camera's by
+ * its id, a cluster's by its id in the index), the rest made or removed.
+ */
+function draw() {
+  clearTimeout(drawTimer);
+  drawTimer = null;
+  if (indexDirty) buildIndex();
+  const zoom = Math.round(map.getZoom());
+  const view = map.getBounds().pad(DRAW_PAD);
+  const centre = map.getCenter().lng;
+  const features = index.getClusters([view.getWest(), view.getSouth(), view.getEast(), view.getNorth()], zoom);
+  const alone = new Map();
+  const groups = new Map();
+  for (const f of features) {
+    const [lon, lat] = f.geometry.coordinates;
+    // On the copy of the world in view (Leaflet draws a marker where its longitude says).
+    const ll = L.latLng(lat, lon + 360 * Math.round((centre - lon) / 360));
+    if (f.properties.cluster) groups.set(f.id, { props: f.properties, ll });
+    else alone.set(f.id, ll);
+  }
   for (const [id, m] of cams) {
-    const s = streams.get(id);
-    if (!s || !passesFilter(s)) continue;
-    const ll = m.getLatLng();
-    if (!view.contains(ll)) continue;
-    const key = cellOf(ll, zoom);
-    let c = cells.get(key);
-    if (!c) cells.set(key, (c = []));
-    c.push(id);
-  }
-  const alone = new Set();
-  const crowded = new Map();
-  for (const [key, ids] of cells) {
-    if (ids.length === 1) alone.add(ids[0]);
-    else crowded.set(`${zoom}/${key}`, ids);
-  }
-  for (const id of drawn) {
-    if (!alone.has(id)) { cameraLayer.removeLayer(cams.get(id)); drawn.delete(id); }
-  }
-  for (const id of alone) {
-    if (!drawn.has(id)) { cams.get(id).addTo(cameraLayer); drawn.add(id); }
+    if (!alone.has(id)) { cameraLayer.removeLayer(m); cams.delete(id); }
   }
   for (const [key, c] of clusters) {
-    if (!crowded.has(key)) { cameraLayer.removeLayer(c.marker); clusters.delete(key); }
+    if (!groups.has(key)) { cameraLayer.removeLayer(c.marker); clusters.delete(key); }
   }
-  for (const [key, ids] of crowded) {
+  for (const [id, ll] of alone) {
+    const m = cams.get(id);
+    if (!m) {
+      const nm = makeCamera(id, ll);
+      cams.set(id, nm);
+      nm.addTo(cameraLayer);
+    } else if (!m.getLatLng().equals(ll)) {
+      m.setLatLng(ll);
+    }
+  }
+  for (const [key, g] of groups) {
     let c = clusters.get(key);
     if (!c) {
-      c = makeCluster();
+      c = makeCluster(key);
+      c.props = g.props;
       clusters.set(key, c);
+      c.marker.setLatLng(g.ll).addTo(cameraLayer);
+    } else {
+      c.props = g.props;
+      if (!c.marker.getLatLng().equals(g.ll)) c.marker.setLatLng(g.ll);
+      styleCluster(c);
     }
-    c.ids = ids;
-    const lat = ids.reduce((a, id) => a + cams.get(id).getLatLng().lat, 0) / ids.length;
-    const lng = ids.reduce((a, id) => a + cams.get(id).getLatLng().lng, 0) / ids.length;
-    c.marker.setLatLng([lat, lng]);
-    if (!cameraLayer.hasLayer(c.marker)) c.marker.addTo(cameraLayer);
-    styleCluster(c);
   }
-}
-const scheduleCluster = throttle(recluster, 100);
-
-function clusterState(ids) {
-  let best = 'offline';
-  for (const id of ids) {
-    const s = streams.get(id);
-    const st = s ? shownState(s) : 'offline';
-    if (PRIORITY[st] > PRIORITY[best]) best = st;
+  if (test.ready && !test.painting && !test.firstPaint) {
+    // The first snapshot's markers are in the DOM: the frame that shows them is painted after this one.
+    test.painting = true;
+    requestAnimationFrame(() => setTimeout(() => {
+      test.firstPaint = { ms: Math.round(performance.now()), markers: cams.size, clusters: clusters.size };
+      loadLandSoon();
+      // Lazy providers list on first use: ask once (the events bring the result), for one stream, not all.
+      fetch(api('streams?fields=id&limit=1')).catch(() => {});
+    }, 0));
   }
-  return best;
 }
 
 function styleCluster(c) {
   const el = c.marker.getElement();
-  if (!el) return;
-  const n = c.ids.length;
+  if (!el || !c.props) return;
+  const n = c.props.point_count;
   const size = n < 10 ? 34 : n < 100 ? 40 : 48;
   el.style.width = el.style.height = `${size}px`;
   el.style.marginLeft = el.style.marginTop = `${-size / 2}px`;
-  el.textContent = String(n);
+  el.textContent = n < 1000 ? String(n) : c.props.point_count_abbreviated;
   el.dataset.count = String(n);
-  const st = clusterState(c.ids);
+  const st = BY_PRIORITY[c.props.p] || 'offline';
   el.dataset.state = st;
   el.classList.remove(...STATES.map((x) => `state-${x}`));
   el.classList.add(`state-${st}`);
-  const live = c.ids.filter((id) => streams.get(id)?.state === 'live').length;
-  el.setAttribute('aria-label', `${n} cameras${live ? `, ${live} live` : ''}: zoom in`);
+  const live = c.props.live || 0;
+  el.setAttribute('aria-label', `${plural(n, 'camera', 'cameras')}${live ? `, ${live} live` : ''}: zoom in`);
 }
 
-function makeCluster() {
-  const c = { ids: [], marker: null };
+/** Up to `n` ids of a cluster's cameras (none if the index was built again since it was drawn). */
+function leaves(c, n) {
+  try {
+    return index.getLeaves(c.id, n).map((f) => f.id);
+  } catch {
+    return [];
+  }
+}
+
+function makeCluster(key) {
+  const c = { id: key, props: null, marker: null };
   c.marker = L.marker([0, 0], {
     icon: L.divIcon({ className: 'dss-cluster', iconSize: null, html: '' }),
     keyboard: true,
@@ -450,45 +607,67 @@ function makeCluster() {
   });
   c.marker.on('click', open);
   c.marker.bindTooltip(() => {
-    const names = c.ids.slice(0, 8).map((id) => {
+    const n = c.props?.point_count || 0;
+    const names = leaves(c, 8).map((id) => {
       const s = streams.get(id);
       return h('li', {}, h('span', { class: `dot state-${s ? shownState(s) : 'offline'}` }), ` ${s?.name || id}`);
     });
-    if (c.ids.length > 8) names.push(h('li', { text: `and ${c.ids.length - 8} more` }));
-    return h('div', { class: 'tip' }, h('div', { class: 'tip-name', text: `${c.ids.length} cameras` }), h('ul', {}, ...names));
+    if (n > names.length) names.push(h('li', { text: `and ${(n - names.length).toLocaleString('en')} more` }));
+    return h('div', { class: 'tip' }, h('div', { class: 'tip-name', text: plural(n, 'camera', 'cameras') }), h('ul', {}, ...names));
   }, { direction: 'top', offset: [0, -16], opacity: 1, className: 'dss-tip' });
   return c;
 }
 
-/** Zooms into a cluster; when it cannot be split by zooming (same place), lists it in a popup. */
+/**
+ * Zooms to where a cluster splits (supercluster knows the zoom); cameras
+ * at one place never split: those are listed in a popup.
+ */
 function openCluster(c) {
-  const bounds = L.latLngBounds(c.ids.map((id) => cams.get(id).getLatLng()));
-  const z = map.getBoundsZoom(bounds, false, L.point(80, 80));
-  if (map.getZoom() < map.getMaxZoom() && z > map.getZoom()) {
-    map.fitBounds(bounds, { padding: [80, 80] });
+  let z;
+  try {
+    z = index.getClusterExpansionZoom(c.id);
+  } catch {
+    z = map.getZoom() + 1; // the index was built again since: one level closer
+  }
+  if (z <= map.getMaxZoom() && z > map.getZoom()) {
+    map.setView(c.marker.getLatLng(), z);
     return;
   }
-  const list = h('ul', { class: 'tip' }, ...c.ids.map((id) => {
+  const ids = leaves(c, 100);
+  const n = c.props?.point_count || ids.length;
+  const list = h('ul', { class: 'tip' }, ...ids.map((id) => {
     const s = streams.get(id);
     return h('li', {}, h('button', {
       type: 'button', class: 'copy', text: s?.name || id, onclick: () => { map.closePopup(); openPlayer(id); },
     }));
   }));
+  if (n > ids.length) list.append(h('li', { text: `and ${(n - ids.length).toLocaleString('en')} more` }));
   L.popup({ maxHeight: 260 }).setLatLng(c.marker.getLatLng()).setContent(list).openOn(map);
 }
 
-/** Zooms until the camera is drawn alone, and pans it into view. */
+/** Whether camera `id` is a point of its own (not in a cluster) at zoom `z`. */
+function aloneAt(id, s, z) {
+  // About a metre around it: more than the index's precision (2^-30 of the world, under 0.04 m).
+  const e = 1e-5;
+  return index.getClusters([s.geo.lon - e, s.geo.lat - e, s.geo.lon + e, s.geo.lat + e], z)
+    .some((f) => !f.properties.cluster && f.id === id);
+}
+
+/** Zooms until the stream is drawn alone, and pans it into view. */
 function reveal(id) {
-  const m = cams.get(id) || phones.get(id)?.marker;
-  if (!m) return false;
-  const ll = m.getLatLng();
-  let z = map.getZoom();
-  if (cams.has(id)) {
-    const others = [...cams].filter(([o]) => o !== id && passesFilter(streams.get(o))).map(([, om]) => om.getLatLng());
-    while (z < map.getMaxZoom() && others.some((o) => cellOf(o, z) === cellOf(ll, z))) z++;
+  const s = streams.get(id);
+  if (!s?.geo) return false;
+  const ll = L.latLng(s.geo.lat, s.geo.lon);
+  let z = Math.round(map.getZoom());
+  if (!isPhone(s)) {
+    if (!passesFilter(s)) return false;
+    if (indexDirty) buildIndex();
+    while (z < map.getMaxZoom() && !aloneAt(id, s, z)) z++;
+  } else if (!phones.has(id)) {
+    return false;
   }
   if (z !== map.getZoom() || !map.getBounds().pad(-0.1).contains(ll)) map.setView(ll, z, { animate: false });
-  recluster();
+  draw();
   return true;
 }
 
@@ -507,13 +686,18 @@ async function seedTrack(id) {
 }
 
 function onPosition(ev) {
+  const s = streams.get(ev.id);
+  if (!s) { adopt(ev); return; }
   const known = moving.has(ev.id);
   moving.add(ev.id);
-  const s = streams.get(ev.id);
-  if (!s) return;
   s.geo = { lat: ev.lat, lon: ev.lon };
+  if (!inBox(sub.box, ev.lat, ev.lon) && player.id !== ev.id) {
+    // Its last event: the host tells nothing more of a stream out of the box.
+    remove(ev.id);
+    return;
+  }
   // A first position can turn a camera into a phone, or show a phone.
-  if (!known || !phones.has(ev.id)) { syncMarkers(ev.id); syncRow(ev.id); }
+  if (!known || !phones.has(ev.id)) syncStream(ev.id);
   const p = phones.get(ev.id);
   if (!p) return;
   const ll = [ev.lat, ev.lon];
@@ -523,9 +707,29 @@ function onPosition(ev) {
   p.line.setLatLngs(p.points);
 }
 
+/** id → its latest position, while the listing of a stream that moved into the box is read. */
+const adopting = new Map();
+
+/** A stream not held moved into the box (a phone coming this way): reads its listing once. */
+async function adopt(ev) {
+  if (!inBox(sub.box, ev.lat, ev.lon)) return;
+  const reading = adopting.has(ev.id);
+  adopting.set(ev.id, ev);
+  if (reading) return;
+  const es = sub.es;
+  let d = null;
+  try { d = await getJSON(api(`streams/${enc(ev.id)}`)); } catch { /* unlisted meanwhile */ }
+  const last = adopting.get(ev.id);
+  adopting.delete(ev.id);
+  // A new subscription's snapshot has it, with its position, if it is in the new box.
+  if (!d || es !== sub.es || streams.has(ev.id) || !inBox(sub.box, last.lat, last.lon)) return;
+  moving.add(ev.id);
+  upsert({ ...brief(d), geo: { lat: last.lat, lon: last.lon } });
+}
+
 // ---------------------------------------------------------------- list
 
-/** id → <li> of the list. */
+/** id → <li> of the rows listed now. */
 const rows = new Map();
 const filter = { q: '', provider: '', state: '' };
 
@@ -540,26 +744,29 @@ function passesFilter(s) {
   return true;
 }
 
+/** Whether a held stream belongs in the list: in view (on any copy of the world), or without a position. */
+function listable(s, view, centre) {
+  if (!s.geo) return true;
+  const lon = s.geo.lon + 360 * Math.round((centre - s.geo.lon) / 360);
+  return view.contains([s.geo.lat, lon]);
+}
+
+function makeRow(id) {
+  const btn = h('button', { type: 'button', class: 'row' },
+    h('span', { class: 'dot' }), h('span', { class: 'name' }), h('span', { class: 'right' }), h('span', { class: 'sub' }));
+  btn.addEventListener('click', () => openPlayer(id, btn));
+  btn.addEventListener('mouseenter', () => highlight(id, true));
+  btn.addEventListener('mouseleave', () => highlight(id, false));
+  const li = h('li', {}, btn);
+  li.dataset.streamId = id;
+  return li;
+}
+
+/** Updates a listed stream's row (which rows are listed is renderList's). */
 function syncRow(id) {
+  const li = rows.get(id);
   const s = streams.get(id);
-  let li = rows.get(id);
-  if (!s) {
-    if (li) { li.remove(); rows.delete(id); }
-    scheduleCounts();
-    return;
-  }
-  if (!li) {
-    const btn = h('button', { type: 'button', class: 'row' },
-      h('span', { class: 'dot' }), h('span', { class: 'name' }), h('span', { class: 'right' }), h('span', { class: 'sub' }));
-    btn.addEventListener('click', () => openPlayer(id, btn));
-    btn.addEventListener('mouseenter', () => highlight(id, true));
-    btn.addEventListener('mouseleave', () => highlight(id, false));
-    li = h('li', {}, btn);
-    li.dataset.streamId = id;
-    rows.set(id, li);
-    $('#list').append(li);
-    scheduleSort();
-  }
+  if (!li || !s) return;
   const btn = li.firstChild;
   const st = shownState(s);
   const phone = isPhone(s);
@@ -568,60 +775,101 @@ function syncRow(id) {
   li.dataset.state = st;
   btn.classList.toggle('is-open', player.id === id);
   btn.querySelector('.dot').className = `dot state-${st}`;
-  if (btn.querySelector('.name').textContent !== (s.name || id)) {
-    btn.querySelector('.name').textContent = s.name || id;
-    scheduleSort();
-  }
+  btn.querySelector('.name').textContent = s.name || id;
   btn.querySelector('.right').replaceChildren(
     h('span', { class: `badge state-${st}`, text: st }), h('br'),
     s.viewers ? plural(s.viewers, 'viewer', 'viewers') : '');
   btn.querySelector('.sub').textContent = `${id}${phone ? ' · phone' : ''}${s.geo ? '' : ' · no position'}`;
   btn.setAttribute('aria-label', `${s.name || id}, ${st}${s.viewers ? `, ${plural(s.viewers, 'viewer', 'viewers')}` : ''}${phone ? ', phone' : ''}`);
-  li.hidden = !passesFilter(s);
-  scheduleCounts();
 }
 
-const scheduleSort = throttle(() => {
+/**
+ * The list: the streams in view and those without a position that pass the
+ * filter, by name, at most LIST_MAX rows (a list of thousands helps no one,
+ * and costs the page as much as the map).
+ */
+function renderList() {
+  const t0 = performance.now();
+  const view = map.getBounds();
+  const centre = view.getCenter().lng;
+  let total = 0;
+  const pass = [];
+  for (const s of streams.values()) {
+    if (!listable(s, view, centre)) continue;
+    total++;
+    if (passesFilter(s)) pass.push(s);
+  }
+  let show = pass;
+  if (pass.length > LIST_MAX) {
+    // Too many: those without a position (listed nowhere else), then the nearest the map's centre.
+    const c = view.getCenter();
+    const k = Math.cos((c.lat * Math.PI) / 180);
+    const far = (s) => {
+      if (!s.geo) return -1;
+      const dx = (s.geo.lon + 360 * Math.round((centre - s.geo.lon) / 360) - c.lng) * k;
+      const dy = s.geo.lat - c.lat;
+      return dx * dx + dy * dy;
+    };
+    show = pass.map((s) => [far(s), s]).sort((a, b) => a[0] - b[0]).slice(0, LIST_MAX).map(([, s]) => s);
+  }
+  show.sort((a, b) => byName(a.name || a.id, b.name || b.id) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const keep = new Set(show.map((s) => s.id));
+  for (const [id, li] of rows) {
+    if (!keep.has(id)) { li.remove(); rows.delete(id); }
+  }
   const list = $('#list');
-  const sorted = [...rows.entries()].sort(([a], [b]) => {
-    const sa = streams.get(a); const sb = streams.get(b);
-    return (sa?.name || a).localeCompare(sb?.name || b) || a.localeCompare(b);
+  const order = show.map((s) => {
+    let li = rows.get(s.id);
+    if (!li) { li = makeRow(s.id); rows.set(s.id, li); }
+    syncRow(s.id);
+    return li;
   });
-  // Appending moves nodes; keep the focused row focused.
-  const focused = document.activeElement;
-  list.append(...sorted.map(([, li]) => li));
-  if (focused && list.contains(focused)) focused.focus({ preventScroll: true });
-}, 150);
+  // Appending moves nodes: only when the order changed, keeping the focused row focused.
+  const now = [...list.children];
+  if (now.length !== order.length || now.some((li, i) => li !== order[i])) {
+    const focused = document.activeElement;
+    list.append(...order);
+    if (focused && list.contains(focused)) focused.focus({ preventScroll: true });
+  }
+  const counted = pass.length === total ? plural(total, 'stream', 'streams') : `${pass.length.toLocaleString('en')} of ${plural(total, 'stream', 'streams')}`;
+  $('#shown').textContent = `${counted} in view${pass.length > show.length ? `; the ${show.length} nearest the centre listed (zoom in or search for the others)` : ''}`;
+  listMs = performance.now() - t0;
+}
+/** How long the last list took (ms): a list over the whole world is redone at most a fifth of the time. */
+let listMs = 0;
+let listTimer = null;
+function scheduleList() {
+  if (listTimer) return;
+  listTimer = setTimeout(() => { listTimer = null; renderList(); }, Math.max(150, 4 * listMs));
+}
 
 function applyFilter() {
-  for (const [id, li] of rows) li.hidden = !passesFilter(streams.get(id));
-  recluster();
+  indexDirty = true;
+  draw();
+  renderList();
   scheduleCounts();
 }
 
 function highlight(id, on) {
   const m = cams.get(id) || phones.get(id)?.marker;
   if (!m) return;
-  if (on && (drawn.has(id) || phones.has(id))) m.openTooltip();
-  else if (!on) m.closeTooltip();
+  if (on) m.openTooltip();
+  else m.closeTooltip();
 }
 
+/** The header's figures, over the streams held (the map's area, and those without a position). */
 const scheduleCounts = throttle(() => {
-  let live = 0; let viewers = 0; let phonesOnline = 0; let shown = 0;
+  let live = 0; let viewers = 0; let phonesOnline = 0;
   for (const s of streams.values()) {
     if (s.state === 'live') live++;
     viewers += s.viewers || 0;
     if (isPhone(s) && s.online) phonesOnline++;
-    if (passesFilter(s)) shown++;
   }
   $('#n-live').textContent = live;
   $('#n-viewers').textContent = viewers;
   $('#n-phones').textContent = phonesOnline;
   $('#l-viewers').textContent = viewers === 1 ? 'viewer' : 'viewers';
   $('#l-phones').textContent = phonesOnline === 1 ? 'phone' : 'phones';
-  $('#shown').textContent = shown === streams.size
-    ? plural(streams.size, 'stream', 'streams')
-    : `${shown} of ${plural(streams.size, 'stream', 'streams')}`;
 }, 100);
 
 // ----------------------------------------------------------- providers
@@ -655,45 +903,71 @@ const scheduleProviders = throttle(renderProviders, 100);
 
 // ------------------------------------------------------------- events
 
-function upsert(s, { keepState = false } = {}) {
+/** The subscription: its EventSource, the box it was opened with, when. */
+const sub = { es: null, box: null, openedAt: 0, count: 0 };
+/** What each snapshot brought (for the tests: tests/browser/scale.test.mjs). */
+const snapshots = [];
+
+function upsert(s) {
+  if (s.geo && !inBox(sub.box, s.geo.lat, s.geo.lon) && player.id !== s.id) {
+    // Out of the box (a listing that moved it away): nothing more will be told of it.
+    if (streams.has(s.id)) remove(s.id);
+    return;
+  }
   const old = streams.get(s.id);
-  const next = { ...old, ...s };
-  if (keepState && old) { next.state = old.state; next.viewers = old.viewers; }
-  streams.set(s.id, next);
-  syncMarkers(s.id);
-  syncRow(s.id);
+  streams.set(s.id, old ? { ...old, ...s } : s);
+  syncStream(s.id);
   if (player.id === s.id) showPlayerState();
 }
 
 function remove(id) {
   streams.delete(id);
-  moving.delete(id);
-  syncMarkers(id);
-  syncRow(id);
+  syncStream(id);
 }
 
-function onSnapshot(snap) {
+/** Streams held outside a new box: the open player's, and those without a position from the small providers. */
+const kept = (s) => s.id === player.id || isUnplaced(s);
+
+function onSnapshot(snap, e) {
+  const t0 = performance.now();
   clockSkew = (snap.time_ms || Date.now()) - Date.now();
   providers.clear();
   for (const p of snap.providers || []) providers.set(p.id, p);
+  // The box's streams replace those of the previous box.
   const seen = new Set();
   for (const s of snap.streams || []) {
     seen.add(s.id);
-    streams.set(s.id, { ...streams.get(s.id), ...s });
+    streams.set(s.id, s);
   }
-  for (const id of [...streams.keys()]) if (!seen.has(id)) streams.delete(id);
-  for (const id of new Set([...seen, ...cams.keys(), ...phones.keys(), ...rows.keys()])) {
-    syncMarkers(id);
-    syncRow(id);
+  for (const [id, s] of streams) if (!seen.has(id) && !kept(s)) streams.delete(id);
+  for (const id of [...phones.keys()]) syncPhone(id);
+  for (const s of streams.values()) if (isPhone(s)) syncPhone(s.id);
+  for (const [id, m] of cams) {
+    const s = streams.get(id);
+    const el = m.getElement();
+    if (s && el) decorate(el, s);
   }
+  indexDirty = true;
   renderProviders();
   if (firstSnapshot) {
     firstSnapshot = false;
     fitToMarkers();
+    scheduleUnplaced(0, [...providers.keys()]);
   }
-  recluster();
-  if (player.id) showPlayerState();
   test.ready = true;
+  draw();
+  scheduleList(); // after the markers are painted
+  scheduleCounts();
+  if (player.id) showPlayerState();
+  if (tip.id) fillTip();
+  snapshots.push({
+    bbox: bboxParam(sub.box),
+    streams: seen.size,
+    chars: e?.data?.length || 0,
+    ms: Math.round(performance.now() - sub.openedAt), // from opening the subscription to its snapshot drawn
+    handled_ms: Math.round(performance.now() - t0),
+  });
+  if (snapshots.length > 50) snapshots.shift();
 }
 
 const handlers = {
@@ -701,27 +975,35 @@ const handlers = {
   stream(ev) {
     const s = streams.get(ev.id);
     if (!s) return;
+    const before = shownState(s);
     s.state = ev.state;
     s.viewers = ev.viewers;
-    syncMarkers(ev.id);
-    syncRow(ev.id);
+    // Viewers alone do not change a cluster: no new index for them.
+    syncStream(ev.id, { regroup: shownState(s) !== before });
     if (player.id === ev.id) showPlayerState();
   },
-  listed(s) { upsert(s, { keepState: false }); },
-  unlisted(ev) { remove(ev.id); },
+  listed(s) { upsert(s); },
+  unlisted(ev) { if (streams.has(ev.id)) remove(ev.id); },
   provider(p) {
+    const old = providers.get(p.id);
     if (p.removed) providers.delete(p.id);
     else providers.set(p.id, p);
     scheduleProviders();
+    // Its streams without a position, again: when it had some, or its listing grew or shrank.
+    if (p.removed || unplaced.has(p.id) || old?.stream_count !== p.stream_count) scheduleUnplaced(1000, [p.id]);
     // A stream is a phone by its provider's module.
-    for (const s of streams.values()) if (s.provider === p.id) { syncMarkers(s.id); syncRow(s.id); }
+    if (p.module !== old?.module) for (const s of streams.values()) if (s.provider === p.id) syncStream(s.id);
   },
   phone(ev) {
     const s = streams.get(ev.id);
-    if (!s) return;
+    if (!s) {
+      // A registered phone without a position comes on line: its row is from its provider's listing.
+      const provider = ev.id.split('-')[0];
+      if (providers.has(provider)) scheduleUnplaced(1000, [provider]);
+      return;
+    }
     s.online = ev.online;
-    syncMarkers(ev.id);
-    syncRow(ev.id);
+    syncStream(ev.id);
   },
   position: onPosition,
   stats(ev) {
@@ -735,30 +1017,125 @@ const handlers = {
   resync() { /* a snapshot follows */ },
 };
 
-function connect() {
+/** The box for the view now: the view padded on every side, centred on the first copy of the world. */
+const wantedBox = () => boxOf(map.wrapLatLngBounds(map.getBounds().pad(BOX_PAD)));
+
+/** (Re)subscribes with the box of the view now; the new snapshot replaces what the old box held. */
+function subscribe() {
+  if (sub.es) sub.es.close();
+  const box = wantedBox();
+  const es = new EventSource(api(`events?bbox=${bboxParam(box)}`));
+  Object.assign(sub, { es, box, openedAt: performance.now(), count: sub.count + 1 });
   const conn = $('#conn');
-  const es = new EventSource(api('events'));
-  es.addEventListener('open', () => { conn.dataset.conn = 'open'; conn.textContent = 'live'; });
+  es.addEventListener('open', () => {
+    if (es !== sub.es) return;
+    conn.dataset.conn = 'open';
+    conn.textContent = 'live';
+  });
   es.addEventListener('error', () => {
-    // The browser reconnects by itself and gets a new snapshot.
-    conn.dataset.conn = es.readyState === EventSource.CLOSED ? 'error' : 'connecting';
-    conn.textContent = es.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…';
-    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+    if (es !== sub.es) return;
+    // The browser reconnects by itself (same box) and gets a new snapshot.
+    const closed = es.readyState === EventSource.CLOSED;
+    conn.dataset.conn = closed ? 'error' : 'connecting';
+    conn.textContent = closed ? 'disconnected' : 'reconnecting…';
+    if (closed) setTimeout(() => { if (sub.es === es) subscribe(); }, 5000);
   });
   for (const [name, fn] of Object.entries(handlers)) {
     es.addEventListener(name, (e) => {
+      if (es !== sub.es) return; // a box left behind (events still in flight)
       let data;
       try { data = JSON.parse(e.data); } catch { return; }
-      fn(data);
+      fn(data, e);
     });
   }
+}
+
+/**
+ * After a pan or zoom has settled: a new subscription only when the view
+ * has left its box, or is so much smaller (zoomed in) that the box would
+ * hold far more than the view needs.
+ */
+let moveTimer = null;
+function onMoved() {
+  clearTimeout(moveTimer);
+  moveTimer = setTimeout(() => {
+    if (!sub.es) return;
+    const view = map.getBounds();
+    const narrow = view.getEast() - view.getWest() < sub.box.width / BOX_SHRINK;
+    if (!covers(sub.box, view) || narrow) subscribe();
+  }, MOVE_DEBOUNCE_MS);
+}
+
+// ------------------------------------------------ streams without a position
+
+/**
+ * A box never holds a stream without a position: those of the providers
+ * small enough to read whole (registered phones, cameras of a small site)
+ * come from /api/streams?provider=ID, read again when the provider changes,
+ * and every UNPLACED_REFRESH_MS for their state (no event tells it; an
+ * unchanged listing is a 304 through its ETag).
+ */
+const unplacedWanted = new Set();
+let unplacedTimer = null;
+let unplacedDue = Infinity;
+let unplacedBusy = false;
+
+function scheduleUnplaced(ms, ids) {
+  for (const id of ids) unplacedWanted.add(id);
+  const due = Date.now() + ms;
+  if (unplacedTimer && unplacedDue <= due) return;
+  clearTimeout(unplacedTimer);
+  unplacedDue = due;
+  unplacedTimer = setTimeout(loadUnplaced, ms);
+}
+
+async function loadUnplaced() {
+  unplacedTimer = null;
+  unplacedDue = Infinity;
+  if (unplacedBusy) { scheduleUnplaced(1000, []); return; }
+  unplacedBusy = true;
+  const wanted = [...unplacedWanted];
+  unplacedWanted.clear();
+  try {
+    for (const id of wanted) {
+      const p = providers.get(id);
+      const n = p?.stream_count ?? 0;
+      const small = p && n > 0 && n <= UNPLACED_PROVIDER_MAX && !p.lazy_pending && p.state !== 'disabled';
+      const had = unplaced.get(id) || new Set();
+      const now = new Set();
+      if (small) {
+        let list;
+        try {
+          list = await getJSON(api(`streams?provider=${enc(id)}`), { cache: 'no-cache' });
+        } catch {
+          continue; // kept as they are until the next reading
+        }
+        for (const s of list) {
+          if (s.geo) continue; // in a box, or not on this map
+          now.add(s.id);
+        }
+        if (now.size) unplaced.set(id, now);
+        else unplaced.delete(id);
+        for (const s of list) if (now.has(s.id)) upsert(s);
+      } else {
+        unplaced.delete(id);
+      }
+      for (const sid of had) {
+        const s = streams.get(sid);
+        if (!now.has(sid) && s && !s.geo && sid !== player.id) remove(sid);
+      }
+    }
+  } finally {
+    unplacedBusy = false;
+  }
+  if (unplaced.size) scheduleUnplaced(UNPLACED_REFRESH_MS, [...unplaced.keys()]);
 }
 
 // -------------------------------------------------------------- player
 
 const player = {
   id: null, hls: null, attempt: 0, started: false, retryTimer: null, opener: null,
-  detail: null, url: null, session: 0, recovered: false, lastState: null,
+  detail: null, url: null, session: 0, recovered: false, lastState: null, poll: null,
 };
 const video = $('#video');
 
@@ -883,6 +1260,8 @@ async function openPlayer(id, opener) {
   player.detail = null;
   player.recovered = false;
   player.lastState = null;
+  clearInterval(player.poll);
+  player.poll = setInterval(() => pollPlayer(id), PLAYER_POLL_MS);
   $('#player').hidden = false;
   setError('');
   $('#player-actions').hidden = true;
@@ -1011,6 +1390,15 @@ video.addEventListener('error', () => {
   retry(session, video.error?.message || 'media error');
 });
 
+/** The open stream's state when no event tells it: it has no position, or is out of the box. */
+async function pollPlayer(id) {
+  const s = streams.get(id);
+  if (player.id !== id || (s?.geo && inBox(sub.box, s.geo.lat, s.geo.lon))) return;
+  let d;
+  try { d = await getJSON(api(`streams/${enc(id)}`)); } catch { return; }
+  if (player.id === id) upsert(brief(d));
+}
+
 function markOpen(id, on) {
   const m = cams.get(id) || phones.get(id)?.marker;
   m?.getElement()?.classList.toggle('is-open', on);
@@ -1020,6 +1408,8 @@ function markOpen(id, on) {
 function closePlayer({ restoreFocus = true } = {}) {
   if (!player.id) return;
   stopPlayback();
+  clearInterval(player.poll);
+  player.poll = null;
   markOpen(player.id, false);
   const opener = player.opener;
   player.id = null;
@@ -1063,7 +1453,12 @@ document.addEventListener('keydown', (e) => {
   if (window.innerWidth <= 720 && !$('#side').classList.contains('collapsed')) toggleSide(false);
 });
 
-map.on('zoomend moveend', scheduleCluster);
+// The view's markers at once (the index is there); its list soon; a new box once the move settles.
+map.on('zoomend moveend', () => {
+  draw();
+  scheduleList();
+  onMoved();
+});
 
 function legend() {
   const el = $('#legend');
@@ -1074,11 +1469,30 @@ function legend() {
 
 // ------------------------------------------------------------ test hook
 
-/** For tests/browser/page.test.mjs: read-only views of what is drawn. */
+/** Cameras held: with a position, not phones. */
+const heldCameras = () => [...streams.values()].filter((s) => s.geo && !isPhone(s));
+
+/** For tests/browser/page.test.mjs and scale.test.mjs: read-only views of what is drawn, and a way to move the map. */
 const test = {
   ready: false,
-  /** Every camera marker (drawn alone or in a cluster). */
-  markerIds: () => [...cams.keys()].sort(),
+  /** { ms, markers, clusters }: the first snapshot's markers painted, ms after navigation started. */
+  firstPaint: null,
+  painting: false,
+  /** Cameras in the last index built. */
+  indexed: 0,
+  /** Per snapshot: its box, streams, size (characters), ms from subscribing to drawn. */
+  snapshots,
+  /** The box subscribed to now (W,S,E,N as sent). */
+  box: () => (sub.box ? bboxParam(sub.box) : null),
+  /** Subscriptions opened so far. */
+  subscriptions: () => sub.count,
+  /** Streams held now, and how many of those with a position are outside the box (the player's only). */
+  held: () => ({
+    streams: streams.size,
+    outside: [...streams.values()].filter((s) => s.geo && !inBox(sub.box, s.geo.lat, s.geo.lon)).length,
+  }),
+  /** Every camera held (drawn alone, in a cluster, or off-screen): the box's cameras. */
+  markerIds: () => heldCameras().map((s) => s.id).sort(),
   /** Phones with a marker now. */
   phoneIds: () => [...phones.keys()].sort(),
   phoneLatLng: (id) => {
@@ -1087,27 +1501,28 @@ const test = {
     const ll = m.getLatLng();
     return { lat: ll.lat, lon: ll.lng };
   },
-  /** What the map shows now: cameras alone, clusters (their counts), off-screen. */
+  /** What the map shows now: cameras alone, clusters (their counts), held but off-screen, filtered out. */
   rendered: () => {
-    const inClusters = [...clusters.values()].reduce((a, c) => a + c.ids.length, 0);
-    const filteredOut = [...cams.keys()].filter((id) => !passesFilter(streams.get(id))).length;
+    if (drawTimer || indexDirty) draw();
+    const inClusters = [...clusters.values()].reduce((a, c) => a + c.props.point_count, 0);
+    const held = heldCameras();
+    const filteredOut = held.filter((s) => !passesFilter(s)).length;
     return {
-      alone: [...drawn].sort(),
-      clusters: [...clusters.values()].map((c) => c.ids.length),
-      elsewhere: cams.size - drawn.size - inClusters - filteredOut,
+      alone: [...cams.keys()].sort(),
+      clusters: [...clusters.values()].map((c) => c.props.point_count),
+      elsewhere: held.length - cams.size - inClusters - filteredOut,
       filteredOut,
     };
   },
   reveal,
   state: (id) => (streams.has(id) ? shownState(streams.get(id)) : null),
+  view: () => ({ lat: map.getCenter().lat, lon: map.getCenter().lng, zoom: map.getZoom() }),
+  setView: (lat, lon, zoom) => { map.setView([lat, lon], zoom ?? map.getZoom(), { animate: false }); return true; },
 };
 window.dssTest = test;
 
 // ---------------------------------------------------------------- start
 
 legend();
-loadLand();
 await loadWeb();
-connect();
-// Lazy providers list on first use: ask once (the events bring the result).
-fetch(api('streams')).catch(() => {});
+subscribe();

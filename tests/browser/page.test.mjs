@@ -165,27 +165,38 @@ try {
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
     const off = offHostRequests();
     assert(off.length === 0, `requests off this host: ${off.join(', ')}`);
-    return `${requests.length} requests`;
+    // The page subscribes to its view's box only (tests/browser/scale.test.mjs checks it at 100,000 streams).
+    const events = requests.filter((u) => /\/api\/events(\?|$)/.test(u));
+    assert(events.length > 0 && events.every((u) => new URL(u).searchParams.has('bbox')),
+      `subscriptions: ${events.join(' ') || 'none'}`);
+    return `${requests.length} requests, subscribed to ${new URL(events.at(-1)).searchParams.get('bbox')}`;
   });
 
-  // 2. One marker per camera with a position.
-  await check('camera markers match /api/streams (with geo, not phones)', async () => {
+  // 2. One marker per camera with a position in the page's box (the view and around it).
+  await check('camera markers match /api/streams?bbox= of the page\'s box (with geo, not phones)', async () => {
     const providers = await apiJSON('/api/providers');
     const mobile = new Set(providers.filter((p) => p.module === 'mobile-ts').map((p) => p.id));
     mobileInstances = [...mobile];
     streams = await apiJSON('/api/streams');
     phoneIds = new Set(streams.filter((s) => mobile.has(s.provider)).map((s) => s.id));
-    const want = streams.filter((s) => s.geo && !phoneIds.has(s.id)).map((s) => s.id).sort();
     // Listings can arrive after the snapshot: give the page a moment.
     let got = [];
+    let want = [];
+    let box = null;
     const until = Date.now() + 5000;
     do {
+      box = await page.evaluate(() => window.dssTest.box());
+      const inBox = await apiJSON(`/api/streams?bbox=${box}`);
+      want = inBox.filter((s) => s.geo && !phoneIds.has(s.id)).map((s) => s.id).sort();
       got = await page.evaluate(() => window.dssTest.markerIds());
       if (JSON.stringify(got) === JSON.stringify(want)) break;
       await page.waitForTimeout(250);
     } while (Date.now() < until);
     assert(JSON.stringify(got) === JSON.stringify(want),
-      `page has [${got.join(', ')}], /api/streams has [${want.join(', ')}]`);
+      `page has [${got.join(', ')}], /api/streams?bbox=${box} has [${want.join(', ')}]`);
+    // The demo's cameras are all around the page's view (nothing missing from the box).
+    const all = streams.filter((s) => s.geo && !phoneIds.has(s.id)).length;
+    assert(want.length === all, `the box ${box} holds ${want.length} of the ${all} cameras`);
     // What the map draws: lone markers in the DOM plus clusters' counts.
     const dom = await page.evaluate(() => ({
       alone: [...document.querySelectorAll('.dss-marker[data-stream-id]')].map((e) => e.dataset.streamId),
@@ -299,6 +310,11 @@ try {
     await check(`phone ${args.phone} has a marker that follows its positions`, async () => {
       // A stream id (phones-ID) or the phone's id (ID, as `dss mobile-send` prints it).
       const ids = [args.phone, ...mobileInstances.map((inst) => `${inst}-${args.phone}`)];
+      // The page holds the streams around its view: look where the phone is (the checks above zoomed in elsewhere).
+      for (const sid of ids) {
+        const s = await apiJSON(`/api/streams/${encodeURIComponent(sid)}`).catch(() => null);
+        if (s?.geo) { await page.evaluate(({ lat, lon }) => window.dssTest.setView(lat, lon, 13), s.geo); break; }
+      }
       let id;
       try {
         id = await (await page.waitForFunction((ids) => ids.find((id) => window.dssTest.phoneLatLng(id)),
