@@ -5,6 +5,7 @@
 //! - the full list: bytes raw and gzip, and the time to get each;
 //! - a city-sized box (`bbox`, about 500 streams at 100,000) with the
 //!   fields a map draws: latency and requests per second;
+//! - the overview of the whole grid (`/api/clusters`, 32 x 32 cells);
 //! - one stream (`/api/streams/{id}`): requests per second;
 //! - revalidation (`If-None-Match` with the current tag, a 304);
 //! - the host's resident memory after all that.
@@ -293,6 +294,16 @@ fn bench(n: usize, nginx: &PlainNginx) {
     print_rate("DSS", &dss);
     print_rate("plain nginx, the same JSON as a file", &base);
     println!("    ratio {:.2} of nginx", dss.rps / base.rps);
+
+    // The overview of the whole grid (a map zoomed out over it).
+    let whole = format!(
+        "/api/clusters?bbox={WEST},{SOUTH},{},{}",
+        WEST + WIDTH,
+        SOUTH + HEIGHT
+    );
+    let (_, body) = timed(&mut c, &whole, &[]);
+    println!("  clusters of the whole grid, {} bytes:", body.len());
+    print_rate("DSS", &rate(&addr, &whole, &[], 200));
 
     // One stream.
     let one = rate(&addr, "/api/streams/cams-c1234", &[], 200);

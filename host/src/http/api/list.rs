@@ -264,12 +264,12 @@ static BOOT: LazyLock<String> = LazyLock::new(|| crate::ids::unguessable_hex(4))
 /// of bytes for the same list. It changes whenever the catalog or a
 /// stream's state or viewers do; the query is not in it, since a tag
 /// belongs to one URL.
-fn etag(catalog: u64, supervisor: u64) -> String {
+pub(super) fn etag(catalog: u64, supervisor: u64) -> String {
     format!("W/\"{}-{catalog}-{supervisor}\"", *BOOT)
 }
 
 /// Whether `If-None-Match` names `tag` (weak comparison, or `*`).
-fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+pub(super) fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
     let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
     let ours = strip(tag);
     headers

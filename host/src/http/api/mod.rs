@@ -5,6 +5,7 @@
 //! Ids from the URL are checked ([`crate::ids`]) before any lookup:
 //! malformed → 400, well-formed but unknown → 404.
 
+mod clusters;
 mod events;
 mod list;
 mod recordings;
@@ -128,6 +129,7 @@ where
         .route("/api/providers", get(providers))
         .route("/api/providers/{id}", get(provider))
         .route("/api/streams", get(list::streams))
+        .route("/api/clusters", get(clusters::clusters))
         .route("/api/streams/{id}", get(stream))
         .route("/api/streams/{id}/watch", post(watch))
         .route("/api/streams/{id}/start", post(admin_start))

@@ -1,0 +1,297 @@
+//! `GET /api/clusters`: a map's overview of a box too full to list, the
+//! streams positioned in it counted on a grid: each non-empty cell's
+//! count, mean position, extent, states and viewers.
+//!
+//! A page zoomed out over 100,000 cameras draws a few hundred clusters
+//! from a few kilobytes, where the list would be 16 MB; it lists (or
+//! subscribes to) a box once the box holds few enough streams.
+
+use super::list::{effective_state, etag, not_modified, parse_bbox};
+use super::ApiError;
+use crate::http::state::StreamsState;
+use crate::supervisor::{State as StreamState, Status};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The grid's side unless asked: 32 × 32 cells is about one cluster per
+/// 40 × 25 px of a 1280 × 800 map.
+const DEFAULT_GRID: usize = 32;
+/// The finest grid: 16,384 cells, still a small answer.
+const MAX_GRID: usize = 128;
+
+/// The query of `GET /api/clusters`.
+#[derive(Debug, Deserialize)]
+pub struct ClustersQuery {
+    /// `minLon,minLat,maxLon,maxLat` (required).
+    bbox: Option<String>,
+    /// Cells per side.
+    grid: Option<usize>,
+}
+
+/// The states, in the order of the counts of a [`Cell`].
+const STATES: [StreamState; 6] = [
+    StreamState::Idle,
+    StreamState::Starting,
+    StreamState::Live,
+    StreamState::Stopping,
+    StreamState::Backoff,
+    StreamState::Refused,
+];
+
+/// The streams of one grid cell. Longitudes are kept as offsets east of
+/// the box's western edge, so a box across the antimeridian averages
+/// right.
+#[derive(Debug, Default)]
+struct Cell {
+    count: u32,
+    sum_lat: f64,
+    sum_east: f64,
+    south: f64,
+    north: f64,
+    west: f64,
+    east: f64,
+    states: [u32; 6],
+    viewers: u64,
+}
+
+impl Cell {
+    fn add(&mut self, lat: f64, east: f64, state: StreamState, viewers: usize) {
+        if self.count == 0 {
+            (self.south, self.north, self.west, self.east) = (lat, lat, east, east);
+        }
+        self.count += 1;
+        self.sum_lat += lat;
+        self.sum_east += east;
+        self.south = self.south.min(lat);
+        self.north = self.north.max(lat);
+        self.west = self.west.min(east);
+        self.east = self.east.max(east);
+        if let Some(i) = STATES.iter().position(|s| *s == state) {
+            self.states[i] += 1;
+        }
+        self.viewers += viewers as u64;
+    }
+}
+
+/// A cell as the answer shows it.
+struct Shown<'a> {
+    cell: &'a Cell,
+    /// The box's western edge.
+    origin: f64,
+}
+
+/// Longitude `origin + east`, back into -180..=180.
+fn lon(origin: f64, east: f64) -> f64 {
+    let l = origin + east;
+    if l > 180.0 {
+        l - 360.0
+    } else {
+        l
+    }
+}
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let c = self.cell;
+        let n = f64::from(c.count);
+        let mut m = ser.serialize_map(Some(6))?;
+        m.serialize_entry("lat", &(c.sum_lat / n))?;
+        m.serialize_entry("lon", &lon(self.origin, c.sum_east / n))?;
+        m.serialize_entry("count", &c.count)?;
+        m.serialize_entry(
+            "bbox",
+            &[
+                lon(self.origin, c.west),
+                c.south,
+                lon(self.origin, c.east),
+                c.north,
+            ],
+        )?;
+        m.serialize_entry("states", &States(&c.states))?;
+        m.serialize_entry("viewers", &c.viewers)?;
+        m.end()
+    }
+}
+
+/// The non-zero counts by state, as `{"live": 3, ...}`.
+struct States<'a>(&'a [u32; 6]);
+
+impl Serialize for States<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(None)?;
+        for (state, n) in STATES.iter().zip(self.0).filter(|(_, n)| **n > 0) {
+            m.serialize_entry(state, n)?;
+        }
+        m.end()
+    }
+}
+
+/// The answer.
+#[derive(Serialize)]
+struct Overview<'a> {
+    total: u32,
+    clusters: Vec<Shown<'a>>,
+}
+
+/// `GET /api/clusters`.
+pub async fn clusters(
+    State(st): State<StreamsState>,
+    Query(q): Query<ClustersQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let bbox =
+        parse_bbox(q.bbox.as_deref().ok_or_else(|| {
+            ApiError::bad_request("bbox: required (minLon,minLat,maxLon,maxLat)")
+        })?)?;
+    let grid = q.grid.unwrap_or(DEFAULT_GRID);
+    if !(1..=MAX_GRID).contains(&grid) {
+        return Err(ApiError::bad_request(format!(
+            "grid: 1 to {MAX_GRID} cells per side"
+        )));
+    }
+    st.listings.ensure_all_listed().await;
+    let snap = st.catalog.snapshot();
+    let tag = etag(snap.generation, st.supervisor.generation());
+    let tag_value = HeaderValue::from_str(&tag)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("etag: {e}")))?;
+    if not_modified(&headers, &tag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag_value)]).into_response());
+    }
+    let statuses = st.supervisor.statuses();
+    let idle = Status::default();
+    let width = (bbox.max_lon - bbox.min_lon).rem_euclid(360.0);
+    // A box 360° wide (whole world) wraps to 0: keep its full width.
+    let width = if width == 0.0 && bbox.max_lon != bbox.min_lon {
+        360.0
+    } else {
+        width
+    };
+    let height = bbox.max_lat - bbox.min_lat;
+    let cell_of = |offset: f64, size: f64| -> usize {
+        if size <= 0.0 {
+            0
+        } else {
+            ((offset / size * grid as f64) as usize).min(grid - 1)
+        }
+    };
+    let mut cells: HashMap<(usize, usize), Cell> = HashMap::new();
+    let mut total = 0u32;
+    for s in st.catalog.within(&snap, &bbox) {
+        let Some(g) = s.geo else { continue };
+        let status = statuses.get(&s.id).unwrap_or(&idle);
+        let east = (g.lon - bbox.min_lon).rem_euclid(360.0);
+        let key = (cell_of(east, width), cell_of(g.lat - bbox.min_lat, height));
+        cells.entry(key).or_default().add(
+            g.lat,
+            east,
+            effective_state(s, status),
+            status.viewers_rtmp + status.viewers_http,
+        );
+        total += 1;
+    }
+    let mut keys: Vec<_> = cells.keys().copied().collect();
+    keys.sort_unstable();
+    let overview = Overview {
+        total,
+        clusters: keys
+            .iter()
+            .filter_map(|k| cells.get(k))
+            .map(|cell| Shown {
+                cell,
+                origin: bbox.min_lon,
+            })
+            .collect(),
+    };
+    let body = serde_json::to_vec(&overview)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("json: {e}")))?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, tag_value),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::http::state::testing::{self, catalogue_at, PEER, PUBLIC};
+    use axum::http::StatusCode;
+    use serde_json::{json, Value};
+
+    async fn get(uri: &str) -> (StatusCode, Value) {
+        let config = Config::load_with_env(None, []).expect("the defaults load");
+        let (st, _) = testing::streams(config);
+        catalogue_at(
+            &st.catalog,
+            "cams",
+            &[
+                ("a", Some((1.0, 1.0))),
+                ("b", Some((1.5, 1.5))),
+                ("c", Some((9.0, 9.0))),
+                ("east", Some((0.0, 179.0))),
+                ("west", Some((0.0, -179.0))),
+                ("nowhere", None),
+            ],
+        );
+        let app = axum::Router::new()
+            .route("/api/clusters", axum::routing::get(super::clusters))
+            .with_state(st);
+        let (status, body) = testing::send(app, testing::request("GET", uri, PEER, PUBLIC)).await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_box_is_counted_on_a_grid() {
+        let (status, v) = get("/api/clusters?bbox=0,0,10,10&grid=2").await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["total"], 3);
+        assert_eq!(
+            v["clusters"],
+            json!([
+                {"lat": 1.25, "lon": 1.25, "count": 2, "bbox": [1.0, 1.0, 1.5, 1.5],
+                 "states": {"idle": 2}, "viewers": 0},
+                {"lat": 9.0, "lon": 9.0, "count": 1, "bbox": [9.0, 9.0, 9.0, 9.0],
+                 "states": {"idle": 1}, "viewers": 0},
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_box_across_the_antimeridian_averages_across_it() {
+        let (_, v) = get("/api/clusters?bbox=170,-5,-170,5&grid=1").await;
+        assert_eq!(v["total"], 2);
+        let c = &v["clusters"][0];
+        assert_eq!(
+            (c["count"].clone(), c["lon"].clone()),
+            (json!(2), json!(180.0))
+        );
+        assert_eq!(c["bbox"], json!([179.0, 0.0, -179.0, 0.0]));
+    }
+
+    #[tokio::test]
+    async fn a_box_and_a_sane_grid_are_required() {
+        for bad in [
+            "",
+            "?bbox=1,2,3",
+            "?bbox=0,0,1,1&grid=0",
+            "?bbox=0,0,1,1&grid=129",
+        ] {
+            let (status, v) = get(&format!("/api/clusters{bad}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
+            assert!(v["error"].is_string(), "{v}");
+        }
+    }
+}
