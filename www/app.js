@@ -7,14 +7,21 @@
 // only when GET /api/web names them.
 //
 // The page holds only the map's area, so that a host of 100,000 streams
-// costs it about what a city's cameras do: it subscribes to
-// GET /api/events?bbox=W,S,E,N with the view padded by half of it on every
-// side (a snapshot of the streams in that box, then their changes), and
-// subscribes again, with a new box, only when the view has left the box (or
-// has become much smaller than it). The cameras it holds are clustered by
-// supercluster, and only the clusters and cameras in view are Leaflet
-// markers. Streams without a position are not in any box: they are read
-// from the listings of the small providers, for the list.
+// costs it about what a city's cameras do. For the view padded by half of
+// it on every side (the box) it first asks GET /api/clusters?bbox=W,S,E,N
+// how many streams the box holds (counted on a grid: a few kilobytes):
+//  - at most DETAIL_MAX (a city): detailed mode. It subscribes to
+//    GET /api/events?bbox= (a snapshot of the box's streams, then their
+//    changes) and subscribes again, with a new box, only when the view has
+//    left the box (or has become much smaller than it). The cameras it
+//    holds are clustered by supercluster, and only the clusters and cameras
+//    in view are Leaflet markers.
+//  - more (zoomed out over a country): overview mode. No subscription; the
+//    host's clusters are drawn as they are, asked again on every view
+//    change and every OVERVIEW_REFRESH_MS (a 304 when nothing changed).
+// The count is not asked again for a box inside one already counted small.
+// Streams without a position are not in any box: they are read from the
+// listings of the small providers, for the list.
 //
 // State flows one way: the events update the model (`streams`,
 // `providers`), and each change is applied to the marker, the list row and
@@ -30,6 +37,19 @@ const CLUSTER_RADIUS = 48; // px: cameras closer than about this are grouped
 const BOX_PAD = 0.5; // the subscribed box: the view and half of it again on every side
 const BOX_SHRINK = 6; // a view this many times narrower than its box (zoomed in 2 levels) subscribes again
 const MOVE_DEBOUNCE_MS = 250; // a pan or zoom settles this long before the box is checked
+/**
+ * A box holding more streams than this is not subscribed to (overview mode):
+ * a snapshot costs the page about 160 bytes and 15-20 µs of main thread per
+ * stream (JSON, model, index), so 100,000 are 16 MB and 1.5 s or more of a
+ * page that does not answer, while 5,000 are under a megabyte and about a
+ * tenth of a second: the most one view may cost and stay interactive.
+ */
+const DETAIL_MAX = 5000;
+const OVERVIEW_REFRESH_MS = 10_000; // the host's clusters asked again this often (a 304 when unchanged)
+const DECIDE_GRID = 4; // a view's count, unless in overview: 16 cells at most (a few hundred bytes), enough to know boxes inside it small
+const AREA_PX = 60; // the host's grid: cells about this many pixels on their shorter side (supercluster's spacing)
+const CENSUS_MAX_AGE_MS = 60_000; // a count older than this does not spare asking again
+const AREA_MAX_ZOOM = 15; // a click on a host's cluster zooms to its streams, at most this close
 const DRAW_PAD = 0.2; // markers for the view and a fifth of it around: a small pan shows them at once
 const LIST_MAX = 300; // rows at most: beyond, the list asks to zoom in or search
 const UNPLACED_PROVIDER_MAX = 1000; // providers at most this big are read whole for their streams without a position
@@ -54,7 +74,10 @@ const moving = new Set();
 const unplaced = new Map();
 /** Server clock minus ours (ms), from the snapshot. */
 let clockSkew = 0;
-let firstSnapshot = true;
+/** The first view drawn (a snapshot, or the host's clusters) has fitted the map to it (without [web] center). */
+let fitted = false;
+/** The streams without a position have been asked for (once the providers are known). */
+let unplacedStarted = false;
 let web = { tiles: null, attribution: null, center: null, zoom: null };
 
 const isPhone = (s) => moving.has(s.id) || providers.get(s.provider)?.module === 'mobile-ts';
@@ -150,6 +173,23 @@ function covers(b, bounds) {
   const width = bounds.getEast() - bounds.getWest();
   const d = (((bounds.getWest() - b.w) % 360) + 360) % 360;
   return d + width <= b.width;
+}
+
+/** Whether box `outer` holds all of box `inner` (both as boxOf makes them). */
+function boxCovers(outer, inner) {
+  if (!outer || inner.s < outer.s || inner.n > outer.n) return false;
+  if (outer.width >= 360) return true;
+  if (inner.width >= 360) return false;
+  const d = (((inner.w - outer.w) % 360) + 360) % 360;
+  return d + inner.width <= outer.width;
+}
+
+/** Whether box `b` and a cell's extent [W,S,E,N] (as /api/clusters gives it, W > E across the antimeridian) meet. */
+function boxMeets(b, [w, s, e, n]) {
+  if (s > b.n || n < b.s) return false;
+  if (b.width >= 360) return true;
+  const mod = (x) => ((x % 360) + 360) % 360;
+  return mod(w - b.w) <= b.width || mod(b.w - w) <= mod(e - w);
 }
 
 // ---------------------------------------------------------------- map
@@ -255,10 +295,12 @@ function mapPadding() {
   return { paddingTopLeft: [wide ? side.offsetWidth + 30 : 30, 70], paddingBottomRight: [60, 30] };
 }
 
-function fitToMarkers() {
+/** Fits the map to the cameras of the first snapshot, or to the host's clusters (`answer`) of the first overview. */
+function fitToMarkers(answer) {
   if (Array.isArray(web.center)) return;
   const pts = [];
-  for (const s of streams.values()) {
+  for (const c of answer?.cells || []) pts.push([c.lat, c.lon]);
+  for (const s of answer ? [] : streams.values()) {
     if (!s.geo) continue;
     if (isPhone(s) && !s.online) continue;
     if (!isPhone(s) && !passesFilter(s)) continue;
@@ -556,33 +598,42 @@ function draw() {
       styleCluster(c);
     }
   }
-  if (test.ready && !test.painting && !test.firstPaint) {
-    // The first snapshot's markers are in the DOM: the frame that shows them is painted after this one.
-    test.painting = true;
-    requestAnimationFrame(() => setTimeout(() => {
-      test.firstPaint = { ms: Math.round(performance.now()), markers: cams.size, clusters: clusters.size };
-      loadLandSoon();
-      // Lazy providers list on first use: ask once (the events bring the result), for one stream, not all.
-      fetch(api('streams?fields=id&limit=1')).catch(() => {});
-    }, 0));
-  }
+  if (test.ready && !test.painting && !test.firstPaint) firstPainted();
+}
+
+/** The first view's markers are in the DOM: the frame that shows them is painted after this one. */
+function firstPainted() {
+  test.painting = true;
+  requestAnimationFrame(() => setTimeout(() => {
+    test.firstPaint = { ms: Math.round(performance.now()), markers: cams.size, clusters: clusters.size + areas.size, mode: mode.kind };
+    loadLandSoon();
+    // Lazy providers list on first use: ask once (the events bring the result), for one stream, not all.
+    fetch(api('streams?fields=id&limit=1')).catch(() => {});
+  }, 0));
+}
+
+/** 1234 → 1.2k, 12345 → 12k (as supercluster abbreviates). */
+const abbreviated = (n) => (n >= 10000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${Math.round(n / 100) / 10}k` : String(n));
+
+/** A cluster's look, the same for supercluster's and the host's: size by count, colour by its most interesting state. */
+function styleClusterEl(el, n, st, label) {
+  const size = n < 10 ? 34 : n < 100 ? 40 : 48;
+  el.style.width = el.style.height = `${size}px`;
+  el.style.marginLeft = el.style.marginTop = `${-size / 2}px`;
+  el.textContent = abbreviated(n);
+  el.dataset.count = String(n);
+  el.dataset.state = st;
+  el.classList.remove(...STATES.map((x) => `state-${x}`));
+  el.classList.add(`state-${st}`);
+  el.setAttribute('aria-label', label);
 }
 
 function styleCluster(c) {
   const el = c.marker.getElement();
   if (!el || !c.props) return;
   const n = c.props.point_count;
-  const size = n < 10 ? 34 : n < 100 ? 40 : 48;
-  el.style.width = el.style.height = `${size}px`;
-  el.style.marginLeft = el.style.marginTop = `${-size / 2}px`;
-  el.textContent = n < 1000 ? String(n) : c.props.point_count_abbreviated;
-  el.dataset.count = String(n);
-  const st = BY_PRIORITY[c.props.p] || 'offline';
-  el.dataset.state = st;
-  el.classList.remove(...STATES.map((x) => `state-${x}`));
-  el.classList.add(`state-${st}`);
   const live = c.props.live || 0;
-  el.setAttribute('aria-label', `${plural(n, 'camera', 'cameras')}${live ? `, ${live} live` : ''}: zoom in`);
+  styleClusterEl(el, n, BY_PRIORITY[c.props.p] || 'offline', `${plural(n, 'camera', 'cameras')}${live ? `, ${live} live` : ''}: zoom in`);
 }
 
 /** Up to `n` ids of a cluster's cameras (none if the index was built again since it was drawn). */
@@ -832,7 +883,16 @@ function renderList() {
     if (focused && list.contains(focused)) focused.focus({ preventScroll: true });
   }
   const counted = pass.length === total ? plural(total, 'stream', 'streams') : `${pass.length.toLocaleString('en')} of ${plural(total, 'stream', 'streams')}`;
-  $('#shown').textContent = `${counted} in view${pass.length > show.length ? `; the ${show.length} nearest the centre listed (zoom in or search for the others)` : ''}`;
+  if (mode.kind === 'overview' && shownCensus) {
+    // Only counted by area: listed (and searched, filtered) once zoomed in to a box of few enough.
+    const a = areaCount();
+    const filtered = filter.q || filter.provider || filter.state;
+    $('#shown').textContent = `${a.approx ? 'About ' : ''}${plural(a.n, 'stream', 'streams')} in this area — zoom in to list them`
+      + `${filtered ? ' (search and filters apply to the streams listed)' : ''}`
+      + `${show.length ? `; ${plural(show.length, 'stream', 'streams')} without a position or playing listed below` : ''}`;
+  } else {
+    $('#shown').textContent = `${counted} in view${pass.length > show.length ? `; the ${show.length} nearest the centre listed (zoom in or search for the others)` : ''}`;
+  }
   listMs = performance.now() - t0;
 }
 /** How long the last list took (ms): a list over the whole world is redone at most a fifth of the time. */
@@ -860,7 +920,11 @@ function highlight(id, on) {
 /** The header's figures, over the streams held (the map's area, and those without a position). */
 const scheduleCounts = throttle(() => {
   let live = 0; let viewers = 0; let phonesOnline = 0;
+  // Overview: the host's count of the box, and the streams held without a position (a position is in the count).
+  const counted = mode.kind === 'overview' && shownCensus;
+  if (counted) { live = shownCensus.live; viewers = shownCensus.viewers; }
   for (const s of streams.values()) {
+    if (counted && s.geo) continue;
     if (s.state === 'live') live++;
     viewers += s.viewers || 0;
     if (isPhone(s) && s.online) phonesOnline++;
@@ -949,12 +1013,15 @@ function onSnapshot(snap, e) {
   }
   indexDirty = true;
   renderProviders();
-  if (firstSnapshot) {
-    firstSnapshot = false;
+  if (!fitted) {
+    fitted = true;
     fitToMarkers();
-    scheduleUnplaced(0, [...providers.keys()]);
   }
+  startUnplaced();
   test.ready = true;
+  // The host's clusters (an overview zoomed into) were drawn until the box's own streams came.
+  shownCensus = null;
+  drawAreas();
   draw();
   scheduleList(); // after the markers are painted
   scheduleCounts();
@@ -1020,13 +1087,15 @@ const handlers = {
 /** The box for the view now: the view padded on every side, centred on the first copy of the world. */
 const wantedBox = () => boxOf(map.wrapLatLngBounds(map.getBounds().pad(BOX_PAD)));
 
-/** (Re)subscribes with the box of the view now; the new snapshot replaces what the old box held. */
-function subscribe() {
+/** (Re)subscribes to `box`; its snapshot replaces what the old box held (and the host's clusters drawn). */
+function subscribe(box) {
   if (sub.es) sub.es.close();
-  const box = wantedBox();
+  stopOverview();
+  mode.kind = 'detailed';
   const es = new EventSource(api(`events?bbox=${bboxParam(box)}`));
   Object.assign(sub, { es, box, openedAt: performance.now(), count: sub.count + 1 });
   const conn = $('#conn');
+  conn.title = 'Live updates';
   es.addEventListener('open', () => {
     if (es !== sub.es) return;
     conn.dataset.conn = 'open';
@@ -1038,7 +1107,8 @@ function subscribe() {
     const closed = es.readyState === EventSource.CLOSED;
     conn.dataset.conn = closed ? 'error' : 'connecting';
     conn.textContent = closed ? 'disconnected' : 'reconnecting…';
-    if (closed) setTimeout(() => { if (sub.es === es) subscribe(); }, 5000);
+    // Given up: the view is counted again (it may be an overview by now).
+    if (closed) setTimeout(() => { if (sub.es === es) decide(); }, 5000);
   });
   for (const [name, fn] of Object.entries(handlers)) {
     es.addEventListener(name, (e) => {
@@ -1051,19 +1121,432 @@ function subscribe() {
 }
 
 /**
- * After a pan or zoom has settled: a new subscription only when the view
+ * After a pan or zoom has settled. Detailed: a new box only when the view
  * has left its box, or is so much smaller (zoomed in) that the box would
- * hold far more than the view needs.
+ * hold far more than the view needs. Overview: the host's clusters again
+ * unless the view is still inside their box at the same zoom.
  */
 let moveTimer = null;
 function onMoved() {
   clearTimeout(moveTimer);
   moveTimer = setTimeout(() => {
-    if (!sub.es) return;
+    if (!mode.kind) {
+      // The first decision is under way, or was dropped by a move (onMoveStart).
+      if (!mode.pending) decide();
+      return;
+    }
     const view = map.getBounds();
-    const narrow = view.getEast() - view.getWest() < sub.box.width / BOX_SHRINK;
-    if (!covers(sub.box, view) || narrow) subscribe();
+    let stay;
+    if (mode.kind === 'detailed') {
+      const narrow = view.getEast() - view.getWest() < sub.box.width / BOX_SHRINK;
+      stay = sub.es && covers(sub.box, view) && !narrow;
+    } else {
+      stay = census && covers(census.box, view) && map.getZoom() === census.zoom;
+    }
+    if (!stay) decide();
+    else if (mode.pending) {
+      // Back where it was before a decision came: that decision is dropped.
+      mode.seq++;
+      mode.pending?.abort();
+      mode.pending = null;
+    }
   }, MOVE_DEBOUNCE_MS);
+}
+
+/**
+ * A pan or zoom begins (a second drag, often while the first one's inertia
+ * still moves the map): no box is checked or counted until it settles, so
+ * that two quick drags subscribe once, to where they end.
+ */
+function onMoveStart() {
+  clearTimeout(moveTimer);
+  if (mode.pending) {
+    mode.seq++;
+    mode.pending.abort();
+    mode.pending = null;
+  }
+}
+
+// -------------------------------------------------------------- overview
+
+/** What the map shows: 'detailed' (the box's streams, subscribed) or 'overview' (the host's clusters); null at first. */
+const mode = { kind: null, seq: 0, pending: null, refreshTimer: null, failures: 0 };
+/** The last count of a box (/api/clusters): { url, box, grid, zoom, etag, at, total, cells, live, viewers, bytes }. */
+let census = null;
+/** The count whose clusters are drawn now (overview, or an overview until the box's snapshot comes). */
+let shownCensus = null;
+/** Grid cell (`box grid col,row`) → { cell, marker } of the host's clusters drawn now. */
+const areas = new Map();
+/** Per count of a box drawn as an overview (for the tests: tests/browser/scale.test.mjs). */
+const overviews = [];
+
+/** The host's grid for `box`: cells of about AREA_PX on their shorter side at this zoom. */
+function gridFor(box) {
+  const z = map.getZoom();
+  const a = map.project([box.n, box.w], z);
+  const b = map.project([box.s, box.w + box.width], z);
+  const side = Math.min(Math.abs(b.x - a.x), Math.abs(b.y - a.y));
+  return Math.max(1, Math.min(128, Math.round(side / AREA_PX)));
+}
+
+/**
+ * Asks the host to count `box`'s streams on a grid. With `etag` (the same
+ * URL asked before), { status: 304 } when nothing changed.
+ */
+async function askClusters(box, grid, { etag = null, signal } = {}) {
+  const url = api(`clusters?bbox=${bboxParam(box)}&grid=${grid}`);
+  const headers = { accept: 'application/json' };
+  // Set by hand, the browser's cache stays out of it and the 304 comes here.
+  if (etag) headers['if-none-match'] = etag;
+  const t0 = performance.now();
+  const zoom = map.getZoom();
+  const r = await fetch(url, { headers, cache: 'no-store', signal });
+  if (r.status === 304) return { status: 304 };
+  if (!r.ok) {
+    const e = new Error(`${url}: HTTP ${r.status}`);
+    e.status = r.status;
+    throw e;
+  }
+  const text = await r.text();
+  const answer = JSON.parse(text);
+  const cells = Array.isArray(answer.clusters) ? answer.clusters : [];
+  let live = 0;
+  let viewers = 0;
+  for (const c of cells) {
+    live += c.states?.live || 0;
+    viewers += c.viewers || 0;
+  }
+  return {
+    status: 200, url, box, grid, zoom, etag: r.headers.get('etag'), at: performance.now(),
+    total: answer.total || 0, cells, live, viewers, bytes: text.length, ms: Math.round(performance.now() - t0),
+  };
+}
+
+/**
+ * What the last count tells of `box`: 'small' (it lies in the box counted,
+ * and the cells it meets hold at most DETAIL_MAX streams: no need to ask),
+ * 'many' (the cells inside it, or the density of the box counted, say more
+ * than DETAIL_MAX: ask for the clusters to draw at once), or null (ask for
+ * a coarse count first: a few hundred bytes where the clusters of a small
+ * box would be tens of kilobytes for nothing).
+ */
+function foresee(box) {
+  const c = census;
+  if (!c || performance.now() - c.at > CENSUS_MAX_AGE_MS) return null;
+  if (boxCovers(c.box, box)) {
+    let most = 0;
+    let least = 0;
+    for (const cell of c.cells) {
+      if (!boxMeets(box, cell.bbox)) continue;
+      most += cell.count;
+      const [w, s, e, n] = cell.bbox;
+      if (inBox(box, s, w) && inBox(box, n, e)) least += cell.count;
+    }
+    return most <= DETAIL_MAX ? 'small' : least > DETAIL_MAX ? 'many' : null;
+  }
+  // Elsewhere, or zoomed out: as dense as the box counted (a guess, which only chooses the grid).
+  const area = (b) => Math.max(1e-9, b.width * (b.n - b.s));
+  return (c.total * area(box)) / area(c.box) > DETAIL_MAX ? 'many' : null;
+}
+
+/**
+ * The view's box, counted (unless known small): subscribed to when it
+ * holds at most DETAIL_MAX streams, else drawn as the host's clusters.
+ * Only the latest decision counts (a quicker pan drops those before).
+ */
+async function decide() {
+  const seq = ++mode.seq;
+  mode.pending?.abort();
+  mode.pending = null;
+  const box = wantedBox();
+  const t0 = performance.now();
+  const guess = foresee(box);
+  if (guess === 'small') {
+    decided({ bbox: bboxParam(box), total: null, chars: 0, fetch_ms: 0, mode: 'detailed', at: Math.round(t0) });
+    subscribe(box);
+    return;
+  }
+  const pending = new AbortController();
+  mode.pending = pending;
+  let answer;
+  let chars = 0;
+  try {
+    // Likely to be detailed (or unknown): a coarse count first. Likely an
+    // overview (or too many after all): the grid to draw.
+    const display = gridFor(box);
+    answer = await askClusters(box, guess === 'many' ? display : Math.min(display, DECIDE_GRID), { signal: pending.signal });
+    if (answer.total > DETAIL_MAX && answer.grid !== display) {
+      chars = answer.bytes;
+      answer = await askClusters(box, display, { signal: pending.signal });
+    }
+  } catch (e) {
+    if (seq !== mode.seq) return;
+    mode.pending = null;
+    if (e.status === 404) {
+      // A host without /api/clusters: every box is subscribed to, as before it existed.
+      console.warn('no /api/clusters on this host: every view is listed');
+      census = { box: { w: -180, s: -90, e: 180, n: 90, width: 360 }, cells: [], at: Infinity, total: 0 };
+      subscribe(box);
+      return;
+    }
+    // The host is away (or failed): asked again soon; what is drawn stays.
+    const conn = $('#conn');
+    conn.dataset.conn = 'connecting';
+    conn.textContent = 'reconnecting…';
+    setTimeout(() => { if (seq === mode.seq) decide(); }, Math.min(30_000, 1000 * 2 ** mode.failures++));
+    return;
+  }
+  if (seq !== mode.seq) return;
+  mode.pending = null;
+  mode.failures = 0;
+  census = answer;
+  const detailed = answer.total <= DETAIL_MAX;
+  decided({
+    bbox: bboxParam(box), total: answer.total, chars: chars + answer.bytes, fetch_ms: Math.round(performance.now() - t0),
+    mode: detailed ? 'detailed' : 'overview', at: Math.round(t0),
+  });
+  if (detailed) subscribe(box);
+  else showOverview(answer, t0);
+}
+
+/** What each decision was (for the tests): the box, its count (null: known small without asking), the mode. */
+const decisions = [];
+function decided(d) {
+  decisions.push(d);
+  if (decisions.length > 50) decisions.shift();
+}
+
+/** Overview mode: the box's streams are let go, the host's clusters drawn, counted again every OVERVIEW_REFRESH_MS. */
+function showOverview(answer, t0) {
+  if (sub.es) sub.es.close();
+  Object.assign(sub, { es: null, box: null });
+  mode.kind = 'overview';
+  // Only the open player's and those without a position stay (pollPlayer keeps the player's current).
+  let dropped = 0;
+  for (const [id, s] of streams) {
+    if (!kept(s)) { streams.delete(id); dropped++; }
+  }
+  if (dropped) {
+    for (const id of [...phones.keys()]) syncPhone(id);
+    indexDirty = true;
+  }
+  shownCensus = answer;
+  draw();
+  drawAreas();
+  if (!fitted) {
+    fitted = true;
+    fitToMarkers(answer);
+  }
+  if (!test.ready) {
+    test.ready = true;
+    if (!test.painting && !test.firstPaint) firstPainted();
+  }
+  if (!providers.size) loadProviders();
+  const conn = $('#conn');
+  conn.dataset.conn = 'open';
+  conn.textContent = 'overview';
+  conn.title = `Zoomed out: the streams are counted by area every ${OVERVIEW_REFRESH_MS / 1000} s; zoom in for live updates`;
+  scheduleList();
+  scheduleCounts();
+  const record = {
+    bbox: bboxParam(answer.box), grid: answer.grid, total: answer.total, clusters: answer.cells.length,
+    chars: answer.bytes, fetch_ms: answer.ms, asked: Math.round(t0), drawn: Math.round(performance.now()), painted: null,
+  };
+  overviews.push(record);
+  if (overviews.length > 50) overviews.shift();
+  requestAnimationFrame(() => setTimeout(() => { record.painted = Math.round(performance.now()); }, 0));
+  clearTimeout(mode.refreshTimer);
+  mode.refreshTimer = setTimeout(refreshOverview, OVERVIEW_REFRESH_MS);
+}
+
+/** Leaves overview mode (the clusters drawn stay until the next snapshot replaces them). */
+function stopOverview() {
+  clearTimeout(mode.refreshTimer);
+  mode.refreshTimer = null;
+}
+
+/**
+ * The overview's box counted again (the same URL, with its ETag): a 304
+ * keeps what is drawn; a box that now holds few enough is subscribed to.
+ * Providers have no events in overview mode: read again too. Resolves to
+ * the status (for the tests).
+ */
+async function refreshOverview() {
+  clearTimeout(mode.refreshTimer);
+  mode.refreshTimer = null;
+  if (mode.kind !== 'overview' || !census) return null;
+  if (mode.pending) {
+    // A new view is being counted: that answer replaces this one (or the timer tries again).
+    mode.refreshTimer = setTimeout(refreshOverview, OVERVIEW_REFRESH_MS);
+    return null;
+  }
+  const seq = mode.seq;
+  const c = census;
+  let answer;
+  loadProviders();
+  try {
+    answer = await askClusters(c.box, c.grid, { etag: c.etag });
+  } catch {
+    answer = null;
+  }
+  if (seq !== mode.seq || mode.kind !== 'overview' || census !== c) return null;
+  const conn = $('#conn');
+  if (!answer) {
+    conn.dataset.conn = 'connecting';
+    conn.textContent = 'reconnecting…';
+    mode.refreshTimer = setTimeout(refreshOverview, OVERVIEW_REFRESH_MS);
+    return 'error';
+  }
+  conn.dataset.conn = 'open';
+  conn.textContent = 'overview';
+  if (answer.status === 304) {
+    c.at = performance.now();
+    mode.refreshTimer = setTimeout(refreshOverview, OVERVIEW_REFRESH_MS);
+    return 304;
+  }
+  census = { ...answer, zoom: c.zoom };
+  if (answer.total <= DETAIL_MAX) subscribe(c.box);
+  else showOverview(census, performance.now());
+  return 200;
+}
+
+let providersBusy = false;
+let providersRead = '';
+/** The providers, without events to tell them (overview mode); the table redone only when they changed. */
+async function loadProviders() {
+  if (providersBusy) return;
+  providersBusy = true;
+  try {
+    const list = await getJSON(api('providers'), { cache: 'no-store' });
+    if (mode.kind !== 'overview' || !Array.isArray(list)) return;
+    const read = JSON.stringify(list);
+    if (read === providersRead && providers.size === list.length) return;
+    providersRead = read;
+    providers.clear();
+    for (const p of list) providers.set(p.id, p);
+    scheduleProviders();
+    startUnplaced();
+  } catch { /* kept as they are until the next reading */ } finally {
+    providersBusy = false;
+  }
+}
+
+/** The most interesting state of a host's cluster. */
+function areaState(cell) {
+  let best = 'idle';
+  for (const [st, n] of Object.entries(cell.states || {})) {
+    if (n > 0 && (PRIORITY[st] ?? -1) > PRIORITY[best]) best = st;
+  }
+  return best;
+}
+
+/** A host's cluster: where its streams are, on the copy of the world around `centre`. */
+const areaLatLng = (cell, centre) => L.latLng(cell.lat, cell.lon + 360 * Math.round((centre - cell.lon) / 360));
+
+/** Zooms to a host's cluster's streams (their extent), at least one level closer. */
+function openArea(cell) {
+  const [w, s, e, n] = cell.bbox;
+  const east = e < w ? e + 360 : e; // across the antimeridian
+  const shift = 360 * Math.round((map.getCenter().lng - (w + east) / 2) / 360);
+  const bounds = L.latLngBounds([s, w + shift], [n, east + shift]);
+  const pad = mapPadding();
+  const room = L.point(pad.paddingTopLeft).add(pad.paddingBottomRight);
+  const z = Math.min(AREA_MAX_ZOOM, map.getBoundsZoom(bounds, false, room));
+  if (z > map.getZoom()) map.fitBounds(bounds, { ...pad, maxZoom: AREA_MAX_ZOOM });
+  else map.setView(areaLatLng(cell, map.getCenter().lng), map.getZoom() + 1);
+}
+
+function areaTip(cell) {
+  const states = Object.entries(cell.states || {}).filter(([, n]) => n > 0)
+    .sort((a, b) => (PRIORITY[b[0]] ?? 0) - (PRIORITY[a[0]] ?? 0));
+  return h('div', { class: 'tip' },
+    h('div', { class: 'tip-name', text: plural(cell.count, 'stream', 'streams') }),
+    h('ul', {}, ...states.map(([st, n]) => h('li', {}, h('span', { class: `dot state-${st}` }), ` ${n.toLocaleString('en')} ${st}`))),
+    h('div', { class: 'tip-meta', text: `${plural(cell.viewers || 0, 'viewer', 'viewers')} · click to zoom in` }));
+}
+
+/** A host's cluster's marker; `a.cell` is its latest count (a refresh restyles the marker, keeping its tooltip and focus). */
+function makeArea(a, ll) {
+  a.marker = L.marker(ll, {
+    icon: L.divIcon({ className: 'dss-cluster dss-area', iconSize: null, html: '' }),
+    keyboard: true,
+  });
+  const open = () => openArea(a.cell);
+  a.marker.on('add', () => {
+    styleArea(a);
+    a.marker.getElement().addEventListener('keydown', (e) => onMarkerKey(e, open));
+  });
+  a.marker.on('click', open);
+  a.marker.bindTooltip(() => areaTip(a.cell), { direction: 'top', offset: [0, -16], opacity: 1, className: 'dss-tip' });
+  return a;
+}
+
+function styleArea(a) {
+  const el = a.marker.getElement();
+  if (!el) return;
+  const { count, states } = a.cell;
+  const live = states?.live || 0;
+  styleClusterEl(el, count, areaState(a.cell), `${plural(count, 'stream', 'streams')}${live ? `, ${live} live` : ''}: zoom in`);
+}
+
+/**
+ * Which cell of the host's grid a cluster is: its streams' mean position
+ * lies in its cell, so the same cell of a box counted again has the same
+ * key (its marker is kept).
+ */
+function areaKey(census, cell) {
+  const { box, grid } = census;
+  const idx = (offset, size) => Math.min(grid - 1, Math.max(0, Math.floor((offset / size) * grid)));
+  const col = idx((((cell.lon - box.w) % 360) + 360) % 360, box.width);
+  const row = idx(cell.lat - box.s, box.n - box.s || 1);
+  return `${bboxParam(box)} ${grid} ${col},${row}`;
+}
+
+/** The host's clusters in view (and DRAW_PAD around): those drawn already are kept (restyled), the rest made or removed. */
+function drawAreas() {
+  const want = new Map();
+  if (shownCensus) {
+    const view = map.getBounds().pad(DRAW_PAD);
+    const centre = map.getCenter().lng;
+    for (const cell of shownCensus.cells) {
+      const ll = areaLatLng(cell, centre);
+      if (!view.contains(ll)) continue;
+      // (A mean on a cell's edge, rounded across it, would share its neighbour's key: made unique, in the answer's order.)
+      let key = areaKey(shownCensus, cell);
+      while (want.has(key)) key += '+';
+      want.set(key, { cell, ll });
+    }
+  }
+  for (const [key, a] of areas) {
+    if (!want.has(key)) { cameraLayer.removeLayer(a.marker); areas.delete(key); }
+  }
+  for (const [key, { cell, ll }] of want) {
+    const a = areas.get(key);
+    if (!a) {
+      const na = makeArea({ cell, marker: null }, ll);
+      areas.set(key, na);
+      na.marker.addTo(cameraLayer);
+    } else {
+      if (a.cell !== cell) { a.cell = cell; styleArea(a); }
+      if (!a.marker.getLatLng().equals(ll)) a.marker.setLatLng(ll);
+    }
+  }
+}
+
+/** The streams the overview counts in view: { n, approx } (approx: some cells lie across its edge). */
+function areaCount() {
+  let n = 0;
+  let approx = false;
+  if (!shownCensus) return { n, approx };
+  const view = boxOf(map.getBounds());
+  for (const cell of shownCensus.cells) {
+    if (!boxMeets(view, cell.bbox)) continue;
+    const [w, s, e, nn] = cell.bbox;
+    const inside = inBox(view, s, w) && inBox(view, nn, e) && (((e - w) % 360) + 360) % 360 <= view.width;
+    if (!inside) approx = true;
+    n += cell.count;
+  }
+  return { n, approx };
 }
 
 // ------------------------------------------------ streams without a position
@@ -1079,6 +1562,13 @@ const unplacedWanted = new Set();
 let unplacedTimer = null;
 let unplacedDue = Infinity;
 let unplacedBusy = false;
+
+/** Once the providers are known (a snapshot, or /api/providers in overview mode): their streams without a position. */
+function startUnplaced() {
+  if (unplacedStarted || !providers.size) return;
+  unplacedStarted = true;
+  scheduleUnplaced(0, [...providers.keys()]);
+}
 
 function scheduleUnplaced(ms, ids) {
   for (const id of ids) unplacedWanted.add(id);
@@ -1453,12 +1943,14 @@ document.addEventListener('keydown', (e) => {
   if (window.innerWidth <= 720 && !$('#side').classList.contains('collapsed')) toggleSide(false);
 });
 
-// The view's markers at once (the index is there); its list soon; a new box once the move settles.
+// The view's markers at once (the index, or the host's clusters, are there); its list soon; a new box once the move settles.
 map.on('zoomend moveend', () => {
   draw();
+  drawAreas();
   scheduleList();
   onMoved();
 });
+map.on('movestart zoomstart', onMoveStart);
 
 function legend() {
   const el = $('#legend');
@@ -1475,15 +1967,25 @@ const heldCameras = () => [...streams.values()].filter((s) => s.geo && !isPhone(
 /** For tests/browser/page.test.mjs and scale.test.mjs: read-only views of what is drawn, and a way to move the map. */
 const test = {
   ready: false,
-  /** { ms, markers, clusters }: the first snapshot's markers painted, ms after navigation started. */
+  /** { ms, markers, clusters, mode }: the first view's markers painted, ms after navigation started. */
   firstPaint: null,
   painting: false,
   /** Cameras in the last index built. */
   indexed: 0,
   /** Per snapshot: its box, streams, size (characters), ms from subscribing to drawn. */
   snapshots,
-  /** The box subscribed to now (W,S,E,N as sent). */
+  /** The box subscribed to now (W,S,E,N as sent); null in overview mode. */
   box: () => (sub.box ? bboxParam(sub.box) : null),
+  /** 'detailed' (subscribed to the box) or 'overview' (the host's clusters drawn). */
+  mode: () => mode.kind,
+  /** Per overview drawn: its box, grid, total, clusters, size (characters), page times (asked, drawn, painted). */
+  overviews,
+  /** Per decision on a view: its box, count (null when known small), mode, time (page ms). */
+  decisions,
+  /** The host's clusters drawn now: their counts. */
+  areas: () => [...areas.values()].map((a) => a.cell.count),
+  /** Counts the overview's box again now (as its timer would): 304, 200, 'error', or null outside overview mode. */
+  refreshOverview,
   /** Subscriptions opened so far. */
   subscriptions: () => sub.count,
   /** Streams held now, and how many of those with a position are outside the box (the player's only). */
@@ -1525,4 +2027,4 @@ window.dssTest = test;
 
 legend();
 await loadWeb();
-subscribe();
+decide();

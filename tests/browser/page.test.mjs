@@ -169,6 +169,11 @@ try {
     const events = requests.filter((u) => /\/api\/events(\?|$)/.test(u));
     assert(events.length > 0 && events.every((u) => new URL(u).searchParams.has('bbox')),
       `subscriptions: ${events.join(' ') || 'none'}`);
+    // A handful of streams: the view is counted (/api/clusters) and listed, never an overview.
+    const counts = requests.filter((u) => /\/api\/clusters\?/.test(u));
+    const mode = await page.evaluate(() => window.dssTest.mode());
+    assert(counts.length > 0 && counts.every((u) => new URL(u).searchParams.has('bbox')) && mode === 'detailed',
+      `counted ${counts.join(' ') || 'never'}; ${mode} mode`);
     return `${requests.length} requests, subscribed to ${new URL(events.at(-1)).searchParams.get('bbox')}`;
   });
 

@@ -12,9 +12,13 @@
 // (the first snapshot's markers painted, at most 2 s after navigation);
 // that a pan inside the subscribed box fetches nothing, and a pan out of
 // it (a drag, a jump to a distant place) one new box with only that view's
-// streams; that the page answers clicks at once; no console errors, nothing
-// fetched from outside. Prints one line per check and the figures (first
-// paint, streams and snapshot sizes per view, long tasks), exits 1 on any failure.
+// streams; that the page answers clicks at once; that zoomed out over the
+// whole area it draws the host's clusters (/api/clusters) and never
+// subscribes to the area (few bytes, drawn within 1 s, no long task),
+// counts again with a 304, and lists a small box again once zoomed in; no
+// console errors, nothing fetched from outside. Prints one line per check
+// and the figures (first paint, streams and snapshot sizes per view, bytes
+// of the overview, long tasks), exits 1 on any failure.
 
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -58,6 +62,10 @@ const VIEW_MAX = Math.min(5000, args.total / 10);
 const FIRST_PAINT_MS = 2000;
 /** A click answered (the map zoomed, a tooltip shown) within this. */
 const ANSWER_MS = 1000;
+/** Zoomed out over the whole area: drawn within this of the zoom, from at most this many bytes, no task longer. */
+const OVERVIEW_MS = 1000;
+const OVERVIEW_BYTES = 200 * 1024;
+const OVERVIEW_TASK_MS = 200;
 
 // ---------------------------------------------------------- reporting
 
@@ -117,6 +125,18 @@ page.on('console', (m) => {
   if (m.type() === 'error') consoleErrors.push(`${m.text()}${m.location()?.url ? ` [${m.location().url}]` : ''}`);
 });
 page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
+// Bytes received, per chunk (an event stream's too, which never finishes):
+// Chromium's own account, decoded (`bytes`) and as sent (`encoded`).
+const received = [];
+const cdp = await context.newCDPSession(page);
+{
+  const urls = new Map();
+  cdp.on('Network.requestWillBeSent', (e) => urls.set(e.requestId, e.request.url));
+  cdp.on('Network.dataReceived', (e) => received.push({
+    at: Date.now() - started, url: urls.get(e.requestId) || '?', bytes: e.dataLength, encoded: e.encodedDataLength,
+  }));
+  await cdp.send('Network.enable');
+}
 // Long tasks (the main thread busy for more than 50 ms): what a visitor feels as a page that does not answer.
 await page.addInitScript(() => {
   window.__longTasks = [];
@@ -128,6 +148,7 @@ await page.addInitScript(() => {
 });
 
 const eventRequests = () => requests.filter((r) => /\/api\/events(\?|$)/.test(r.url));
+const clusterRequests = () => requests.filter((r) => /\/api\/clusters(\?|$)/.test(r.url));
 /** The box of an events request, [W,S,E,N], or null without one. */
 function boxOfUrl(u) {
   const b = new URL(u).searchParams.get('bbox');
@@ -238,8 +259,11 @@ try {
       const e = performance.getEntriesByType('navigation')[0];
       return { dcl: Math.round(e.domContentLoadedEventEnd), load: Math.round(e.loadEventEnd) };
     });
+    const dec = await t(() => window.dssTest.decisions[0]);
+    assert(fp.mode === 'detailed' && dec?.mode === 'detailed', `the first view is drawn in ${fp.mode} mode (counted ${dec?.total})`);
     figure(`first paint: ${fp.ms} ms after navigation (in the page; ${wall} ms by the test's clock; DOMContentLoaded ${nav.dcl} ms), `
-      + `${fp.markers} cameras alone and ${fp.clusters} clusters; subscribed ${snap.ms} ms before it`);
+      + `${fp.markers} cameras alone and ${fp.clusters} clusters; counted (${dec.total} streams, ${dec.fetch_ms} ms) at ${dec.at} ms, `
+      + `subscribed ${snap.ms} ms before the paint`);
     figure(`first view: ${snap.streams} streams of ${args.total} in the box ${snap.bbox}, ${kb(snap.chars)} of snapshot; `
       + `${d.markers} markers + ${d.clusters} clusters (${d.inClusters} cameras) drawn, ${d.rows} rows listed`);
     assert(fp.ms <= FIRST_PAINT_MS, `first paint after ${fp.ms} ms`);
@@ -335,30 +359,110 @@ try {
     return `"${name}", ${ms} ms`;
   });
 
-  // 6. The whole area at once (zoomed out): the most a view can bring with
-  // no clustering on the host. Measured; checked only for staying drawable.
-  await check('zoomed out over the whole area: clustered, and back to a small box on zooming in', async () => {
-    const count = await snapshotsSoFar();
-    const t0 = Date.now();
-    await t(({ lat, lon }) => window.dssTest.setView(lat, lon, 6), { lat: (S + N) / 2, lon: (W + E) / 2 });
-    const snap = await nextSnapshot(count, 60_000);
-    const took = Date.now() - t0;
+  // 6. The whole area at once (zoomed out): too many streams to list. The
+  // page must not subscribe to it (a 16 MB snapshot, 1.5 s of a page that
+  // does not answer): it draws the host's clusters, from a few kilobytes.
+  const centre = { lat: (S + N) / 2, lon: (W + E) / 2 };
+  await check(`zoomed out over the whole area: the host's clusters within ${OVERVIEW_MS} ms, under ${kb(OVERVIEW_BYTES)}, no task over ${OVERVIEW_TASK_MS} ms`, async () => {
+    const evBefore = eventRequests().length;
+    const snapsBefore = await snapshotsSoFar();
+    const ovBefore = await t(() => window.dssTest.overviews.length);
+    const rx0 = received.length;
+    const at = await t(({ lat, lon }) => { const at = performance.now(); window.dssTest.setView(lat, lon, 6); return at; }, centre);
+    await page.waitForFunction((c) => window.dssTest.overviews.length > c && window.dssTest.overviews.at(-1).painted,
+      ovBefore, { timeout: 10_000, polling: 20 });
+    const ov = await t(() => window.dssTest.overviews.at(-1));
+    await page.waitForTimeout(1500); // whatever else this view would bring (a subscription, a snapshot)
+    const rx = received.slice(rx0);
+    const bytes = rx.reduce((a, r) => a + r.bytes, 0);
+    const encoded = rx.reduce((a, r) => a + r.encoded, 0);
+    const long = (await t(() => window.__longTasks || [])).filter((e) => e.at >= at);
+    const worst = long.reduce((a, e) => Math.max(a, e.ms), 0);
     const d = await drawn();
-    figure(`whole area (zoom 6): ${snap.streams} streams, ${kb(snap.chars)}, drawn ${took} ms after zooming out; `
-      + `${d.markers} markers + ${d.clusters} clusters`);
+    const mode = await t(() => window.dssTest.mode());
+    const areas = await t(() => window.dssTest.areas());
+    const took = Math.round(ov.painted - at);
+    figure(`whole area (zoom 6): overview of ${ov.total} streams in ${ov.bbox} on a ${ov.grid}x${ov.grid} grid, ${ov.clusters} clusters `
+      + `(${kb(ov.chars)}, answered in ${ov.fetch_ms} ms), painted ${took} ms after zooming out; ${kb(bytes)} received in all `
+      + `(${kb(encoded)} on the wire) in ${rx.length} chunks; ${d.clusters} clusters drawn (${d.inClusters} streams), ${d.markers} markers; `
+      + `long tasks: ${long.length}, the longest ${worst} ms`);
     await page.screenshot({ path: join(args.out, 'whole-area.png') });
-    assert(d.markers + d.clusters <= 1000, `${d.markers} markers and ${d.clusters} clusters in the DOM`);
+    assert(mode === 'overview', `the page is in ${mode} mode`);
+    assert(ov.total > VIEW_MAX, `the box counts ${ov.total} streams: not the whole area`);
+    const ev = eventRequests().slice(evBefore);
+    assert(ev.length === 0, `subscribed to ${ev.map((r) => r.url).join(' ')}`);
+    assert((await snapshotsSoFar()) === snapsBefore, 'a snapshot came');
+    assert(bytes <= OVERVIEW_BYTES, `${kb(bytes)} received: ${[...new Set(rx.map((r) => r.url))].join(' ')}`);
+    assert(took <= OVERVIEW_MS, `painted ${took} ms after zooming out`);
+    assert(worst <= OVERVIEW_TASK_MS, `a task of ${worst} ms`);
+    assert(d.clusters > 0 && areas.length === d.clusters, `${d.clusters} clusters in the DOM, the page draws ${areas.length}`);
+    assert(d.clusters <= 1000 && d.markers <= 10, `${d.markers} markers and ${d.clusters} clusters in the DOM`);
+    assert(d.inClusters <= ov.total, `the clusters drawn count ${d.inClusters}, the box ${ov.total}`);
+    assert(d.held.streams <= 5, `the page holds ${d.held.streams} streams`);
+    const shown = await page.textContent('#shown');
+    assert(/zoom in to list them/.test(shown), `the list says "${shown}"`);
+    return `${ov.clusters} clusters of ${ov.total} streams, ${kb(bytes)}, ${took} ms, longest task ${worst} ms`;
+  });
+
+  await check('the overview is counted again with its ETag (304: nothing redrawn)', async () => {
+    const r0 = requests.length;
+    const areasBefore = await t(() => window.dssTest.areas().join());
+    let status = await t(() => window.dssTest.refreshOverview());
+    // Something may have changed once (a lazy listing): the next one is a 304.
+    if (status === 200) status = await t(() => window.dssTest.refreshOverview());
+    assert(status === 304, `refreshed: ${status}`);
+    const asked = requests.slice(r0).filter((r) => /\/api\/clusters\?/.test(r.url));
+    assert(asked.length >= 1, 'no request to /api/clusters');
+    assert((await t(() => window.dssTest.areas().join())) === areasBefore, 'the clusters changed on a 304');
+    assert((await t(() => window.dssTest.mode())) === 'overview', 'left the overview');
+    return `${asked.length} request(s), ${status}`;
+  });
+
+  await check(`a click on one of the host's clusters zooms to it within ${ANSWER_MS} ms`, async () => {
+    const c = await visible('.dss-cluster.dss-area[data-count]');
+    assert(c, 'no cluster of the host in view');
+    const z0 = (await drawn()).view.zoom;
+    const decisions = await t(() => window.dssTest.decisions.length);
+    const t0 = Date.now();
+    await page.mouse.click(c.x, c.y);
+    await page.waitForFunction((z0) => window.dssTest.view().zoom > z0, z0, { timeout: 5000, polling: 10 });
+    const ms = Date.now() - t0;
+    // Settled: counted (or known small), then drawn in its mode.
+    await page.waitForFunction((n) => {
+      const t = window.dssTest;
+      if (t.decisions.length <= n) return false;
+      const d = t.decisions.at(-1);
+      return d.mode === 'overview' ? t.overviews.at(-1)?.painted && t.overviews.at(-1).bbox === d.bbox : t.snapshots.at(-1)?.bbox === d.bbox;
+    }, decisions, { timeout: 15_000, polling: 50 });
+    const d = await drawn();
+    const dec = await t(() => window.dssTest.decisions.at(-1));
+    figure(`a host's cluster of ${c.count} clicked: zoom ${z0} → ${d.view.zoom} after ${ms} ms; then ${dec.mode} `
+      + `(${dec.total ?? 'known small'} streams in ${dec.bbox}), ${d.markers} markers + ${d.clusters} clusters`);
+    assert(ms <= ANSWER_MS, `the map zoomed after ${ms} ms`);
+    return `${c.count} streams, zoom ${z0} → ${d.view.zoom}, ${ms} ms, ${dec.mode}`;
+  });
+
+  await check('zooming in again lists a small box (detailed mode)', async () => {
     const again = await snapshotsSoFar();
+    const t0 = Date.now();
     await t(({ lat, lon }) => window.dssTest.setView(lat, lon, 10), far);
     const back = await nextSnapshot(again);
-    await checkView('zoomed in again', back, eventRequests().at(-1).url);
-    return `${snap.streams} streams at zoom 6 in ${took} ms; ${back.streams} after zooming in again`;
+    const took = Date.now() - t0;
+    await page.waitForTimeout(500);
+    const d = await checkView('zoomed in again', back, eventRequests().at(-1).url);
+    assert((await t(() => window.dssTest.mode())) === 'detailed', 'not in detailed mode');
+    assert((await t(() => window.dssTest.areas().length)) === 0, 'the host\'s clusters are still drawn');
+    figure(`zoomed in again: ${back.streams} streams in ${back.bbox}, ${kb(back.chars)}, drawn ${took} ms after the zoom; `
+      + `${d.markers} markers + ${d.clusters} clusters, ${d.rows} rows`);
+    return `${back.streams} streams, ${took} ms`;
   });
 
   // Checked last: everything the page did.
   await check('every subscription had a box; no listing of every stream; no console errors; nothing from outside', async () => {
-    const bare = eventRequests().filter((r) => !boxOfUrl(r.url));
-    assert(bare.length === 0, `/api/events without a bbox: ${bare.map((r) => r.url).join(' ')}`);
+    const bare = [...eventRequests(), ...clusterRequests()].filter((r) => !boxOfUrl(r.url));
+    assert(bare.length === 0, `/api/events or /api/clusters without a bbox: ${bare.map((r) => r.url).join(' ')}`);
+    const big = (await t(() => window.dssTest.snapshots)).filter((x) => x.streams > VIEW_MAX);
+    assert(big.length === 0, `snapshots of ${big.map((x) => `${x.streams} streams (${x.bbox})`).join(', ')}`);
     // /api/streams only for one stream, a small provider's streams (those
     // without a position are in no box), or one stream (the nudge of lazy providers).
     const providers = await (await fetch(new URL('api/providers', args.page))).json();
@@ -372,7 +476,7 @@ try {
     assert(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
     const off = offHostRequests();
     assert(off.length === 0, `requests off this host: ${off.join(', ')}`);
-    return `${requests.length} requests, ${eventRequests().length} subscriptions`;
+    return `${requests.length} requests, ${eventRequests().length} subscriptions, ${clusterRequests().length} counts`;
   });
 
   const long = await t(() => window.__longTasks || []);
@@ -380,6 +484,8 @@ try {
   figure(`long tasks (main thread busy > 50 ms): ${long.length}, the longest ${worst} ms, ${long.reduce((a, e) => a + e.ms, 0)} ms in all`);
   const snaps = await t(() => window.dssTest.snapshots);
   figure(`snapshots: ${snaps.map((s) => `${s.streams} streams ${kb(s.chars)} in ${s.ms} ms (handled in ${s.handled_ms})`).join('; ')}`);
+  const decs = await t(() => window.dssTest.decisions);
+  figure(`views decided: ${decs.map((d) => `${d.mode} (${d.total ?? 'known small'}${d.total != null ? `, ${kb(d.chars)} in ${d.fetch_ms} ms` : ''})`).join('; ')}`);
 } catch (e) {
   fail('the run', e?.stack || String(e));
 } finally {
