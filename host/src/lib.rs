@@ -27,7 +27,6 @@ pub mod lifecycle;
 pub mod memory;
 pub mod mobile;
 pub mod nginx;
-pub mod places;
 pub mod plugin;
 pub mod privileges;
 pub mod providers;

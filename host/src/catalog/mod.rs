@@ -7,6 +7,8 @@
 //! FFmpeg policy ([`crate::ffmpeg::policy`]): a stream the policy refuses is
 //! still listed, with the reason, so it is known before anyone plays it.
 
+mod places;
+
 use crate::config::Limits;
 use crate::ffmpeg::policy::CheckedOptions;
 use crate::ffmpeg::{Plan, Refusal, SourceGrant};
@@ -330,7 +332,7 @@ pub struct Snapshot {
     pub generation: u64,
     /// The streams' positions, indexed on the first query of a map's view
     /// (shared by the snapshots that only move phones or change statuses).
-    places: Arc<std::sync::OnceLock<crate::places::Places>>,
+    places: Arc<std::sync::OnceLock<places::Places>>,
 }
 
 /// The catalog shared by the API and the supervisor.
@@ -406,7 +408,7 @@ impl Catalog {
     ) -> Vec<&'a Arc<StreamEntry>> {
         let places = snap
             .places
-            .get_or_init(|| crate::places::Places::build(&snap.streams));
+            .get_or_init(|| places::Places::build(&snap.streams));
         // Phones placed live may have moved since the index was built.
         let live: std::collections::HashSet<String> = match self.live_geo.lock() {
             Ok(g) => g.keys().cloned().collect(),

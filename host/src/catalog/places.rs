@@ -9,7 +9,7 @@
 //! checks each hit against the stream's current position and looks at
 //! the streams placed live (the catalog's few phones) one by one.
 
-use crate::catalog::StreamEntry;
+use super::StreamEntry;
 use dss_store::BBox;
 use rstar::primitives::GeomWithData;
 use rstar::{RTree, AABB};
