@@ -6,13 +6,13 @@
 //! from a few kilobytes, where the list would be 16 MB; it lists (or
 //! subscribes to) a box once the box holds few enough streams.
 
-use super::list::{effective_state, etag, not_modified, parse_bbox};
+use super::list::{effective_state, parse_bbox, revision, tagged_json, Revision};
 use super::ApiError;
 use crate::http::state::StreamsState;
 use crate::supervisor::{State as StreamState, Status};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -156,13 +156,10 @@ pub async fn clusters(
         )));
     }
     st.listings.ensure_all_listed().await;
-    let snap = st.catalog.snapshot();
-    let tag = etag(snap.generation, st.supervisor.generation());
-    let tag_value = HeaderValue::from_str(&tag)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("etag: {e}")))?;
-    if not_modified(&headers, &tag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag_value)]).into_response());
-    }
+    let (snap, tag) = match revision(&st, &headers)? {
+        Revision::Unchanged(not_modified) => return Ok(not_modified),
+        Revision::Changed { snap, tag } => (snap, tag),
+    };
     let statuses = st.supervisor.statuses();
     let idle = Status::default();
     let width = (bbox.max_lon - bbox.min_lon).rem_euclid(360.0);
@@ -208,19 +205,7 @@ pub async fn clusters(
             })
             .collect(),
     };
-    let body = serde_json::to_vec(&overview)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("json: {e}")))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::ETAG, tag_value),
-        ],
-        body,
-    )
-        .into_response())
+    tagged_json(tag, &overview, 64 + overview.clusters.len() * 160)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! at 100,000 streams that is most of its cost.
 
 use super::ApiError;
-use crate::catalog::StreamEntry;
+use crate::catalog::{Snapshot, StreamEntry};
 use crate::http::state::StreamsState;
 use crate::supervisor::{State as StreamState, Status};
 use axum::extract::{Query, RawQuery, State};
@@ -264,12 +264,12 @@ static BOOT: LazyLock<String> = LazyLock::new(|| crate::ids::unguessable_hex(4))
 /// of bytes for the same list. It changes whenever the catalog or a
 /// stream's state or viewers do; the query is not in it, since a tag
 /// belongs to one URL.
-pub(super) fn etag(catalog: u64, supervisor: u64) -> String {
+fn etag(catalog: u64, supervisor: u64) -> String {
     format!("W/\"{}-{catalog}-{supervisor}\"", *BOOT)
 }
 
 /// Whether `If-None-Match` names `tag` (weak comparison, or `*`).
-pub(super) fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
     let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
     let ours = strip(tag);
     headers
@@ -278,6 +278,58 @@ pub(super) fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim() == "*" || strip(t) == ours)
+}
+
+/// What an answer built from the catalog and the supervisor's statuses
+/// starts from.
+pub(super) enum Revision {
+    /// The client has it: a 304 with its tag.
+    Unchanged(Response),
+    /// The snapshot to build it from, and its tag.
+    Changed {
+        snap: Arc<Snapshot>,
+        tag: HeaderValue,
+    },
+}
+
+/// The current [`Revision`] for a client that sent `headers`. The
+/// supervisor's generation is read here, before the caller reads its
+/// statuses, and the catalog's comes with its snapshot: a body may be
+/// newer than its tag (one more 200 later), never older (a 304 over a
+/// stale list).
+pub(super) fn revision(st: &StreamsState, headers: &HeaderMap) -> Result<Revision, ApiError> {
+    let snap = st.catalog.snapshot();
+    let tag = etag(snap.generation, st.supervisor.generation());
+    let value = HeaderValue::from_str(&tag)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("etag: {e}")))?;
+    Ok(if not_modified(headers, &tag) {
+        Revision::Unchanged((StatusCode::NOT_MODIFIED, [(header::ETAG, value)]).into_response())
+    } else {
+        Revision::Changed { snap, tag: value }
+    })
+}
+
+/// `value` as a JSON answer with its `tag` (`capacity`: the body's
+/// expected size, so it is written without growing).
+pub(super) fn tagged_json(
+    tag: HeaderValue,
+    value: &impl Serialize,
+    capacity: usize,
+) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("json: {e}")))?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, tag),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /api/streams`.
@@ -295,16 +347,10 @@ pub async fn streams(
         }
         None => st.listings.ensure_all_listed().await,
     }
-    // The supervisor's generation is read before its statuses and the
-    // catalog's comes with its snapshot: a body may be newer than its tag
-    // (one more 200 later), never older (a 304 over a stale list).
-    let snap = st.catalog.snapshot();
-    let tag = etag(snap.generation, st.supervisor.generation());
-    let tag_value = HeaderValue::from_str(&tag)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("etag: {e}")))?;
-    if not_modified(&headers, &tag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag_value)]).into_response());
-    }
+    let (snap, tag) = match revision(&st, &headers)? {
+        Revision::Unchanged(not_modified) => return Ok(not_modified),
+        Revision::Changed { snap, tag } => (snap, tag),
+    };
     let statuses = st.supervisor.statuses();
     let idle = Status::default();
     let start = match &q.after {
@@ -353,20 +399,7 @@ pub async fn streams(
     }
     // About what a stream with every field takes: one allocation, no
     // copies as the body grows.
-    let mut body = Vec::with_capacity(64 + items.len() * 160);
-    serde_json::to_writer(&mut body, &items)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("json: {e}")))?;
-    let mut res = (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::ETAG, tag_value),
-        ],
-        body,
-    )
-        .into_response();
+    let mut res = tagged_json(tag, &items, 64 + items.len() * 160)?;
     if let (true, Some(last)) = (more, last) {
         if let Ok(v) = HeaderValue::from_str(&next_link(raw.as_deref(), last)) {
             res.headers_mut().insert(header::LINK, v);
