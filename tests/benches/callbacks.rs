@@ -7,9 +7,7 @@
 use dss_e2e::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Client threads: nginx-rtmp sends callbacks from one worker, but many
 /// viewers arrive at once; 4 keeps both servers busy on two cores.
@@ -50,57 +48,32 @@ fn callback(addr: &str, path: &str, body: &str, buf: &mut Vec<u8>) -> bool {
 /// Drives `addr` with on_play/on_play_done pairs (new client ids) under
 /// `prefix` (`/hooks/SECRET`) for `SECONDS`.
 fn drive(addr: &str, prefix: &str, stream: &str) -> Figures {
-    let stop = Arc::new(AtomicBool::new(false));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|t| {
+    let (rate, failed) = load(
+        CLIENTS,
+        Duration::from_secs(1),
+        Duration::from_secs(SECONDS),
+        |t| {
             let (addr, prefix, stream) = (addr.to_string(), prefix.to_string(), stream.to_string());
-            let (stop, measuring, failed) = (stop.clone(), measuring.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let mut lat = Vec::with_capacity(100_000);
-                let mut buf = Vec::with_capacity(512);
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let client = 1_000_000 * (t as u64 + 1) + i / 2;
-                    let event = if i.is_multiple_of(2) { "on_play" } else { "on_play_done" };
-                    i += 1;
-                    let body = format!("app=dss&flashver=&swfurl=&tcurl=rtmp://127.0.0.1/dss&pageurl=&addr=127.0.0.1&clientid={client}&call=play&name={stream}&start=-2&duration=0&reset=0");
-                    let s = Instant::now();
-                    let ok = callback(&addr, &format!("{prefix}/{event}"), &body, &mut buf);
-                    if measuring.load(Ordering::Relaxed) {
-                        lat.push(s.elapsed());
-                        if !ok {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                lat
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(1));
-    measuring.store(true, Ordering::Relaxed);
-    let start = Instant::now();
-    std::thread::sleep(Duration::from_secs(SECONDS));
-    measuring.store(false, Ordering::Relaxed);
-    let wall = start.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("client thread"))
-        .collect();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+            let mut buf = Vec::with_capacity(512);
+            let mut i = 0u64;
+            move || {
+                let client = 1_000_000 * (t as u64 + 1) + i / 2;
+                let event = if i.is_multiple_of(2) {
+                    "on_play"
+                } else {
+                    "on_play_done"
+                };
+                i += 1;
+                let body = format!("app=dss&flashver=&swfurl=&tcurl=rtmp://127.0.0.1/dss&pageurl=&addr=127.0.0.1&clientid={client}&call=play&name={stream}&start=-2&duration=0&reset=0");
+                callback(&addr, &format!("{prefix}/{event}"), &body, &mut buf)
+            }
+        },
+    );
     Figures {
-        rps: all.len() as f64 / wall.as_secs_f64(),
-        p50: pct(0.5),
-        p99: pct(0.99),
-        failed: failed.load(Ordering::Relaxed),
+        rps: rate.rps,
+        p50: rate.p50,
+        p99: rate.p99,
+        failed,
     }
 }
 

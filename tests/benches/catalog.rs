@@ -24,8 +24,6 @@
 use dss_e2e::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Client threads, each with one keep-alive connection: enough to keep
@@ -139,66 +137,32 @@ impl Conn {
     }
 }
 
-struct Rate {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
 /// Drives `path` on `addr` with [`CLIENTS`] keep-alive clients; every
 /// answer must have status `want`.
 fn rate(addr: &str, path: &str, headers: &[(&str, &str)], want: u16) -> Rate {
-    let stop = Arc::new(AtomicBool::new(false));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (addr, path) = (addr.to_string(), path.to_string());
-            let headers: Vec<(String, String)> = headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let (stop, measuring) = (stop.clone(), measuring.clone());
-            std::thread::spawn(move || {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (rate, _) = load(
+        CLIENTS,
+        Duration::from_millis(500),
+        Duration::from_secs_f64(SECONDS),
+        |_| {
+            let (path, headers) = (path.to_string(), headers.clone());
+            let mut c = Conn::open(addr);
+            move || {
                 let h: Vec<(&str, &str)> = headers
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                let mut c = Conn::open(&addr);
-                let mut lat = Vec::with_capacity(200_000);
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let (status, _, _) = c.get(&path, &h);
-                    assert_eq!(status, want, "{path}");
-                    if measuring.load(Ordering::Relaxed) {
-                        lat.push(t.elapsed());
-                    }
-                }
-                lat
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    measuring.store(true, Ordering::Relaxed);
-    let start = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(SECONDS));
-    measuring.store(false, Ordering::Relaxed);
-    let wall = start.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("client"))
-        .collect();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Rate {
-        rps: all.len() as f64 / wall.as_secs_f64(),
-        p50: pct(0.5),
-        p99: pct(0.99),
-    }
+                let (status, _, _) = c.get(&path, &h);
+                assert_eq!(status, want, "{path}");
+                true
+            }
+        },
+    );
+    rate
 }
 
 fn ms(d: Duration) -> f64 {

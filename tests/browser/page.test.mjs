@@ -16,73 +16,29 @@
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tap from './tap.mjs';
 
 // ------------------------------------------------------------ arguments
 
-function parseArgs(argv) {
-  const a = { chromium: process.env.CHROMIUM || '/usr/bin/chromium', play: 'demo-bars', change: 'demo-pattern' };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const v = argv[i + 1];
-    const take = () => { if (v === undefined) usage(`${k} needs a value`); i++; return v; };
-    switch (k) {
-      case '--page': a.page = take(); break;
-      case '--api': a.api = take().replace(/\/+$/, ''); break;
-      case '--out': a.out = take(); break;
-      case '--phone': a.phone = take(); break;
-      case '--chromium': a.chromium = take(); break;
-      case '--play': a.play = take(); break;
-      case '--change': a.change = take(); break;
-      case '-h': case '--help': usage(); break;
-      default: usage(`unknown argument ${k}`);
-    }
-  }
-  if (!a.page || !a.api || !a.out) usage('--page, --api and --out are required');
-  return a;
-}
-function usage(err) {
-  if (err) console.error(`page.test: ${err}`);
-  console.error('usage: node page.test.mjs --page URL --api URL --out DIR [--phone ID] [--chromium PATH] [--play ID] [--change ID]');
-  process.exit(2);
-}
-
-const args = parseArgs(process.argv.slice(2));
+const args = tap.args(
+  'page.test',
+  'node page.test.mjs --page URL --api URL --out DIR [--phone ID] [--chromium PATH] [--play ID] [--change ID]',
+  {
+    page: { type: 'string' },
+    api: { type: 'string' },
+    out: { type: 'string' },
+    phone: { type: 'string' },
+    chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+    play: { type: 'string', default: 'demo-bars' },
+    change: { type: 'string', default: 'demo-pattern' },
+  },
+  ['page', 'api', 'out'],
+);
+args.api = args.api.replace(/\/+$/, '');
 mkdirSync(args.out, { recursive: true });
 
-// ---------------------------------------------------------- reporting
-
-let failures = 0;
-let n = 0;
-function ok(name, detail = '') {
-  n++;
-  console.log(`ok ${n} - ${name}${detail ? ` (${detail})` : ''}`);
-}
-function fail(name, detail) {
-  n++;
-  failures++;
-  console.log(`FAIL ${n} - ${name}: ${detail}`);
-}
-function note(text) { console.log(`# ${text}`); }
-/** Runs one check; an exception fails it (and the run goes on). */
-async function check(name, fn) {
-  const t0 = Date.now();
-  try {
-    const detail = await fn();
-    ok(name, [detail, `${((Date.now() - t0) / 1000).toFixed(1)} s`].filter(Boolean).join(', '));
-    return true;
-  } catch (e) {
-    fail(name, e?.message?.split('\n')[0] || String(e));
-    return false;
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-
-// A run that hangs is a failure too.
-const deadline = setTimeout(() => {
-  console.log(`FAIL - the test did not finish within 240 s`);
-  process.exit(1);
-}, 240_000);
-deadline.unref();
+const { ok, fail, note, check, assert } = tap;
+tap.deadline(240);
 
 // ------------------------------------------------------------ the host
 
@@ -388,5 +344,4 @@ try {
   await browser.close().catch(() => {});
 }
 
-console.log(failures ? `# ${failures} of ${n} checks failed` : `# all ${n} checks passed`);
-process.exit(failures ? 1 : 0);
+tap.finish();

@@ -23,37 +23,28 @@
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tap from './tap.mjs';
 
 // ------------------------------------------------------------ arguments
 
-function parseArgs(argv) {
-  const a = { chromium: process.env.CHROMIUM || '/usr/bin/chromium', total: 100_000 };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const v = argv[i + 1];
-    const take = () => { if (v === undefined) usage(`${k} needs a value`); i++; return v; };
-    switch (k) {
-      case '--page': a.page = take(); break;
-      case '--out': a.out = take(); break;
-      case '--total': a.total = Number(take()); break;
-      case '--area': a.area = take().split(',').map(Number); break;
-      case '--chromium': a.chromium = take(); break;
-      case '-h': case '--help': usage(); break;
-      default: usage(`unknown argument ${k}`);
-    }
-  }
-  if (!a.page || !a.out || !a.area || a.area.length !== 4 || a.area.some((x) => !Number.isFinite(x))) {
-    usage('--page, --area W,S,E,N and --out are required');
-  }
-  return a;
-}
-function usage(err) {
-  if (err) console.error(`scale.test: ${err}`);
-  console.error('usage: node scale.test.mjs --page URL --area W,S,E,N --out DIR [--total N] [--chromium PATH]');
+const args = tap.args(
+  'scale.test',
+  'node scale.test.mjs --page URL --area W,S,E,N --out DIR [--total N] [--chromium PATH]',
+  {
+    page: { type: 'string' },
+    out: { type: 'string' },
+    total: { type: 'string', default: '100000' },
+    area: { type: 'string' },
+    chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+  },
+  ['page', 'area', 'out'],
+);
+args.total = Number(args.total);
+args.area = args.area.split(',').map(Number);
+if (args.area.length !== 4 || args.area.some((x) => !Number.isFinite(x)) || !Number.isFinite(args.total)) {
+  console.error('scale.test: --area takes W,S,E,N and --total a number');
   process.exit(2);
 }
-
-const args = parseArgs(process.argv.slice(2));
 mkdirSync(args.out, { recursive: true });
 
 /** What one view may bring: a padded box of a city-sized view, never a sizeable part of the total. */
@@ -69,39 +60,12 @@ const OVERVIEW_TASK_MS = 200;
 
 // ---------------------------------------------------------- reporting
 
-let failures = 0;
-let n = 0;
+const { ok, fail, note, check, assert } = tap;
 const figures = [];
-function ok(name, detail = '') {
-  n++;
-  console.log(`ok ${n} - ${name}${detail ? ` (${detail})` : ''}`);
-}
-function fail(name, detail) {
-  n++;
-  failures++;
-  console.log(`FAIL ${n} - ${name}: ${detail}`);
-}
-function note(text) { console.log(`# ${text}`); }
 function figure(text) { figures.push(text); note(text); }
-async function check(name, fn) {
-  const t0 = Date.now();
-  try {
-    const detail = await fn();
-    ok(name, [detail, `${((Date.now() - t0) / 1000).toFixed(1)} s`].filter(Boolean).join(', '));
-    return true;
-  } catch (e) {
-    fail(name, e?.message?.split('\n')[0] || String(e));
-    return false;
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
 const kb = (chars) => `${(chars / 1024).toFixed(0)} KiB`;
 
-const deadline = setTimeout(() => {
-  console.log('FAIL - the test did not finish within 300 s');
-  process.exit(1);
-}, 300_000);
-deadline.unref();
+tap.deadline(300);
 
 // ----------------------------------------------------------- the browser
 
@@ -494,5 +458,4 @@ try {
 
 console.log('# figures:');
 for (const f of figures) console.log(`#   ${f}`);
-console.log(failures ? `# ${failures} of ${n} checks failed` : `# all ${n} checks passed`);
-process.exit(failures ? 1 : 0);
+tap.finish();

@@ -76,6 +76,30 @@ pub fn get_bytes(url: &str) -> (u16, Vec<u8>) {
     bytes_of(url, agent().get(url).call())
 }
 
+/// GET `url` with `headers`: the status, the answer's headers (names in
+/// lower case) and its body as sent (a compressed body stays so).
+pub fn get_with(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, std::collections::HashMap<String, String>, Vec<u8>) {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let answer = req.call();
+    let head = answer
+        .as_ref()
+        .map(|r| {
+            r.headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (status, body) = bytes_of(url, answer);
+    (status, head, body)
+}
+
 /// POST `url` with a form body.
 pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Resp {
     let mut r = agent()

@@ -30,15 +30,17 @@ pub mod timeout;
 pub mod tls;
 mod wait;
 
-pub use bench::live_bench_host;
+pub use bench::{live_bench_host, load, Rate};
 pub use clients::{EventsClient, WsClient};
 pub use file_server::{Answer, FileServer};
 pub use host::Host;
-pub use http::{get, get_bytes, get_private, post_bearer, post_form, post_json, post_with, Resp};
+pub use http::{
+    get, get_bytes, get_private, get_with, post_bearer, post_form, post_json, post_with, Resp,
+};
 pub use media::{ffprobe, test_pattern_instance, Sender, Viewer};
 pub use mongo::mongo_url;
 pub use nginx::PlainNginx;
-pub use paths::{dss_bin, fixture, module, modules_dir, repo_root, scratch_dir};
+pub use paths::{browser_dir, dss_bin, fixture, module, modules_dir, repo_root, scratch_dir};
 pub use ports::free_port;
 pub use procs::{cpu_time, process_alive, publishers_of};
 pub use setup::{Setup, TEST_TOKEN};

@@ -70,3 +70,22 @@ pub fn scratch_dir() -> tempfile::TempDir {
         .expect("chmod scratch");
     dir
 }
+
+/// The browser tests' directory (`tests/browser`), when its
+/// `playwright-core` and Debian's `chromium` are installed; `None` (the
+/// test skips, saying why) when they are not, except in CI, where
+/// `scripts/test.sh` installs them and their absence fails the test.
+pub fn browser_dir() -> Option<PathBuf> {
+    let dir = repo_root().join("tests/browser");
+    let ready = dir.join("node_modules/playwright-core").exists()
+        && Path::new("/usr/bin/chromium").exists();
+    if ready {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "chromium or playwright-core missing (scripts/test.sh installs them)"
+    );
+    eprintln!("skipped: chromium or tests/browser/node_modules missing (run scripts/test.sh)");
+    None
+}

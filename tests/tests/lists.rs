@@ -5,7 +5,6 @@
 use dss_e2e::timeout::T30 as T;
 use dss_e2e::*;
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// Streams on a 60 × 50 grid, 0.01° apart, from (-23, -44).
 const COLS: usize = 60;
@@ -28,33 +27,6 @@ fn grid() -> String {
     t
 }
 
-/// A GET with `headers`: the status, the answer's headers (lower case)
-/// and its body as sent (not decompressed).
-fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(T))
-        .build()
-        .into();
-    let mut req = agent.get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let mut r = req.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let head = r
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let body = r
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_vec()
-        .unwrap_or_default();
-    (r.status().as_u16(), head, body)
-}
-
 #[test]
 fn lists_narrow_page_revalidate_and_compress_through_nginx() {
     let mut s = Setup::new();
@@ -65,13 +37,13 @@ fn lists_narrow_page_revalidate_and_compress_through_nginx() {
     let api = format!("{}/api/streams", s.nginx_base());
 
     // The whole list, raw and compressed.
-    let (status, head, raw) = fetch(&api, &[]);
+    let (status, head, raw) = get_with(&api, &[]);
     assert_eq!(status, 200);
     let all: Value = serde_json::from_slice(&raw).expect("JSON");
     assert_eq!(all.as_array().map(Vec::len), Some(COLS * ROWS));
     let tag = head.get("etag").cloned().expect("an ETag");
     assert!(tag.starts_with("W/\""), "{tag}");
-    let (status, head, gz) = fetch(&api, &[("accept-encoding", "gzip")]);
+    let (status, head, gz) = get_with(&api, &[("accept-encoding", "gzip")]);
     assert_eq!(status, 200);
     assert_eq!(
         head.get("content-encoding").map(String::as_str),
@@ -92,12 +64,12 @@ fn lists_narrow_page_revalidate_and_compress_through_nginx() {
     );
 
     // Revalidation: nothing changed, nothing sent.
-    let (status, head, body) = fetch(&api, &[("if-none-match", &tag)]);
+    let (status, head, body) = get_with(&api, &[("if-none-match", &tag)]);
     assert_eq!((status, body.len()), (304, 0));
     assert_eq!(head.get("etag"), Some(&tag));
 
     // A box of 10 × 4 cameras, only the fields a map draws.
-    let (status, _, body) = fetch(
+    let (status, _, body) = get_with(
         &format!("{api}?bbox=-43.905,-22.955,-43.805,-22.915&fields=geo,state"),
         &[],
     );
@@ -113,7 +85,7 @@ fn lists_narrow_page_revalidate_and_compress_through_nginx() {
     let mut next = Some(format!("{api}?limit=1000&fields=id"));
     let mut seen = Vec::new();
     while let Some(url) = next.take() {
-        let (status, head, body) = fetch(&url, &[]);
+        let (status, head, body) = get_with(&url, &[]);
         assert_eq!(status, 200, "{url}");
         let page: Value = serde_json::from_slice(&body).expect("JSON");
         seen.extend(
@@ -138,13 +110,14 @@ fn lists_narrow_page_revalidate_and_compress_through_nginx() {
 
     // A viewer: the list changed (a count), so the old tag no longer
     // revalidates. Its playlists come compressed from nginx.
-    let (status, _, playlist) = fetch(&format!("{}/hls/cams-c0/index.m3u8", s.nginx_base()), &[]);
+    let (status, _, playlist) =
+        get_with(&format!("{}/hls/cams-c0/index.m3u8", s.nginx_base()), &[]);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&playlist));
-    let (status, _, _) = fetch(&api, &[("if-none-match", &tag)]);
+    let (status, _, _) = get_with(&api, &[("if-none-match", &tag)]);
     assert_eq!(status, 200, "a viewer changes the list");
     let mpd = format!("{}/dash/cams-c0/index.mpd", s.nginx_base());
     let head = wait_for("the DASH manifest", T, || {
-        let (status, head, _) = fetch(&mpd, &[("accept-encoding", "gzip")]);
+        let (status, head, _) = get_with(&mpd, &[("accept-encoding", "gzip")]);
         (status == 200).then_some(head)
     });
     assert_eq!(

@@ -8,22 +8,13 @@
 
 use dss_e2e::timeout::T30 as T;
 use dss_e2e::*;
-use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn the_page_shows_plays_and_follows_the_demo_in_a_real_browser() {
-    let browser = repo_root().join("tests/browser");
-    let ready = browser.join("node_modules/playwright-core").exists()
-        && Path::new("/usr/bin/chromium").exists();
-    if !ready {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "chromium or playwright-core missing (scripts/test.sh installs them)"
-        );
-        eprintln!("skipped: chromium or tests/browser/node_modules missing (run scripts/test.sh)");
+    let Some(browser) = browser_dir() else {
         return;
-    }
+    };
     let mut s = Setup::new();
     s.with_nginx(5);
     s.set("web", "center = [-22.93, -43.2]");
