@@ -125,7 +125,7 @@ impl BBox {
     }
 
     /// The box as one or two longitude ranges that do not wrap.
-    pub(crate) fn lon_ranges(&self) -> Vec<(f64, f64)> {
+    pub fn lon_ranges(&self) -> Vec<(f64, f64)> {
         if self.min_lon <= self.max_lon {
             vec![(self.min_lon, self.max_lon)]
         } else {

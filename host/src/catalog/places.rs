@@ -63,7 +63,7 @@ impl Places {
     ) -> Vec<&'a Arc<StreamEntry>> {
         let inside = |s: &StreamEntry| s.geo.is_some_and(|g| bbox.contains(g.lat, g.lon));
         let mut indexed: Vec<&'a (u32, Arc<StreamEntry>)> = Vec::new();
-        for (west, east) in lon_ranges(bbox) {
+        for (west, east) in bbox.lon_ranges() {
             let envelope = AABB::from_corners([west, bbox.min_lat], [east, bbox.max_lat]);
             indexed.extend(
                 self.tree
@@ -89,15 +89,6 @@ impl Places {
         // Two runs in id order: the stable sort merges them.
         hits.sort_by(|a, b| a.id.cmp(&b.id));
         hits
-    }
-}
-
-/// The box as one or two longitude ranges that do not wrap.
-fn lon_ranges(b: &BBox) -> Vec<(f64, f64)> {
-    if b.min_lon <= b.max_lon {
-        vec![(b.min_lon, b.max_lon)]
-    } else {
-        vec![(b.min_lon, 180.0), (-180.0, b.max_lon)]
     }
 }
 
