@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The state of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = StreamState)]
 pub enum State {
     /// No FFmpeg.
     #[default]

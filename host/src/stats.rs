@@ -85,7 +85,7 @@ impl Totals {
 }
 
 /// A stream's statistics as served.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StreamStats {
     /// Fraction of thumbnail attempts that succeeded (0 when none).
     pub thumbnail: f64,

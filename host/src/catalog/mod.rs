@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 /// The state of a provider instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderState {
     /// Being loaded or listed for the first time.
@@ -85,7 +85,7 @@ pub struct ProviderStatus {
 }
 
 /// A stream DSS can serve.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StreamEntry {
     /// `<provider>-<key>`.
     pub id: String,
@@ -119,7 +119,7 @@ pub struct StreamEntry {
 }
 
 /// A position.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Geo {
     /// Latitude.
     pub lat: f64,

@@ -12,6 +12,7 @@
 //! makes nginx refuse the viewer; nothing is spawned for it.
 
 use crate::http::access::{self, Caller};
+use crate::http::api::doc::{Documented, NGINX};
 use crate::http::state::{CallbackState, StreamsState};
 use crate::ids;
 use crate::supervisor::{Refusal, State as StreamState};
@@ -20,25 +21,55 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Extension;
-use axum::Router;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
+use utoipa_axum::routes;
 
 /// How often a held playlist request looks for the playlist.
 const PLAYLIST_POLL: Duration = Duration::from_millis(100);
 
 /// The playlist check and control routes (nginx-rtmp's callbacks are
-/// answered before routing, [`fast_callback`]).
-pub fn router<S>() -> Router<S>
+/// answered before routing, [`fast_callback`]; [`callback_doc`] documents
+/// them). Any method, as nginx and the original's clients call them.
+pub fn routes<S>() -> Documented<S>
 where
     S: Clone + Send + Sync + 'static,
     CallbackState: FromRef<S>,
 {
-    Router::new()
-        .route("/hooks/{secret}/http_view", any(http_view))
-        .route("/control/{id}/{action}", any(control))
-        .route("/control/{id}/{action}/{timeout}", any(control_timeout))
+    Documented::new()
+        .routes_with(routes!(http_view), any(http_view))
+        .routes_with(routes!(control), any(control))
+        .routes_with(routes!(control_timeout), any(control_timeout))
 }
+
+/// An nginx-rtmp callback (answered before routing, by [`fast_callback`]).
+///
+/// `on_play`, `on_play_done`, `on_publish`, `on_publish_done`,
+/// `on_done`, `on_record_done` ...: nginx-rtmp's form body (`app`,
+/// `name`, `clientid`, `addr`, the client's query arguments). Straight
+/// from a `callback_allow` address only, with the host's callback secret.
+/// Anything but 2xx makes nginx-rtmp refuse the client.
+#[utoipa::path(
+    post,
+    path = "/hooks/{secret}/{event}",
+    tag = NGINX,
+    params(
+        ("secret" = String, Path, description = "The host's callback secret"),
+        ("event" = String, Path, description = "The callback: on_play, on_play_done, on_publish, ..."),
+    ),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+                 description = "nginx-rtmp's fields"),
+    responses(
+        (status = 200, description = "Accepted", content_type = "text/plain", body = String),
+        (status = 400, description = "An unreadable or oversized body", content_type = "text/plain", body = String),
+        (status = 403, description = "Not from an allowed address, relayed, or a wrong secret", content_type = "text/plain", body = String),
+        (status = 404, description = "An unknown application, event or stream", content_type = "text/plain", body = String),
+        (status = 429, description = "Too many viewers", content_type = "text/plain", body = String),
+        (status = 503, description = "No FFmpeg slot free, or shutting down", content_type = "text/plain", body = String),
+    )
+)]
+#[allow(dead_code)]
+pub(crate) fn callback_doc() {}
 
 /// The fields nginx-rtmp sends (plus the client's query arguments).
 #[derive(Debug, Default)]
@@ -271,6 +302,20 @@ fn on_publish(st: &StreamsState, cb: &Callback) -> Result<(), Refused> {
 /// yet, holds the answer until this run's FFmpeg has written the
 /// playlist (bounded), so the first request gets a fresh playlist instead
 /// of a 404 or a stale one left by an earlier run.
+#[utoipa::path(
+    method(get, head, post),
+    path = "/hooks/{secret}/http_view",
+    tag = NGINX,
+    params(
+        ("secret" = String, Path, description = "The host's callback secret"),
+        ("X-Original-URI" = Option<String>, Header, description = "The playlist asked for: `/hls/ID/FILE` or `/dash/ID/FILE`"),
+        ("X-Real-IP" = Option<String>, Header, description = "The viewer's address"),
+    ),
+    responses(
+        (status = 204, description = "Serve the playlist"),
+        (status = 403, description = "Not nginx's, not a playlist, or the viewer refused", content_type = "text/plain", body = String),
+    )
+)]
 async fn http_view(
     State(st): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -336,6 +381,29 @@ fn fresh_playlist(st: &StreamsState, id: &str, playlist: &std::path::Path) -> bo
     modified.is_some_and(|m| m >= spawned)
 }
 
+/// The original DSS's control action on a stream (`start`, `stop`,
+/// `http`, `publish_start`, `publish_stop`).
+///
+/// From a `callback_allow` address with the API token only (a camera's
+/// redirect followed by FFmpeg reaches the host from 127.0.0.1 too).
+#[utoipa::path(
+    method(get, post),
+    path = "/control/{id}/{action}",
+    tag = NGINX,
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`<provider>-<key>`"),
+        ("action" = String, Path, description = "start, stop, http, publish_start or publish_stop"),
+    ),
+    responses(
+        (status = 200, description = "Done"),
+        (status = 401, description = "Without the API token", content_type = "text/plain", body = String),
+        (status = 403, description = "Not from an allowed address, or relayed", content_type = "text/plain", body = String),
+        (status = 404, description = "An unknown stream or action, or the stream refused", content_type = "text/plain", body = String),
+        (status = 429, description = "Too many viewers", content_type = "text/plain", body = String),
+        (status = 503, description = "No FFmpeg slot free, or shutting down", content_type = "text/plain", body = String),
+    )
+)]
 async fn control(
     State(st): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -346,6 +414,27 @@ async fn control(
     control_impl(st.streams, peer, headers, query, id, action, None).await
 }
 
+/// The original DSS's control action with a lease length (`http/{timeout}`).
+#[utoipa::path(
+    method(get, post),
+    path = "/control/{id}/{action}/{timeout}",
+    tag = NGINX,
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`<provider>-<key>`"),
+        ("action" = String, Path, description = "http (or any action: the timeout is ignored)"),
+        ("timeout" = String, Path, description = "The lease in seconds"),
+    ),
+    responses(
+        (status = 200, description = "Done"),
+        (status = 400, description = "A timeout that is not a number", content_type = "text/plain", body = String),
+        (status = 401, description = "Without the API token", content_type = "text/plain", body = String),
+        (status = 403, description = "Not from an allowed address, or relayed", content_type = "text/plain", body = String),
+        (status = 404, description = "An unknown stream or action, or the stream refused", content_type = "text/plain", body = String),
+        (status = 429, description = "Too many viewers", content_type = "text/plain", body = String),
+        (status = 503, description = "No FFmpeg slot free, or shutting down", content_type = "text/plain", body = String),
+    )
+)]
 async fn control_timeout(
     State(st): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -554,7 +643,7 @@ mod tests {
         let mut config = defaults();
         config.security.api_token = Some("tok".into());
         let (st, _) = callbacks(config);
-        let app = || router().with_state(st.clone());
+        let app = || routes().into_router().with_state(st.clone());
         let (status, _) = send(app(), control_request("/control/cams-one/start", AWAY)).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, _) = send(app(), control_request("/control/cams-one/start", LOCAL)).await;
@@ -594,7 +683,7 @@ mod tests {
                 testing::request("GET", &format!("/hooks/{SECRET}/http_view"), LOCAL, NGINX);
             req.headers_mut()
                 .insert("x-original-uri", uri.parse().expect("a header value"));
-            send(router().with_state(st.clone()), req)
+            send(routes().into_router().with_state(st.clone()), req)
         };
         for uri in [
             "/etc/passwd",

@@ -8,6 +8,7 @@
 //! else the response carries the one it got, in the same header).
 
 use crate::http::access::{self, Caller};
+use crate::http::api::doc::Documented;
 use crate::http::state::MobileState;
 use crate::mobile::feed::Track;
 use crate::mobile::session::{Credentials, Phones, Refused};
@@ -16,31 +17,42 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::routes;
 
 /// Largest position body (a JSON object of a few numbers).
 const MAX_POSITION_BYTES: usize = 4096;
 
 /// The ingest routes, and the legacy WebSocket `/mobile/location` (so
 /// `location` is no phone id over HTTP).
-pub fn router<S>() -> Router<S>
+pub fn routes<S>() -> Documented<S>
 where
     S: Clone + Send + Sync + 'static,
     MobileState: FromRef<S>,
 {
-    Router::new()
-        .route("/mobile/location", get(location))
-        .route("/mobile/{id}", post(ingest).put(ingest))
-        .route("/mobile/{id}/position", post(position))
+    Documented::new()
+        .routes(routes!(location))
+        .routes(routes!(ingest))
+        .routes(routes!(position))
 }
 
-/// `GET /mobile/location`: the original's WebSocket of phones' positions
-/// (public, like the positions on the map).
+/// The original's WebSocket of phones' positions (public, like the
+/// positions on the map).
+#[utoipa::path(
+    get,
+    path = "/mobile/location",
+    tag = "mobile",
+    responses(
+        (status = 101, description = "Upgraded: JSON positions as they come"),
+        (status = 400, description = "Not a WebSocket upgrade", content_type = "text/plain", body = String),
+        (status = 404, description = "The mobile ingest is off", content_type = "text/plain", body = String),
+        (status = 426, description = "Not a WebSocket upgrade", content_type = "text/plain", body = String),
+    )
+)]
 async fn location(State(st): State<MobileState>, ws: WebSocketUpgrade) -> Response {
     match phones(&st) {
         Ok(p) => crate::mobile::location::upgrade(ws, p.clone(), st.events.clone()),
@@ -88,6 +100,34 @@ fn phone_id(id: &str) -> Result<&str, Early> {
     }
 }
 
+/// A phone's live MPEG-TS (both tracks), for as long as the body lasts.
+///
+/// The same admission, sessions and limits as the TCP ingest: the token
+/// as `Authorization: Bearer` or `?token=`, the session secret as
+/// `X-DSS-Phone-Secret` or `?secret=` (the answer carries the one it got).
+#[utoipa::path(
+    method(post, put),
+    path = "/mobile/{id}",
+    tag = "mobile",
+    params(
+        ("id" = String, Path, description = "The phone's id (a key, at most 64 bytes)"),
+        ("token" = Option<String>, Query, description = "The ingest token (or the bearer header)"),
+        ("secret" = Option<String>, Query, description = "The session secret (or the header)"),
+        ("X-DSS-Phone-Secret" = Option<String>, Header, description = "The session secret"),
+    ),
+    request_body(content = Vec<u8>, content_type = "video/mp2t", description = "MPEG-TS"),
+    responses(
+        (status = 200, description = "The body ended: how much was received, and the session secret",
+         content_type = "text/plain", body = String,
+         headers(("X-DSS-Phone-Secret" = String, description = "The session secret"))),
+        (status = 400, description = "An invalid phone id", content_type = "text/plain", body = String),
+        (status = 403, description = "A wrong token or secret", content_type = "text/plain", body = String),
+        (status = 404, description = "The mobile ingest is off", content_type = "text/plain", body = String),
+        (status = 409, description = "The id is taken or reserved", content_type = "text/plain", body = String),
+        (status = 429, description = "Too many phones from the address, or too fast", content_type = "text/plain", body = String),
+        (status = 503, description = "The ingest is full", content_type = "text/plain", body = String),
+    )
+)]
 async fn ingest(
     State(st): State<MobileState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -145,6 +185,27 @@ async fn ingest(
         .into_response()
 }
 
+/// A streaming phone's position, `{"latitude": .., "longitude": ..}`.
+#[utoipa::path(
+    post,
+    path = "/mobile/{id}/position",
+    tag = "mobile",
+    params(
+        ("id" = String, Path, description = "The phone's id"),
+        ("token" = Option<String>, Query, description = "The ingest token (or the bearer header)"),
+        ("secret" = Option<String>, Query, description = "The session secret (or the header)"),
+        ("X-DSS-Phone-Secret" = Option<String>, Header, description = "The session secret"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The position (and anything else the phone reports)"),
+    responses(
+        (status = 204, description = "Passed to the phone's provider"),
+        (status = 400, description = "An invalid phone id, or not JSON", content_type = "text/plain", body = String),
+        (status = 403, description = "A wrong token or secret", content_type = "text/plain", body = String),
+        (status = 404, description = "The mobile ingest is off", content_type = "text/plain", body = String),
+        (status = 409, description = "The phone is not streaming", content_type = "text/plain", body = String),
+        (status = 413, description = "Too large", content_type = "text/plain", body = String),
+    )
+)]
 async fn position(
     State(st): State<MobileState>,
     Path(id): Path<String>,
@@ -198,7 +259,7 @@ mod tests {
             ("POST", "/mobile/phone1/position"),
         ] {
             let (status, body) = send(
-                router().with_state(st.clone()),
+                routes().into_router().with_state(st.clone()),
                 request(method, uri, PEER, PUBLIC),
             )
             .await;

@@ -6,16 +6,29 @@
 //! from a few kilobytes, where the list would be 16 MB; it lists (or
 //! subscribes to) a box once the box holds few enough streams.
 
+use super::doc::{Documented, ErrorBody};
+use super::extract::ApiQuery;
 use super::list::{effective_state, parse_bbox, revision, tagged_json, Revision};
 use super::ApiError;
 use crate::http::state::StreamsState;
 use crate::supervisor::{State as StreamState, Status};
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
+
+/// `/api/clusters`.
+pub(super) fn routes<S>() -> Documented<S>
+where
+    S: Clone + Send + Sync + 'static,
+    StreamsState: FromRef<S>,
+{
+    Documented::new().routes(routes!(clusters))
+}
 
 /// The grid's side unless asked: 32 × 32 cells is about one cluster per
 /// 40 × 25 px of a 1280 × 800 map.
@@ -24,11 +37,14 @@ const DEFAULT_GRID: usize = 32;
 const MAX_GRID: usize = 128;
 
 /// The query of `GET /api/clusters`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ClustersQuery {
     /// `minLon,minLat,maxLon,maxLat` (required).
+    #[param(required = true)]
     bbox: Option<String>,
-    /// Cells per side.
+    /// Cells per side (32 unless asked).
+    #[param(minimum = 1, maximum = 128)]
     grid: Option<usize>,
 }
 
@@ -139,10 +155,54 @@ struct Overview<'a> {
     clusters: Vec<Shown<'a>>,
 }
 
-/// `GET /api/clusters`.
+/// A cluster: the streams of one grid cell (the document's view of
+/// [`Shown`]).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Cluster {
+    /// Their mean latitude.
+    lat: f64,
+    /// Their mean longitude.
+    lon: f64,
+    /// How many.
+    count: u32,
+    /// Their extent, `[west, south, east, north]`.
+    bbox: [f64; 4],
+    /// How many are in each state (states with none left out).
+    states: HashMap<String, u32>,
+    /// Their viewers.
+    viewers: u32,
+}
+
+/// The document's view of [`Overview`].
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Clusters {
+    /// Streams positioned in the box.
+    total: u32,
+    /// The non-empty cells.
+    clusters: Vec<Cluster>,
+}
+
+/// A box's streams counted on a grid, for a map zoomed out too far to list.
+///
+/// Each non-empty cell's count, mean position, extent, states and
+/// viewers; revalidated like the list (`ETag`, `If-None-Match`).
+#[utoipa::path(
+    get,
+    path = "/api/clusters",
+    tag = "streams",
+    params(ClustersQuery),
+    responses(
+        (status = 200, description = "The clusters", body = Clusters,
+         headers(("ETag" = String, description = "Weak; send it back as If-None-Match"))),
+        (status = 304, description = "Unchanged since the tag sent"),
+        (status = 400, description = "A missing or malformed parameter", body = ErrorBody),
+    )
+)]
 pub async fn clusters(
     State(st): State<StreamsState>,
-    Query(q): Query<ClustersQuery>,
+    ApiQuery(q): ApiQuery<ClustersQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let bbox =

@@ -16,13 +16,16 @@
 //! come only for those (a phone that leaves the box gets one last
 //! `position`, and a stream listed again outside it an `unlisted`).
 
+use super::doc::{Documented, ErrorBody};
+use super::extract::ApiQuery;
 use super::list::{in_box, parse_bbox, Brief};
-use super::{provider_json, ApiError};
+use super::providers::provider_json;
+use super::ApiError;
 use crate::catalog::Catalog;
 use crate::events::Event;
 use crate::http::access::Caller;
 use crate::http::state::EventsState;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, FromRef, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use dss_store::BBox;
@@ -32,6 +35,15 @@ use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast::{self, error::RecvError};
+
+/// `/api/events`.
+pub(super) fn routes<S>() -> Documented<S>
+where
+    S: Clone + Send + Sync + 'static,
+    EventsState: FromRef<S>,
+{
+    Documented::new().routes(utoipa_axum::routes!(events))
+}
 
 /// Comment lines on an idle stream this often: below nginx's default
 /// `proxy_read_timeout` of 60 s and browsers' idle limits.
@@ -57,17 +69,33 @@ struct View {
 }
 
 /// The query of `GET /api/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// `minLon,minLat,maxLon,maxLat`: only streams positioned inside.
     bbox: Option<String>,
 }
 
-/// The handler.
+/// The host's events, live (Server-Sent Events).
+///
+/// A `snapshot` first, then `stream`, `listed`, `unlisted`, `provider`,
+/// `phone` and `position` events as they happen; `resync` and a new
+/// snapshot for a client that fell behind. The stream does not end.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "streams",
+    security((), ("bearer" = [])),
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "The events", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A malformed box", body = ErrorBody),
+    )
+)]
 pub async fn events(
     State(st): State<EventsState>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut view = q
         .bbox
@@ -223,7 +251,7 @@ fn render(
         },
         Event::Stats { id } => sse(
             "stats",
-            &super::stats::figures(&st.stats, &st.thumbnails, id),
+            &json!(super::stats::figures(&st.stats, &st.thumbnails, id)),
         ),
         Event::Stream { .. }
         | Event::Unlisted { .. }

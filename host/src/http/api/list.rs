@@ -7,11 +7,13 @@
 //! statuses and serialized straight from them (no JSON tree per stream):
 //! at 100,000 streams that is most of its cost.
 
+use super::doc::{Documented, ErrorBody};
+use super::extract::ApiQuery;
 use super::ApiError;
 use crate::catalog::{Snapshot, StreamEntry};
 use crate::http::state::StreamsState;
 use crate::supervisor::{State as StreamState, Status};
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{FromRef, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dss_store::BBox;
@@ -19,25 +21,39 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 use std::sync::{Arc, LazyLock};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
+
+/// `/api/streams`.
+pub(super) fn routes<S>() -> Documented<S>
+where
+    S: Clone + Send + Sync + 'static,
+    StreamsState: FromRef<S>,
+{
+    Documented::new().routes(routes!(streams))
+}
 
 /// The most streams one page may hold: a page is built and serialized
 /// in one go, so this bounds what one request costs (about 2 MB of JSON).
 pub const MAX_LIMIT: usize = 10_000;
 
 /// The query of `GET /api/streams`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamFilter {
     /// Only this provider instance's streams.
     pub provider: Option<String>,
     /// Only streams the upstream says are on (or off).
     pub online: Option<bool>,
     /// Only streams in this state.
+    #[param(value_type = Option<StreamState>)]
     pub state: Option<String>,
     /// `minLon,minLat,maxLon,maxLat`: only streams positioned inside.
     pub bbox: Option<String>,
     /// Comma-separated fields to include (`id` always is).
     pub fields: Option<String>,
     /// At most this many streams; a `Link: rel="next"` header follows.
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
     /// Where the previous page ended (from its `Link` header).
     pub cursor: Option<String>,
@@ -342,17 +358,58 @@ pub(super) fn tagged_json(
         .into_response())
 }
 
-/// `GET /api/streams`.
+/// A stream in a list (the document's view of [`Brief`]: every field but
+/// `id` may be left out by `fields=`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StreamBrief {
+    /// `<provider>-<key>`.
+    id: String,
+    /// Provider instance id.
+    provider: Option<String>,
+    /// Key within the provider.
+    key: Option<String>,
+    /// Display name.
+    name: Option<String>,
+    /// Position, `null` when it has none.
+    geo: Option<crate::catalog::Geo>,
+    /// Whether the upstream says it is on.
+    online: Option<bool>,
+    /// Free-form metadata.
+    tags: Option<std::collections::BTreeMap<String, String>>,
+    /// Its lifecycle state.
+    state: Option<StreamState>,
+    /// Its viewers (RTMP and HTTP).
+    viewers: Option<u64>,
+}
+
+/// The catalogued streams, filtered, narrowed to a box, in pages.
+///
+/// In id order. A client revalidates with `If-None-Match` (304 while
+/// neither the catalog nor any stream's state or viewers changed).
+#[utoipa::path(
+    get,
+    path = "/api/streams",
+    tag = "streams",
+    params(StreamFilter),
+    responses(
+        (status = 200, description = "The streams, in id order", body = [StreamBrief],
+         headers(("ETag" = String, description = "Weak; send it back as If-None-Match"),
+                 ("Link" = String, description = "`<...>; rel=\"next\"`: the next page, when `limit` cut the list"))),
+        (status = 304, description = "Unchanged since the tag sent"),
+        (status = 400, description = "A malformed parameter", body = ErrorBody),
+    )
+)]
 pub async fn streams(
     State(st): State<StreamsState>,
-    Query(f): Query<StreamFilter>,
+    ApiQuery(f): ApiQuery<StreamFilter>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let q = f.check()?;
     match &f.provider {
         Some(p) => {
-            super::check_provider(p)?;
+            super::providers::check_provider(p)?;
             st.listings.ensure_listed(p).await;
         }
         None => st.listings.ensure_all_listed().await,

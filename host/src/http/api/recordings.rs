@@ -4,12 +4,14 @@
 //! `GET /api/recordings/{id}/export?from=&to=` streams one MP4 of a range.
 //! Times are Unix ms, `20261124T130000Z` or RFC 3339.
 
+use super::doc::{Documented, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
 use super::{authorize, ApiError};
 use crate::http::access::Caller;
 use crate::record::Recorder;
 use crate::record::{export, segments};
 use axum::body::Body;
-use axum::extract::{Extension, Path, Query, Request, State};
+use axum::extract::{Extension, FromRef, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +19,44 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tower_service::Service;
+use utoipa::IntoParams;
+use utoipa_axum::routes;
+
+/// The recordings' routes.
+pub(super) fn routes<S>() -> Documented<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Recorder>: FromRef<S>,
+{
+    Documented::new()
+        .routes(routes!(list))
+        .routes(routes!(export))
+        .routes(routes!(download))
+}
+
+/// The query of the recordings' list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListQuery {
+    /// Only this stream's.
+    stream: Option<String>,
+    /// From this time: Unix ms, `20261124T130000Z` or RFC 3339.
+    from: Option<String>,
+    /// To this time.
+    to: Option<String>,
+}
+
+/// The range of an export.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct RangeQuery {
+    /// From this time: Unix ms, `20261124T130000Z` or RFC 3339.
+    from: String,
+    /// To this time.
+    to: String,
+}
 
 fn time_arg(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     match q.get(name) {
@@ -35,11 +75,23 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// `GET /api/recordings`.
+/// The finished recording segments and the recorders' states (API token).
+#[utoipa::path(
+    get,
+    path = "/api/recordings",
+    tag = "recordings",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`segments` and `recorders`", body = Object),
+        (status = 400, description = "A malformed stream id or time", body = ErrorBody),
+        (status = 401, description = "Without the API token", body = ErrorBody),
+    )
+)]
 pub(super) async fn list(
     State(recorder): State<Arc<Recorder>>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(caller)?;
     let from = time_arg(&q, "from")?.unwrap_or(0);
@@ -66,12 +118,29 @@ pub(super) async fn list(
     })))
 }
 
-/// `GET /api/recordings/{id}/{file}`: one finished segment (ranges
-/// supported).
+/// One finished recording segment, ranges supported (API token).
+#[utoipa::path(
+    get,
+    path = "/api/recordings/{id}/{file}",
+    tag = "recordings",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`<provider>-<key>`"),
+        ("file" = String, Path, description = "A segment's name, as the list gives it"),
+    ),
+    responses(
+        (status = 200, description = "The segment", content_type = "video/mp4", body = Vec<u8>),
+        (status = 206, description = "A range of it", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "Not a stream id", body = ErrorBody),
+        (status = 401, description = "Without the API token", body = ErrorBody),
+        (status = 404, description = "No such segment", body = ErrorBody),
+        (status = 416, description = "A range beyond the segment"),
+    )
+)]
 pub(super) async fn download(
     State(recorder): State<Arc<Recorder>>,
     Extension(caller): Extension<Caller>,
-    Path((id, file)): Path<(String, String)>,
+    ApiPath((id, file)): ApiPath<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
     authorize(caller)?;
@@ -87,12 +156,25 @@ pub(super) async fn download(
     }
 }
 
-/// `GET /api/recordings/{id}/export?from=&to=`.
+/// One MP4 of a stream's recordings over a range of time (API token).
+#[utoipa::path(
+    get,
+    path = "/api/recordings/{id}/export",
+    tag = "recordings",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "`<provider>-<key>`"), RangeQuery),
+    responses(
+        (status = 200, description = "The MP4", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "A malformed id, time or range", body = ErrorBody),
+        (status = 401, description = "Without the API token", body = ErrorBody),
+        (status = 404, description = "Nothing recorded in the range", body = ErrorBody),
+    )
+)]
 pub(super) async fn export(
     State(recorder): State<Arc<Recorder>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     authorize(caller)?;
     check_id(&id)?;

@@ -3,30 +3,114 @@
 //! `/api/streams/{id}/stats` (JSON, every field) and
 //! `/api/streams/{id}/thumbnail[?size=...]`.
 
-use super::{lookup, ApiError};
+use super::doc::{Documented, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
+use super::streams::lookup;
+use super::ApiError;
 use crate::http::state::StatsState;
 use crate::stats::{Stats, StreamStats, FIELDS};
 use crate::thumbnail::Thumbnails;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 /// The statistics' and thumbnails' routes.
-pub(super) fn routes<S>() -> Router<S>
+pub(super) fn routes<S>() -> Documented<S>
 where
     S: Clone + Send + Sync + 'static,
     StatsState: FromRef<S>,
 {
-    Router::new()
-        .route("/api/streams/{id}/stats", get(stream))
-        .route("/api/streams/{id}/thumbnail", get(thumbnail))
-        .route("/stats/{id}", get(legacy).post(legacy))
-        .route("/stats/{id}/", get(legacy).post(legacy))
-        .route("/stats/{id}/{fields}", get(legacy).post(legacy))
+    Documented::new()
+        .routes(routes!(stream))
+        .routes(routes!(thumbnail))
+        .routes(routes!(legacy_all))
+        .routes(routes!(legacy_slash))
+        .routes(routes!(legacy_fields))
+}
+
+/// `?percent=0` of the original's statistics.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PercentQuery {
+    /// `0`: fractions in 0..1; anything else (or nothing): in percent.
+    #[allow(dead_code)]
+    percent: Option<String>,
+}
+
+/// The original's statistics of a stream, or of a provider's streams.
+///
+/// `id` is a stream (an object) or a provider instance (a list of its
+/// streams' objects, each with `id`). Unknown id: 404.
+#[utoipa::path(
+    method(get, post),
+    path = "/stats/{id}",
+    tag = "original",
+    params(("id" = String, Path, description = "A stream or a provider instance"), PercentQuery),
+    responses(
+        (status = 200, description = "An object (a stream) or a list (a provider's streams)", body = Value),
+        (status = 404, description = "No such stream or provider", body = ErrorBody),
+    )
+)]
+pub(super) async fn legacy_all(
+    st: State<StatsState>,
+    params: ApiPath<HashMap<String, String>>,
+    q: ApiQuery<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    legacy(st, params, q).await
+}
+
+/// The original's statistics of a stream, or of a provider's streams
+/// (as `/stats/{id}`).
+#[utoipa::path(
+    method(get, post),
+    path = "/stats/{id}/",
+    tag = "original",
+    params(("id" = String, Path, description = "A stream or a provider instance"), PercentQuery),
+    responses(
+        (status = 200, description = "An object (a stream) or a list (a provider's streams)", body = Value),
+        (status = 404, description = "No such stream or provider", body = ErrorBody),
+    )
+)]
+pub(super) async fn legacy_slash(
+    st: State<StatsState>,
+    params: ApiPath<HashMap<String, String>>,
+    q: ApiQuery<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    legacy(st, params, q).await
+}
+
+/// Some of the original's statistics of a stream, or of a provider's
+/// streams.
+///
+/// `fields` (comma-separated, empty items dropped) reduces each object to
+/// those fields plus `id`; one field of one stream is its bare value.
+/// Unknown id or field: 404.
+#[utoipa::path(
+    method(get, post),
+    path = "/stats/{id}/{fields}",
+    tag = "original",
+    params(
+        ("id" = String, Path, description = "A stream or a provider instance"),
+        ("fields" = String, Path, description = "Comma-separated: thumbnail, uptime, crash, warmup, starts, live_seconds, last_start, peak_viewers, id"),
+        PercentQuery,
+    ),
+    responses(
+        (status = 200, description = "An object, a list, or one field's bare value", body = Value),
+        (status = 404, description = "No such stream, provider or field", body = ErrorBody),
+    )
+)]
+pub(super) async fn legacy_fields(
+    st: State<StatsState>,
+    params: ApiPath<HashMap<String, String>>,
+    q: ApiQuery<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    legacy(st, params, q).await
 }
 
 /// `GET|POST /stats/{id}`, `/stats/{id}/`, `/stats/{id}/{fields}`.
@@ -36,10 +120,10 @@ where
 /// items dropped) reduces each object to those fields plus `id`; one field
 /// of one stream is its bare value. `?percent=0` gives the fractions in
 /// 0..1, anything else (or nothing) in percent. Unknown id or field: 404.
-pub(super) async fn legacy(
+async fn legacy(
     State(st): State<StatsState>,
-    Path(params): Path<HashMap<String, String>>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiPath(params): ApiPath<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let id = params.get("id").map(String::as_str).unwrap_or_default();
     let fields: Vec<&str> = params
@@ -103,31 +187,74 @@ fn object(id: &str, stats: &StreamStats, fields: &[&str], percent: bool) -> Valu
     Value::Object(m)
 }
 
-/// Every figure of `id` (fractions in 0..1), its id, and whether it has
-/// thumbnails (so a page asks for one only when it exists).
-pub(super) fn figures(stats: &Stats, thumbnails: &Thumbnails, id: &str) -> Value {
-    let mut v = json!(stats.get(id));
-    v["id"] = json!(id);
-    v["has_thumbnail"] = json!(thumbnails.has(id));
-    v
+/// A stream's figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Figures {
+    /// The stream.
+    pub id: String,
+    /// Its statistics.
+    #[serde(flatten)]
+    pub stats: StreamStats,
+    /// Whether it has a thumbnail (a page asks for one only then).
+    pub has_thumbnail: bool,
 }
 
-/// `GET /api/streams/{id}/stats`: every figure, fractions in 0..1.
+/// Every figure of `id` (fractions in 0..1), its id, and whether it has
+/// thumbnails (so a page asks for one only when it exists).
+pub(super) fn figures(stats: &Stats, thumbnails: &Thumbnails, id: &str) -> Figures {
+    Figures {
+        id: id.to_string(),
+        stats: stats.get(id),
+        has_thumbnail: thumbnails.has(id),
+    }
+}
+
+/// A stream's statistics: every figure, fractions in 0..1.
+#[utoipa::path(
+    get,
+    path = "/api/streams/{id}/stats",
+    tag = "streams",
+    params(("id" = String, Path, description = "`<provider>-<key>`")),
+    responses(
+        (status = 200, description = "The figures", body = Figures),
+        (status = 400, description = "Not a stream id", body = ErrorBody),
+        (status = 404, description = "Not catalogued", body = ErrorBody),
+    )
+)]
 pub(super) async fn stream(
     State(st): State<StatsState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Figures>, ApiError> {
     st.listings.ensure_for_stream(&id).await;
     let e = lookup(&st.catalog, &id)?;
     Ok(Json(figures(&st.stats, &st.thumbnails, &e.id)))
 }
 
-/// `GET /api/streams/{id}/thumbnail[?size=medium]`: the JPEG, 404 until
-/// one exists.
+/// The size of a thumbnail.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SizeQuery {
+    /// A size the host makes (`[thumbnails] sizes`); the largest unless asked.
+    #[allow(dead_code)]
+    size: Option<String>,
+}
+
+/// A stream's latest thumbnail (JPEG), 404 until one exists.
+#[utoipa::path(
+    get,
+    path = "/api/streams/{id}/thumbnail",
+    tag = "streams",
+    params(("id" = String, Path, description = "`<provider>-<key>`"), SizeQuery),
+    responses(
+        (status = 200, description = "The JPEG", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 400, description = "Not a stream id, or no such size", body = ErrorBody),
+        (status = 404, description = "Not catalogued, or no thumbnail yet", body = ErrorBody),
+    )
+)]
 pub(super) async fn thumbnail(
     State(st): State<StatsState>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let e = lookup(&st.catalog, &id)?;
     let size = q.get("size").map(String::as_str);
@@ -176,7 +303,7 @@ mod tests {
             thumbnails,
         };
         let get = |uri: &str| {
-            let app = routes().with_state(st.clone());
+            let app = routes().into_router().with_state(st.clone());
             send(app, testing::request("GET", uri, PEER, PUBLIC))
         };
         let json = |body: &str| serde_json::from_str::<Value>(body).expect("JSON");
