@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Python provider toolchain into target/python-tools (a venv
-# under the repository root): componentize-py, pinned. Idempotent: a venv
-# that already has the pinned version is left alone. Prints nothing but
-# errors.
+# Installs the Python tools into target/python-tools (a venv under the
+# repository root): componentize-py and schemathesis, both pinned.
+# Idempotent: a venv that already has both pinned versions is left alone.
+# Prints nothing but errors.
 #
-# The tool is then target/python-tools/bin/componentize-py (the Python
-# SDK's build.sh finds it there or on PATH). See provider-sdk/python/README.md.
+# The tools are then target/python-tools/bin/componentize-py (the Python
+# SDK's build.sh finds it there or on PATH; see provider-sdk/python/README.md)
+# and target/python-tools/bin/schemathesis (API fuzzing of the live
+# host's /api/openapi.json).
 #
 # Needs python3 (3.10 or later) with the venv module; on Debian:
 #   apt-get install python3-venv
@@ -13,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COMPONENTIZE_PY_VERSION=0.25.1
+SCHEMATHESIS_VERSION=4.32.5
 venv=target/python-tools
 
 if ! command -v python3 >/dev/null; then
@@ -22,9 +25,9 @@ fi
 
 have=""
 if [ -x "$venv/bin/python" ]; then
-  have=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("componentize-py"))' 2>/dev/null || true)
+  have=$("$venv/bin/python" -c 'import importlib.metadata as m; print(*(m.version(p) for p in ("componentize-py", "schemathesis")))' 2>/dev/null || true)
 fi
-[ "$have" = "$COMPONENTIZE_PY_VERSION" ] && exit 0
+[ "$have" = "$COMPONENTIZE_PY_VERSION $SCHEMATHESIS_VERSION" ] && exit 0
 
 # A venv left without pip (made before python3-venv was installed) is made anew.
 if [ -x "$venv/bin/python" ] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
@@ -45,8 +48,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 
 if ! out=$("$venv/bin/python" -m pip install --disable-pip-version-check -q \
-    "componentize-py==$COMPONENTIZE_PY_VERSION" 2>&1); then
+    "componentize-py==$COMPONENTIZE_PY_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" 2>&1); then
   echo "$out" >&2
-  echo "python-tools: installing componentize-py==$COMPONENTIZE_PY_VERSION failed" >&2
+  echo "python-tools: installing componentize-py==$COMPONENTIZE_PY_VERSION schemathesis==$SCHEMATHESIS_VERSION failed" >&2
   exit 1
 fi

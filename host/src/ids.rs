@@ -11,6 +11,14 @@ pub const MAX_PROVIDER_ID: usize = 32;
 /// Longest stream key (keeps ids well under file-name limits).
 pub const MAX_KEY: usize = 64;
 
+/// [`check_provider_id`] as a regular expression (ECMA, for the OpenAPI
+/// document).
+pub const PROVIDER_ID_PATTERN: &str = "^[a-z][a-z0-9_]{0,31}$";
+/// [`check_key`] as a regular expression.
+pub const KEY_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$";
+/// [`parse_stream_id`] as a regular expression.
+pub const STREAM_ID_PATTERN: &str = "^[a-z][a-z0-9_]{0,31}-[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$";
+
 /// Why an id was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {

@@ -40,7 +40,9 @@ pub use http::{
 pub use media::{ffprobe, test_pattern_instance, Sender, Viewer};
 pub use mongo::mongo_url;
 pub use nginx::PlainNginx;
-pub use paths::{browser_dir, dss_bin, fixture, module, modules_dir, repo_root, scratch_dir};
+pub use paths::{
+    browser_dir, dss_bin, fixture, module, modules_dir, repo_root, schemathesis_bin, scratch_dir,
+};
 pub use ports::free_port;
 pub use procs::{cpu_time, process_alive, publishers_of};
 pub use setup::{Setup, TEST_TOKEN};

@@ -89,3 +89,19 @@ pub fn browser_dir() -> Option<PathBuf> {
     eprintln!("skipped: chromium or tests/browser/node_modules missing (run scripts/test.sh)");
     None
 }
+
+/// Schemathesis (`target/python-tools/bin/st`, pinned by
+/// `scripts/python-tools.sh`); `None` (the test skips, saying why) when it
+/// is not installed, except in CI, where `scripts/test.sh` installs it.
+pub fn schemathesis_bin() -> Option<PathBuf> {
+    let st = repo_root().join("target/python-tools/bin/st");
+    if st.exists() {
+        return Some(st);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "schemathesis missing (scripts/test.sh installs it with scripts/python-tools.sh)"
+    );
+    eprintln!("skipped: schemathesis missing (run scripts/python-tools.sh)");
+    None
+}

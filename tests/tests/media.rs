@@ -287,7 +287,7 @@ fn live_streams_get_three_sizes_from_their_own_flow_and_idle_ones_only_in_all_mo
     assert_eq!(size_of(&served), (320, 240));
     assert_eq!(
         host.get("/api/streams/site-cam/thumbnail?size=huge").status,
-        400
+        404
     );
     assert_eq!(json_at(&host, "/stats/site-cam/thumbnail"), 100.0);
 

@@ -463,7 +463,7 @@ fn callbacks_and_admin_actions_relayed_by_nginx_for_outsiders_are_forbidden() {
         403
     );
     assert_eq!(get(&format!("{nginx}/metrics")).status, 403);
-    assert_eq!(get(&format!("{}/metrics", host.base)).status, 403);
+    assert_eq!(get(&format!("{}/metrics", host.base)).status, 401);
     assert_eq!(host.get("/metrics").status, 200);
     assert_eq!(
         post_form(&format!("{nginx}/api/streams/cam-a/start"), &[]).status,

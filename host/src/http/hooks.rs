@@ -19,7 +19,6 @@ use crate::supervisor::{Refusal, State as StreamState};
 use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use axum::Extension;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,18 +27,19 @@ use utoipa_axum::routes;
 /// How often a held playlist request looks for the playlist.
 const PLAYLIST_POLL: Duration = Duration::from_millis(100);
 
-/// The playlist check and control routes (nginx-rtmp's callbacks are
-/// answered before routing, [`fast_callback`]; [`callback_doc`] documents
-/// them). Any method, as nginx and the original's clients call them.
+/// The callbacks, the playlist check and the control routes. nginx-rtmp's
+/// callbacks are answered before routing ([`fast_callback`]); their route
+/// answers the same, and other methods with a 405.
 pub fn routes<S>() -> Documented<S>
 where
     S: Clone + Send + Sync + 'static,
     CallbackState: FromRef<S>,
 {
     Documented::new()
-        .routes_with(routes!(http_view), any(http_view))
-        .routes_with(routes!(control), any(control))
-        .routes_with(routes!(control_timeout), any(control_timeout))
+        .routes(routes!(callback_routed))
+        .routes(routes!(http_view))
+        .routes(routes!(control))
+        .routes(routes!(control_timeout))
 }
 
 /// An nginx-rtmp callback (answered before routing, by [`fast_callback`]).
@@ -52,12 +52,13 @@ where
 #[utoipa::path(
     post,
     path = "/hooks/{secret}/{event}",
+    operation_id = "callback",
     tag = NGINX,
     params(
         ("secret" = String, Path, description = "The host's callback secret"),
         ("event" = String, Path, description = "The callback: on_play, on_play_done, on_publish, ..."),
     ),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+    request_body(content = CallbackForm, content_type = "application/x-www-form-urlencoded",
                  description = "nginx-rtmp's fields"),
     responses(
         (status = 200, description = "Accepted", content_type = "text/plain", body = String),
@@ -68,8 +69,41 @@ where
         (status = 503, description = "No FFmpeg slot free, or shutting down", content_type = "text/plain", body = String),
     )
 )]
+async fn callback_routed(
+    State(st): State<CallbackState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
+    Path((secret, event)): Path<(String, String)>,
+    body: axum::body::Body,
+) -> Response {
+    let Ok(body) = axum::body::to_bytes(body, MAX_CALLBACK_BYTES).await else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "unreadable or oversized callback body\n",
+        )
+            .into_response();
+    };
+    callback(&st, peer, caller, &secret, &event, Callback::parse(&body)).await
+}
+
+/// The fields of an nginx-rtmp callback that are read (others are
+/// ignored). (`Callback`, for the document.)
+#[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
-pub(crate) fn callback_doc() {}
+pub struct CallbackForm {
+    /// The RTMP application.
+    app: Option<String>,
+    /// The stream id.
+    name: Option<String>,
+    /// nginx-rtmp's client id.
+    clientid: Option<String>,
+    /// The client's address.
+    addr: Option<String>,
+    /// Our FFmpeg's publish token.
+    token: Option<String>,
+    /// The client's flash version.
+    flashver: Option<String>,
+}
 
 /// The fields nginx-rtmp sends (plus the client's query arguments).
 #[derive(Debug, Default)]
@@ -303,7 +337,7 @@ fn on_publish(st: &StreamsState, cb: &Callback) -> Result<(), Refused> {
 /// playlist (bounded), so the first request gets a fresh playlist instead
 /// of a 404 or a stale one left by an earlier run.
 #[utoipa::path(
-    method(get, head, post),
+    method(get, head),
     path = "/hooks/{secret}/http_view",
     tag = NGINX,
     params(
@@ -392,7 +426,7 @@ fn fresh_playlist(st: &StreamsState, id: &str, playlist: &std::path::Path) -> bo
     tag = NGINX,
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "`<provider>-<key>`"),
+        crate::http::api::doc::StreamPath,
         ("action" = String, Path, description = "start, stop, http, publish_start or publish_stop"),
     ),
     responses(
@@ -421,7 +455,7 @@ async fn control(
     tag = NGINX,
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "`<provider>-<key>`"),
+        crate::http::api::doc::StreamPath,
         ("action" = String, Path, description = "http (or any action: the timeout is ignored)"),
         ("timeout" = String, Path, description = "The lease in seconds"),
     ),

@@ -110,12 +110,12 @@ fn phone_id(id: &str) -> Result<&str, Early> {
     path = "/mobile/{id}",
     tag = "mobile",
     params(
-        ("id" = String, Path, description = "The phone's id (a key, at most 64 bytes)"),
+        crate::http::api::doc::PhonePath,
         ("token" = Option<String>, Query, description = "The ingest token (or the bearer header)"),
         ("secret" = Option<String>, Query, description = "The session secret (or the header)"),
         ("X-DSS-Phone-Secret" = Option<String>, Header, description = "The session secret"),
     ),
-    request_body(content = Vec<u8>, content_type = "video/mp2t", description = "MPEG-TS"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "MPEG-TS (any content type)"),
     responses(
         (status = 200, description = "The body ended: how much was received, and the session secret",
          content_type = "text/plain", body = String,
@@ -185,18 +185,28 @@ async fn ingest(
         .into_response()
 }
 
+/// What a phone reports of its position (any other members are passed on).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PositionBody {
+    /// Latitude.
+    latitude: f64,
+    /// Longitude.
+    longitude: f64,
+}
+
 /// A streaming phone's position, `{"latitude": .., "longitude": ..}`.
 #[utoipa::path(
     post,
     path = "/mobile/{id}/position",
     tag = "mobile",
     params(
-        ("id" = String, Path, description = "The phone's id"),
+        crate::http::api::doc::PhonePath,
         ("token" = Option<String>, Query, description = "The ingest token (or the bearer header)"),
         ("secret" = Option<String>, Query, description = "The session secret (or the header)"),
         ("X-DSS-Phone-Secret" = Option<String>, Header, description = "The session secret"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The position (and anything else the phone reports)"),
+    request_body(content = PositionBody, content_type = "application/json", description = "The position (and anything else the phone reports)"),
     responses(
         (status = 204, description = "Passed to the phone's provider"),
         (status = 400, description = "An invalid phone id, or not JSON", content_type = "text/plain", body = String),

@@ -41,7 +41,10 @@ const MAX_GRID: usize = 128;
 #[into_params(parameter_in = Query)]
 pub struct ClustersQuery {
     /// `minLon,minLat,maxLon,maxLat` (required).
-    #[param(required = true)]
+    #[param(
+        required = true,
+        pattern = r"^(-?[0-9]{1,20}(\.[0-9]{1,20})?,){3}-?[0-9]{1,20}(\.[0-9]{1,20})?$"
+    )]
     bbox: Option<String>,
     /// Cells per side (32 unless asked).
     #[param(minimum = 1, maximum = 128)]
@@ -155,8 +158,8 @@ struct Overview<'a> {
     clusters: Vec<Shown<'a>>,
 }
 
-/// A cluster: the streams of one grid cell (the document's view of
-/// [`Shown`]).
+/// A cluster: the streams of one grid cell. (What `Shown` writes, for the
+/// document.)
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Cluster {
@@ -174,7 +177,7 @@ pub struct Cluster {
     viewers: u32,
 }
 
-/// The document's view of [`Overview`].
+/// A box's clusters. (What `Overview` writes, for the document.)
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Clusters {

@@ -14,7 +14,6 @@ use crate::http::access::Caller;
 use axum::extract::Extension;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodRouter;
 use axum::Router;
 use serde::Serialize;
 use std::sync::Arc;
@@ -34,6 +33,37 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// A stream id in the path (the pattern is [`crate::ids::STREAM_ID_PATTERN`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct StreamPath {
+    /// `<provider>-<key>`.
+    #[param(pattern = "^[a-z][a-z0-9_]{0,31}-[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")]
+    id: String,
+}
+
+/// A provider instance id in the path
+/// ([`crate::ids::PROVIDER_ID_PATTERN`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ProviderPath {
+    /// The instance id.
+    #[param(pattern = "^[a-z][a-z0-9_]{0,31}$")]
+    id: String,
+}
+
+/// A phone's id in the path ([`crate::ids::KEY_PATTERN`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct PhonePath {
+    /// The phone's id (a stream key).
+    #[param(pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")]
+    id: String,
+}
+
 /// The document's fixed parts: what DSS is, its bearer token.
 #[derive(OpenApi)]
 #[openapi(
@@ -45,8 +75,7 @@ pub struct ErrorBody {
                        document's public operations, and no sources, logs or errors."
     ),
     modifiers(&Bearer),
-    components(schemas(ErrorBody)),
-    paths(crate::http::hooks::callback_doc)
+    components(schemas(ErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -76,14 +105,6 @@ impl<S: Clone + Send + Sync + 'static> Documented<S> {
     /// and schemas, and the handlers on the methods they document.
     pub fn routes(self, routes: UtoipaMethodRouter<S>) -> Self {
         Documented(self.0.routes(routes))
-    }
-
-    /// Adds the document of `routes!(handler)`, but serves its path with
-    /// `methods` (a handler that answers any method, as nginx and the
-    /// original's clients call it).
-    pub fn routes_with(self, routes: UtoipaMethodRouter<S>, methods: MethodRouter<S>) -> Self {
-        let (schemas, paths, _) = routes;
-        Documented(self.0.routes((schemas, paths, methods)))
     }
 
     /// Adds `other`'s routes and operations.
@@ -141,6 +162,15 @@ impl Documents {
     }
 }
 
+/// A document's text as bytes for a response body.
+struct ArcBytes(Arc<str>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 /// Every method slot of a path item.
 fn operations_mut(
     item: &mut utoipa::openapi::PathItem,
@@ -174,8 +204,9 @@ fn is_empty_requirement(req: &utoipa::openapi::security::SecurityRequirement) ->
     serde_json::to_value(req).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
 }
 
-/// The API's OpenAPI 3.1 document: every operation with the API token,
-/// the public ones without it.
+/// The API's OpenAPI 3.1 document.
+///
+/// Every operation with the API token, the public ones without it.
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
@@ -186,13 +217,47 @@ pub async fn openapi(
     Extension(docs): Extension<Documents>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    let body = docs.for_caller(caller).to_string();
+    // Shared, not copied: the private document is about 60 KB.
+    let body = axum::body::Bytes::from_owner(ArcBytes(docs.for_caller(caller).clone()));
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Clients generate code from the document: one name per operation.
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(super::super::documented().split().1).expect("JSON");
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                if let Some(id) = op["operationId"].as_str() {
+                    let here = format!("{method} {path}");
+                    // One handler on several methods is one operation.
+                    let first = seen.entry(id.to_string()).or_insert_with(|| path.clone());
+                    assert_eq!(first, path, "{id} names {here} and another path");
+                }
+            }
+        }
+        assert!(seen.len() > 30, "{seen:?}");
+    }
+
+    /// The patterns written in the param structs are the ids' own.
+    #[test]
+    fn the_documented_patterns_are_the_checked_ones() {
+        let doc = ApiDoc::openapi().merge_from(super::super::documented().split().1);
+        let text = serde_json::to_string(&doc).expect("JSON");
+        for p in [
+            crate::ids::STREAM_ID_PATTERN,
+            crate::ids::PROVIDER_ID_PATTERN,
+            crate::ids::KEY_PATTERN,
+        ] {
+            let quoted = serde_json::to_string(p).expect("JSON");
+            assert!(text.contains(&quoted), "{p} is not in the document");
+        }
+    }
 
     #[test]
     fn the_public_document_keeps_what_needs_no_token() {

@@ -73,6 +73,7 @@ struct View {
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// `minLon,minLat,maxLon,maxLat`: only streams positioned inside.
+    #[param(pattern = r"^(-?[0-9]{1,20}(\.[0-9]{1,20})?,){3}-?[0-9]{1,20}(\.[0-9]{1,20})?$")]
     bbox: Option<String>,
 }
 

@@ -77,6 +77,7 @@ pub struct LegacyProvider {
 #[utoipa::path(
     method(get, post),
     path = "/info/provider",
+    operation_id = "legacy_providers",
     tag = "original",
     responses((status = 200, description = "The instances", body = [LegacyProvider]))
 )]
@@ -102,8 +103,9 @@ pub(super) async fn providers(State(st): State<StreamsState>) -> Json<Vec<Legacy
 #[utoipa::path(
     method(get, post),
     path = "/info/provider/{id}",
+    operation_id = "legacy_provider",
     tag = "original",
-    params(("id" = String, Path, description = "The instance id")),
+    params(super::doc::ProviderPath),
     responses(
         (status = 200, description = "Its streams", body = [LegacyStream]),
         (status = 400, description = "Not a provider id", body = ErrorBody),
@@ -132,8 +134,9 @@ pub(super) async fn provider(
 #[utoipa::path(
     method(get, post),
     path = "/info/stream/{id}",
+    operation_id = "legacy_stream",
     tag = "original",
-    params(("id" = String, Path, description = "`<provider>-<key>`")),
+    params(super::doc::StreamPath),
     responses(
         (status = 200, description = "The stream", body = LegacyStream),
         (status = 400, description = "Not a stream id", body = ErrorBody),

@@ -42,6 +42,7 @@ pub const MAX_LIMIT: usize = 10_000;
 #[into_params(parameter_in = Query)]
 pub struct StreamFilter {
     /// Only this provider instance's streams.
+    #[param(pattern = "^[a-z][a-z0-9_]{0,31}$")]
     pub provider: Option<String>,
     /// Only streams the upstream says are on (or off).
     pub online: Option<bool>,
@@ -49,13 +50,18 @@ pub struct StreamFilter {
     #[param(value_type = Option<StreamState>)]
     pub state: Option<String>,
     /// `minLon,minLat,maxLon,maxLat`: only streams positioned inside.
+    #[param(pattern = r"^(-?[0-9]{1,20}(\.[0-9]{1,20})?,){3}-?[0-9]{1,20}(\.[0-9]{1,20})?$")]
     pub bbox: Option<String>,
     /// Comma-separated fields to include (`id` always is).
+    #[param(
+        pattern = "^(id|provider|key|name|geo|online|tags|state|viewers)(,(id|provider|key|name|geo|online|tags|state|viewers))*$"
+    )]
     pub fields: Option<String>,
     /// At most this many streams; a `Link: rel="next"` header follows.
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
     /// Where the previous page ended (from its `Link` header).
+    #[param(pattern = "^([0-9a-fA-F]{2})*$")]
     pub cursor: Option<String>,
 }
 
@@ -110,7 +116,8 @@ fn parse_state(s: &str) -> Result<StreamState, ApiError> {
 /// (a map scrolled past the antimeridian), a box 360° wide or more is
 /// the whole world, and `minLon > maxLon` (after wrapping) crosses the
 /// antimeridian. Latitudes beyond the poles are clamped to ±90 (a padded
-/// view at low zoom); south above north is an error.
+/// view at low zoom); a box whose south is above its north holds
+/// nothing.
 pub fn parse_bbox(s: &str) -> Result<BBox, ApiError> {
     let bad =
         |why: String| ApiError::bad_request(format!("bbox: {why} (minLon,minLat,maxLon,maxLat)"));
@@ -120,8 +127,10 @@ pub fn parse_bbox(s: &str) -> Result<BBox, ApiError> {
     }
     let mut n = [0f64; 4];
     for (slot, p) in n.iter_mut().zip(&parts) {
+        if !plain_number(p) {
+            return Err(bad(format!("{p:?} is not a decimal number")));
+        }
         *slot = p
-            .trim()
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
@@ -129,7 +138,13 @@ pub fn parse_bbox(s: &str) -> Result<BBox, ApiError> {
     }
     let [w, s_, e, n_] = n;
     if s_ > n_ {
-        return Err(bad(format!("south {s_} is above north {n_}")));
+        // No position is above 90°: a box there holds nothing.
+        return Ok(BBox {
+            min_lat: 91.0,
+            min_lon: 0.0,
+            max_lat: 91.0,
+            max_lon: 0.0,
+        });
     }
     let (min_lon, max_lon) = if e - w >= 360.0 {
         (-180.0, 180.0)
@@ -142,6 +157,19 @@ pub fn parse_bbox(s: &str) -> Result<BBox, ApiError> {
         max_lat: n_.clamp(-90.0, 90.0),
         max_lon,
     })
+}
+
+/// Whether `s` is `-?DIGITS(.DIGITS)?`, 1 to 20 digits each side: what
+/// the document's pattern says (Rust's own parser takes `1e5`, `+1`,
+/// `inf`, which a map never sends).
+fn plain_number(s: &str) -> bool {
+    let s = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s, None),
+    };
+    let digits = |d: &str| (1..=20).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit());
+    digits(int) && frac.is_none_or(digits)
 }
 
 /// `lon` as -180..=180 (180 stays 180, so a box ending there does not
@@ -165,11 +193,12 @@ fn encode_cursor(id: &str) -> String {
     hex::encode(id)
 }
 
+/// Any hex is a cursor: ids are ASCII, so a cursor that is not one of
+/// them still orders (what follows it is the rest of the list).
 fn decode_cursor(c: &str) -> Result<String, ApiError> {
     hex::decode(c)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::bad_request("cursor: not a cursor of this API"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|_| ApiError::bad_request("cursor: not a cursor of this API"))
 }
 
 /// The fields of a stream in a list, as a set.
@@ -187,7 +216,8 @@ impl Fields {
     /// Parses `id,geo,state` (`id` is always included).
     fn parse(s: &str) -> Result<Fields, ApiError> {
         let mut bits = 1 << Self::ID;
-        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        // Exactly the document's pattern: names and commas, nothing else.
+        for name in s.split(',') {
             let i = Self::NAMES.iter().position(|n| *n == name).ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "fields: unknown field {name:?} (known: {})",
@@ -358,8 +388,8 @@ pub(super) fn tagged_json(
         .into_response())
 }
 
-/// A stream in a list (the document's view of [`Brief`]: every field but
-/// `id` may be left out by `fields=`).
+/// A stream in a list: every field but `id` may be left out by `fields=`.
+/// (What `Brief` writes, for the document.)
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct StreamBrief {
@@ -502,6 +532,8 @@ mod tests {
         let b = parse_bbox("170,-10,190,10").unwrap();
         assert_eq!((b.min_lon, b.max_lon), (170.0, -170.0));
         assert!(b.contains(0.0, 179.0) && b.contains(0.0, -175.0) && !b.contains(0.0, 0.0));
+        let b = parse_bbox("0,10,1,5").unwrap();
+        assert!(!b.contains(7.0, 0.5), "south above north holds nothing");
         let b = parse_bbox("-300,-100,300,100").unwrap();
         assert_eq!(
             (b.min_lon, b.min_lat, b.max_lon, b.max_lat),
@@ -514,7 +546,9 @@ mod tests {
             "a,1,2,3",
             "NaN,1,2,3",
             "1,inf,2,3",
-            "0,10,1,5",
+            "1e5,1,2,3",
+            "+1,1,2,3",
+            " 1,1,2,3",
         ] {
             let e = parse_bbox(bad).unwrap_err();
             assert_eq!(e.0, StatusCode::BAD_REQUEST, "{bad}");
@@ -528,7 +562,9 @@ mod tests {
         assert!(
             f.has(Fields::ID) && f.has(Fields::GEO) && f.has(Fields::STATE) && !f.has(Fields::NAME)
         );
-        assert_eq!(Fields::parse("").unwrap(), Fields(1));
+        assert!(Fields::parse("").is_err());
+        assert!(Fields::parse("geo,,state").is_err());
+        assert!(Fields::parse("geo, state").is_err());
         assert!(Fields::parse("geo,source")
             .unwrap_err()
             .1
@@ -542,7 +578,8 @@ mod tests {
             "cams-one"
         );
         assert!(decode_cursor("zz").is_err());
-        assert!(decode_cursor("ff").is_err(), "not UTF-8");
+        assert!(decode_cursor("f").is_err(), "half a byte");
+        assert!(decode_cursor("ff").is_ok(), "after every id");
     }
 
     #[test]

@@ -130,13 +130,6 @@ where
         .merge(legacy::routes())
 }
 
-fn forbidden() -> ApiError {
-    ApiError(
-        StatusCode::FORBIDDEN,
-        "only with the API token (Authorization: Bearer TOKEN)".into(),
-    )
-}
-
 /// Admin actions need the API token (from every caller: see
 /// [`crate::http::access`]).
 pub(crate) fn authorize(caller: Caller) -> Result<(), ApiError> {

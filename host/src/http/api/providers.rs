@@ -49,8 +49,8 @@ pub(super) fn provider_json(p: &ProviderStatus, caller: Caller) -> Value {
     v
 }
 
-/// A provider instance, as the API shows it (the document's view of
-/// [`provider_json`]).
+/// A provider instance, as the API shows it. (What `provider_json`
+/// writes, for the document.)
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Provider {
@@ -115,7 +115,7 @@ pub(super) async fn providers(
     path = "/api/providers/{id}",
     tag = "providers",
     security((), ("bearer" = [])),
-    params(("id" = String, Path, description = "The instance id")),
+    params(super::doc::ProviderPath),
     responses(
         (status = 200, description = "The instance", body = Provider),
         (status = 400, description = "Not a provider id", body = ErrorBody),

@@ -79,6 +79,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 #[utoipa::path(
     get,
     path = "/api/recordings",
+    operation_id = "recordings",
     tag = "recordings",
     security(("bearer" = [])),
     params(ListQuery),
@@ -122,10 +123,11 @@ pub(super) async fn list(
 #[utoipa::path(
     get,
     path = "/api/recordings/{id}/{file}",
+    operation_id = "recording",
     tag = "recordings",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "`<provider>-<key>`"),
+        super::doc::StreamPath,
         ("file" = String, Path, description = "A segment's name, as the list gives it"),
     ),
     responses(
@@ -160,9 +162,10 @@ pub(super) async fn download(
 #[utoipa::path(
     get,
     path = "/api/recordings/{id}/export",
+    operation_id = "recording_export",
     tag = "recordings",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "`<provider>-<key>`"), RangeQuery),
+    params(super::doc::StreamPath, RangeQuery),
     responses(
         (status = 200, description = "The MP4", content_type = "video/mp4", body = Vec<u8>),
         (status = 400, description = "A malformed id, time or range", body = ErrorBody),

@@ -11,7 +11,7 @@ use crate::http::state::StatsState;
 use crate::stats::{Stats, StreamStats, FIELDS};
 use crate::thumbnail::Thumbnails;
 use axum::extract::{FromRef, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,7 @@ pub struct PercentQuery {
 #[utoipa::path(
     method(get, post),
     path = "/stats/{id}",
+    operation_id = "legacy_stats",
     tag = "original",
     params(("id" = String, Path, description = "A stream or a provider instance"), PercentQuery),
     responses(
@@ -70,6 +71,7 @@ pub(super) async fn legacy_all(
 #[utoipa::path(
     method(get, post),
     path = "/stats/{id}/",
+    operation_id = "legacy_stats_slash",
     tag = "original",
     params(("id" = String, Path, description = "A stream or a provider instance"), PercentQuery),
     responses(
@@ -94,6 +96,7 @@ pub(super) async fn legacy_slash(
 #[utoipa::path(
     method(get, post),
     path = "/stats/{id}/{fields}",
+    operation_id = "legacy_stats_fields",
     tag = "original",
     params(
         ("id" = String, Path, description = "A stream or a provider instance"),
@@ -213,8 +216,9 @@ pub(super) fn figures(stats: &Stats, thumbnails: &Thumbnails, id: &str) -> Figur
 #[utoipa::path(
     get,
     path = "/api/streams/{id}/stats",
+    operation_id = "stream_stats",
     tag = "streams",
-    params(("id" = String, Path, description = "`<provider>-<key>`")),
+    params(super::doc::StreamPath),
     responses(
         (status = 200, description = "The figures", body = Figures),
         (status = 400, description = "Not a stream id", body = ErrorBody),
@@ -244,11 +248,11 @@ pub struct SizeQuery {
     get,
     path = "/api/streams/{id}/thumbnail",
     tag = "streams",
-    params(("id" = String, Path, description = "`<provider>-<key>`"), SizeQuery),
+    params(super::doc::StreamPath, SizeQuery),
     responses(
         (status = 200, description = "The JPEG", content_type = "image/jpeg", body = Vec<u8>),
-        (status = 400, description = "Not a stream id, or no such size", body = ErrorBody),
-        (status = 404, description = "Not catalogued, or no thumbnail yet", body = ErrorBody),
+        (status = 400, description = "Not a stream id", body = ErrorBody),
+        (status = 404, description = "Not catalogued, no such size, or no thumbnail yet", body = ErrorBody),
     )
 )]
 pub(super) async fn thumbnail(
@@ -267,9 +271,7 @@ pub(super) async fn thumbnail(
             jpeg,
         )
             .into_response()),
-        Err(err @ crate::thumbnail::ThumbError::Size(..)) => {
-            Err(ApiError(StatusCode::BAD_REQUEST, err.to_string()))
-        }
+        // A size the host does not make is a thumbnail it does not have.
         Err(err) => Err(ApiError::not_found(err.to_string())),
     }
 }
@@ -277,6 +279,7 @@ pub(super) async fn thumbnail(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
     use crate::config::Config;
     use crate::http::state::testing::{self, catalogue, send, PEER, PUBLIC};
     use std::sync::Arc;
@@ -325,7 +328,7 @@ mod tests {
             ("/api/streams/cams-one/thumbnail", StatusCode::NOT_FOUND),
             (
                 "/api/streams/cams-one/thumbnail?size=huge",
-                StatusCode::BAD_REQUEST,
+                StatusCode::NOT_FOUND,
             ),
             ("/api/streams/..%2Fx/thumbnail", StatusCode::BAD_REQUEST),
         ] {

@@ -3,7 +3,7 @@
 //! (`/api/web`) and the hosts of a cluster (`/api/cluster`).
 
 use super::doc::Documented;
-use super::{forbidden, ApiError};
+use super::{authorize, ApiError};
 use crate::catalog::ProviderState;
 use crate::http::access::Caller;
 use crate::http::state::{AppState, ReadyState, StreamsState};
@@ -247,16 +247,14 @@ pub(super) async fn readyz(State(st): State<ReadyState>) -> Response {
     responses(
         (status = 200, description = "The metrics",
          content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
-        (status = 403, description = "Without the API token", body = super::doc::ErrorBody),
+        (status = 401, description = "Without the API token", body = super::doc::ErrorBody),
     )
 )]
 pub(super) async fn metrics(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !caller.is_private() {
-        return Err(forbidden());
-    }
+    authorize(caller)?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -118,7 +118,7 @@ pub struct StreamDetail {
     path = "/api/streams/{id}",
     tag = "streams",
     security((), ("bearer" = [])),
-    params(("id" = String, Path, description = "`<provider>-<key>`")),
+    params(super::doc::StreamPath),
     responses(
         (status = 200, description = "The stream", body = StreamDetail),
         (status = 400, description = "Not a stream id", body = ErrorBody),
@@ -181,10 +181,16 @@ pub(super) async fn stream(
 #[into_params(parameter_in = Query)]
 pub struct WatchParams {
     /// Lease length in seconds (clamped by the config).
-    timeout: Option<u64>,
-    /// Distinguishes viewers behind one address (at most 128 bytes).
+    #[param(maximum = 86400)]
+    timeout: Option<u32>,
+    /// Distinguishes viewers behind one address (at most 128 characters).
+    #[param(max_length = 128)]
     client: Option<String>,
 }
+
+/// The longest lease a client may ask for (a day; the config clamps it
+/// further, `[ffmpeg] http_lease_max_seconds`).
+const MAX_LEASE_ASKED: u32 = 86_400;
 
 /// A viewer's lease.
 #[derive(Debug, Serialize, ToSchema)]
@@ -206,7 +212,7 @@ pub struct Lease {
     path = "/api/streams/{id}/watch",
     tag = "streams",
     security((), ("bearer" = [])),
-    params(("id" = String, Path, description = "`<provider>-<key>`"), WatchParams),
+    params(super::doc::StreamPath, WatchParams),
     responses(
         (status = 200, description = "Leased", body = Lease),
         (status = 400, description = "A malformed id or parameter", body = ErrorBody),
@@ -223,9 +229,16 @@ pub(super) async fn watch(
 ) -> Result<Json<Lease>, ApiError> {
     st.listings.ensure_for_stream(&id).await;
     lookup(&st.catalog, &id)?;
+    if p.timeout.is_some_and(|t| t > MAX_LEASE_ASKED) {
+        return Err(ApiError::bad_request(format!(
+            "timeout: at most {MAX_LEASE_ASKED} seconds"
+        )));
+    }
     let client = p.client.unwrap_or_default();
-    if client.len() > 128 {
-        return Err(ApiError::bad_request("client is longer than 128 bytes"));
+    if client.chars().count() > 128 {
+        return Err(ApiError::bad_request(
+            "client is longer than 128 characters",
+        ));
     }
     // A public client holds one lease per stream, and leases on at most
     // `max_streams_per_client` streams.
@@ -236,7 +249,7 @@ pub(super) async fn watch(
     let ttl = st.supervisor.lease(
         &id,
         &key,
-        p.timeout.map(Duration::from_secs),
+        p.timeout.map(|s| Duration::from_secs(s.into())),
         caller.public_ip(),
     )?;
     let state = st.supervisor.status(&id).state;
@@ -264,9 +277,10 @@ pub struct Action {
 #[utoipa::path(
     post,
     path = "/api/streams/{id}/start",
+    operation_id = "start_stream",
     tag = "streams",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "`<provider>-<key>`")),
+    params(super::doc::StreamPath),
     responses(
         (status = 200, description = "Pinned", body = Action),
         (status = 400, description = "Not a stream id", body = ErrorBody),
@@ -294,9 +308,10 @@ pub(super) async fn admin_start(
 #[utoipa::path(
     post,
     path = "/api/streams/{id}/stop",
+    operation_id = "stop_stream",
     tag = "streams",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "`<provider>-<key>`")),
+    params(super::doc::StreamPath),
     responses(
         (status = 200, description = "Stopping", body = Action),
         (status = 400, description = "Not a stream id", body = ErrorBody),
@@ -323,7 +338,9 @@ pub(super) async fn admin_stop(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TrackQuery {
-    /// Only points from this time on (Unix ms).
+    /// Only points from this time on (Unix ms; the store's integers stop
+    /// at 2^53 - 1).
+    #[param(maximum = 9007199254740991_f64)]
     since: Option<u64>,
 }
 
@@ -355,7 +372,7 @@ pub struct Track {
     get,
     path = "/api/streams/{id}/track",
     tag = "streams",
-    params(("id" = String, Path, description = "`<provider>-<key>`"), TrackQuery),
+    params(super::doc::StreamPath, TrackQuery),
     responses(
         (status = 200, description = "The track (empty for a stream without one)", body = Track),
         (status = 400, description = "A malformed parameter", body = ErrorBody),
@@ -374,6 +391,10 @@ pub(super) async fn track(
             format!("no stream {:?}", id.chars().take(64).collect::<String>()),
         )
         .into_response();
+    }
+    if q.since.is_some_and(|s| s > dss_store::MAX_INT) {
+        return ApiError::bad_request(format!("since: at most {}", dss_store::MAX_INT))
+            .into_response();
     }
     match store.track(&id, q.since).await {
         Ok(points) => {
