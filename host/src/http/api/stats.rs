@@ -279,9 +279,9 @@ pub(super) async fn thumbnail(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::StatusCode;
     use crate::config::Config;
     use crate::http::state::testing::{self, catalogue, send, PEER, PUBLIC};
+    use axum::http::StatusCode;
     use std::sync::Arc;
 
     #[tokio::test]
