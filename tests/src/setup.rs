@@ -159,6 +159,36 @@ impl Setup {
         .expect("write instance");
     }
 
+    /// The shipped demo's instances (`examples/demo/providers.d/`: test
+    /// patterns, the traffic feed, phones), the feed served by this host.
+    pub fn demo(&self) {
+        for name in ["demo", "traffic", "phones"] {
+            let file = repo_root().join(format!("examples/demo/providers.d/{name}.toml"));
+            let text = std::fs::read_to_string(&file)
+                .expect("demo instance")
+                .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", self.port));
+            self.instance(name, &text);
+        }
+    }
+
+    /// A phone (`dss mobile-send test`) streaming to this setup's TCP
+    /// ingest for `seconds`, moving along `route` (`lat,lon;lat,lon...`).
+    pub fn phone(&self, seconds: u64, route: &str) -> crate::Sender {
+        let state = self.dir.path().join("phone.state");
+        let server = format!("127.0.0.1:{}", self.mobile_port);
+        crate::Sender::start(&[
+            "test",
+            "--server",
+            &server,
+            "--state",
+            &state.display().to_string(),
+            "--duration",
+            &seconds.to_string(),
+            "--route",
+            route,
+        ])
+    }
+
     /// The modules directory.
     pub fn modules(&self) -> PathBuf {
         self.dir.path().join("modules")

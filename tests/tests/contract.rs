@@ -81,32 +81,13 @@ fn schemathesis_finds_nothing_on_either_surface() {
     };
     let mut s = Setup::new();
     s.with_nginx(2);
-    // The demo as shipped, its feed served by this host.
-    for name in ["demo", "traffic", "phones"] {
-        let file = repo_root().join(format!("examples/demo/providers.d/{name}.toml"));
-        let text = std::fs::read_to_string(&file)
-            .expect("demo instance")
-            .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", s.port));
-        s.instance(name, &text);
-    }
+    s.demo();
     let host = s.start();
     for p in ["demo", "traffic", "phones"] {
         assert_eq!(host.provider_settled(p)["state"], "ready", "{p}");
     }
     // A phone streaming and reporting positions, so its routes have one.
-    let state = s.dir.path().join("phone.state");
-    let server = format!("127.0.0.1:{}", s.mobile_port);
-    let mut phone = Sender::start(&[
-        "test",
-        "--server",
-        &server,
-        "--state",
-        &state.display().to_string(),
-        "--duration",
-        "600",
-        "--route",
-        "-22.90,-43.20;-22.91,-43.21",
-    ]);
+    let mut phone = s.phone(600, "-22.90,-43.20;-22.91,-43.21");
     let id = format!("phones-{}", phone.wait_id(T));
     host.wait_stream(&id, "the phone live", T, |v| v["state"] == "live");
 

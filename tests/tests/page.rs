@@ -19,14 +19,7 @@ fn the_page_shows_plays_and_follows_the_demo_in_a_real_browser() {
     s.with_nginx(5);
     s.set("web", "center = [-22.93, -43.2]");
     s.set("web", "zoom = 12");
-    // The demo as shipped, its feed served by this host.
-    for name in ["demo", "traffic", "phones"] {
-        let file = repo_root().join(format!("examples/demo/providers.d/{name}.toml"));
-        let text = std::fs::read_to_string(&file)
-            .expect("demo instance")
-            .replace("127.0.0.1:8000", &format!("127.0.0.1:{}", s.port));
-        s.instance(name, &text);
-    }
+    s.demo();
     let host = s.start();
     for p in ["demo", "traffic", "phones"] {
         assert_eq!(host.provider_settled(p)["state"], "ready", "{p}");
@@ -38,19 +31,10 @@ fn the_page_shows_plays_and_follows_the_demo_in_a_real_browser() {
         (web["zoom"].clone(), web["tiles"].clone()),
         (12.into(), serde_json::Value::Null)
     );
-    let state = s.dir.path().join("phone.state");
-    let server = format!("127.0.0.1:{}", s.mobile_port);
-    let mut phone = Sender::start(&[
-        "test",
-        "--server",
-        &server,
-        "--state",
-        &state.display().to_string(),
-        "--duration",
-        "300",
-        "--route",
+    let mut phone = s.phone(
+        300,
         "-22.90,-43.20;-22.91,-43.21;-22.92,-43.22;-22.93,-43.21",
-    ]);
+    );
     let id = format!("phones-{}", phone.wait_id(T));
     host.wait_stream(&id, "the phone live", T, |v| v["state"] == "live");
 
