@@ -1,10 +1,8 @@
-//! The `dss` command line: `serve`, `config`, `providers list|check`,
-//! `mobile-send`.
+//! The `dss` command line: `serve`, `config`, `doctor`, `nginx-conf`,
+//! `providers list|check|new`, `mobile-send`.
 
 use crate::config::{Config, InstanceConfig};
-use crate::ffmpeg::SourceGrant;
-use crate::plugin::module::Grant;
-use crate::plugin::{CallError, CallReport, PluginEngine, ProviderModule};
+use crate::plugin::{CallReport, PluginEngine, ProviderModule};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -34,6 +32,13 @@ pub enum Command {
     },
     /// Prints the effective configuration.
     Config,
+    /// Checks the installation: nginx and its RTMP module, FFmpeg (5 or
+    /// later, with the protocols the instances use), free ports, the
+    /// state and modules directories and the state's ownership and modes,
+    /// the store, every provider instance (as `providers check` does). One
+    /// line each (ok, warn or FAIL, with the fix); exits 1 on a failure.
+    /// Run it as the user the host runs as.
+    Doctor,
     /// Prints the nginx configuration rendered for this host (for running
     /// nginx yourself with `[nginx] managed = false`).
     NginxConf,
@@ -183,6 +188,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         command => command,
     };
     let path = config_path(cli.config);
+    if let Command::Doctor = command {
+        let code = crate::doctor::run(path.as_deref(), &mut std::io::stdout()).await;
+        if code != 0 {
+            bail!("dss doctor found failures (the FAIL lines above)");
+        }
+        return Ok(());
+    }
     let mut config = Config::load(path.as_deref())?;
     match command {
         Command::Serve { listen } => {
@@ -205,7 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::MobileSend(args) => mobile_send(args).await,
-        Command::CompileModule { .. } => unreachable!("handled above"),
+        Command::CompileModule { .. } | Command::Doctor => unreachable!("handled above"),
         Command::Providers { command } => match command {
             ProvidersCommand::List => list(&config).await,
             ProvidersCommand::Check { file, instance } => {
@@ -268,15 +280,17 @@ fn engine(config: &Config) -> anyhow::Result<Arc<PluginEngine>> {
 
 async fn list(config: &Config) -> anyhow::Result<()> {
     let engine = engine(config)?;
-    let dir = &config.providers.modules_dir;
-    println!("modules in {}:", dir.display());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+    let dirs = config.providers.modules_dirs();
+    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    println!("modules in {}:", shown.join(" and "));
+    for d in &dirs {
+        if !d.is_dir() {
+            println!("  (no directory {})", d.display());
+        }
+    }
+    let files: Vec<PathBuf> = crate::providers::module_files(&config.providers)
+        .into_values()
         .collect();
-    files.sort();
     for f in files {
         let (engine, limits, p) = (engine.clone(), config.providers.limits.clone(), f.clone());
         let loaded =
@@ -334,87 +348,31 @@ fn print_report(what: &str, r: &CallReport) {
 
 async fn check(config: &Config, file: &Path, instance: Option<&Path>) -> anyhow::Result<()> {
     let engine = engine(config)?;
-    let (id, config_json, limits, allow_hosts, allow_private, inst) = match instance {
-        Some(p) => {
-            let (id, inst) = InstanceConfig::load(p)?;
-            let limits = inst
-                .limits(&config.providers.limits)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            (
-                id,
-                inst.config_json(),
-                limits,
-                inst.allow_hosts.clone(),
-                inst.allow_private,
-                Some(inst),
-            )
-        }
-        None => (
-            "check".to_string(),
-            "{}".to_string(),
-            config.providers.limits.clone(),
-            Vec::new(),
-            false,
-            None,
-        ),
-    };
-    let source_grant = match &inst {
-        Some(i) => i.source_grant().map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => SourceGrant::default(),
-    };
-    let secrets = inst
-        .as_ref()
-        .map(|i| i.secret_values.clone())
-        .unwrap_or_default();
-    let (input_override, output_override) = match inst {
-        Some(i) => (i.input_options, i.output_options),
-        None => (None, None),
-    };
-    let grant = Grant {
-        provider: Arc::from(id.as_str()),
-        limits: limits.clone(),
-        allow_hosts: Arc::from(allow_hosts),
-        allow_private,
-        secrets,
-    };
+    let instance = instance.map(InstanceConfig::load).transpose()?;
+    let config = config.clone();
     let file = file.to_path_buf();
-    let with_config = instance.is_some();
-    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let module = ProviderModule::load(&engine, &file, &limits)?;
-        print_module(&file, &module, &limits);
-        let info = match module.init(&grant, &config_json) {
-            Ok((info, r)) => {
-                print_report("init", &r);
-                info
-            }
-            Err(CallError::Guest {
-                code: "invalid-config",
-                message,
-            }) if !with_config => {
-                println!("  init with an empty configuration: {message}");
-                println!("  (module is valid; pass --instance NAME.toml to list its streams)");
-                return Ok(());
-            }
-            Err(e) => bail!("init failed: {e}"),
-        };
-        let (streams, r) = module
-            .list_streams(&grant, &config_json)
-            .map_err(|e| anyhow::anyhow!("list-streams failed: {e}"))?;
-        print_report("list-streams", &r);
-        let options = crate::catalog::Options::new(
-            input_override.unwrap_or_else(|| info.input_options.clone()),
-            output_override.unwrap_or_else(|| info.output_options.clone()),
-            Arc::new(source_grant),
-            // Phones (`pipe:0`) are fed by the host's ingest.
-            info.name == "mobile-ts",
-        );
-        let (entries, warnings) =
-            crate::providers::check_streams(&id, streams, &options, &grant.limits);
-        let entries = entries.map_err(|e| anyhow::anyhow!("listing refused: {e}"))?;
-        print_listing(&entries, &warnings)
+    let checked = tokio::task::spawn_blocking(move || {
+        crate::providers::check::check(&engine, &config, &file, instance.as_ref())
+            .map(|c| (file, c))
     })
-    .await?;
-    outcome
+    .await??;
+    let (file, c) = checked;
+    print_module(&file, &c.module, &c.limits);
+    match &c.init {
+        Ok(r) => print_report("init", r),
+        Err(message) => {
+            println!("  init with an empty configuration: {message}");
+            println!("  (module is valid; pass --instance NAME.toml to list its streams)");
+        }
+    }
+    match &c.listing {
+        Some(Ok(l)) => {
+            print_report("list-streams", &l.report);
+            print_listing(&l.entries, &l.warnings)
+        }
+        Some(Err(e)) => bail!("list-streams failed: {e}"),
+        None => Ok(()),
+    }
 }
 
 /// What `dss check` tells of a module: its file, name, interface, hash and

@@ -6,6 +6,9 @@ use std::io::IsTerminal;
 fn main() {
     // Before any thread: the allocator's arenas are bounded.
     dss_host::memory::configure();
+    // Before any thread: the service manager's variables leave the
+    // environment children inherit.
+    dss_host::service::init_from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -163,8 +163,30 @@ impl MediaUser {
 
 /// Whether the host runs as root (effective uid 0).
 pub fn host_is_root() -> bool {
+    euid() == 0
+}
+
+/// This process's effective uid.
+pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    unsafe { libc::geteuid() }
+}
+
+/// The name of user `uid` in the user database (`getpwuid_r`), if any.
+pub fn user_name(uid: u32) -> Option<String> {
+    // Large enough for any sane passwd entry.
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: zeroed passwd is a valid out-parameter; getpwuid_r writes
+    // into `pw` and `buf` (of the length given) only.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded: pw_name points into `buf`, NUL-terminated.
+    let name = unsafe { CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// The mode of a directory of the host's that holds directories handed to

@@ -5,14 +5,16 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::events::Events;
 use crate::http::api;
-use crate::http::state::AppState;
+use crate::http::state::{AppState, ReadyState};
 use crate::nginx::managed::{self, ManagedNginx};
 use crate::plugin::PluginEngine;
 use crate::providers::Providers;
 use crate::stats::Stats;
 use crate::supervisor::Supervisor;
 use anyhow::Context;
+use axum::extract::FromRef;
 use dss_store::Store;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(
         base_dir = %config.base_dir.display(),
         modules = %config.providers.modules_dir.display(),
+        shipped_modules = ?config.providers.shipped_modules_dir,
         instances = %config.providers.instances_dir.display(),
         "starting DSS"
     );
@@ -84,11 +87,14 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         events.clone(),
     )
     .await?;
-    let dirs = [
-        &config.providers.modules_dir,
-        &config.providers.instances_dir,
-    ];
-    let _watch = crate::watch::spawn(providers.clone(), dirs.map(|d| d.clone()).to_vec());
+    let mut dirs: Vec<_> = config
+        .providers
+        .modules_dirs()
+        .into_iter()
+        .map(Path::to_path_buf)
+        .collect();
+    dirs.push(config.providers.instances_dir.clone());
+    let _watch = crate::watch::spawn(providers.clone(), dirs);
 
     tokio::spawn(crate::thumbnail::run(thumbnails.clone()));
     tokio::spawn(crate::record::run(recorder.clone()));
@@ -157,6 +163,13 @@ struct ServerParts {
 /// everything.
 async fn run_until_signal(p: ServerParts) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ready = ReadyState::from_ref(&p.state);
+    let notifier = tokio::spawn(crate::service::run(move || ready.waiting_for()));
+    let providers = p.state.providers.clone();
+    let hangup = tokio::spawn(crate::service::reload_on_hangup(move || {
+        let providers = providers.clone();
+        tokio::spawn(async move { providers.reconcile().await });
+    }));
     let app = api::router(p.state.clone(), &p.state.config.web.dir);
     let server = crate::http::server::serve(p.listener, app, p.state, stop_rx, SERVER_DRAIN);
     let mut server = tokio::spawn(server);
@@ -164,6 +177,9 @@ async fn run_until_signal(p: ServerParts) -> anyhow::Result<()> {
         _ = shutdown_signal() => {}
         r = &mut server => r.context("HTTP server task failed")?,
     }
+    crate::service::stopping();
+    notifier.abort();
+    hangup.abort();
     let _ = stop_tx.send(true);
     stop(server, p.running).await;
     tracing::info!("stopped");

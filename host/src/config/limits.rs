@@ -2,7 +2,7 @@
 //! every provider call (which an instance may override).
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `[providers]`: where modules and instances are, and the default limits
@@ -10,8 +10,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProvidersConfig {
-    /// Directory of `.wasm` provider components (module name = file stem).
+    /// Directory of `.wasm` provider components (module name = file stem):
+    /// the operator's.
     pub modules_dir: PathBuf,
+    /// A second directory of components, the ones shipped with DSS (the
+    /// Debian package's `/usr/lib/dss/providers`). Both are watched; a
+    /// module in `modules_dir` takes precedence over the shipped one of
+    /// the same name.
+    pub shipped_modules_dir: Option<PathBuf>,
     /// Directory of `NAME.toml` provider instances.
     pub instances_dir: PathBuf,
     /// Default limits; each instance may override them.
@@ -26,10 +32,23 @@ pub struct ProvidersConfig {
     pub cache_max_mib: u64,
 }
 
+impl ProvidersConfig {
+    /// The modules directories, the shipped one (if any) first: a module
+    /// in a later one takes precedence.
+    pub fn modules_dirs(&self) -> Vec<&Path> {
+        self.shipped_modules_dir
+            .iter()
+            .chain(std::iter::once(&self.modules_dir))
+            .map(PathBuf::as_path)
+            .collect()
+    }
+}
+
 impl Default for ProvidersConfig {
     fn default() -> Self {
         ProvidersConfig {
             modules_dir: PathBuf::from("providers"),
+            shipped_modules_dir: None,
             instances_dir: PathBuf::from("providers.d"),
             limits: Limits::default(),
             extra_ca_file: None,

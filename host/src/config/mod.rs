@@ -185,6 +185,9 @@ impl Config {
         };
         abs(&mut self.state_dir);
         abs(&mut self.providers.modules_dir);
+        if let Some(d) = &mut self.providers.shipped_modules_dir {
+            abs(d);
+        }
         abs(&mut self.providers.instances_dir);
         abs(&mut self.web.dir);
         if let Some(t) = &mut self.nginx.template {

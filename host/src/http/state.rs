@@ -206,6 +206,24 @@ pub struct ReadyState {
     pub nginx: Option<crate::nginx::managed::NginxHealth>,
 }
 
+impl ReadyState {
+    /// What the host still waits for before it is ready, as `/readyz`
+    /// sees it: the instances without a first listing, and a managed
+    /// nginx that does not run. Empty when ready.
+    pub fn waiting_for(&self) -> Vec<String> {
+        let mut waiting: Vec<String> = self
+            .listings
+            .pending()
+            .into_iter()
+            .map(|(provider, _)| format!("provider {provider}"))
+            .collect();
+        if self.nginx.as_ref().is_some_and(|n| !n.up()) {
+            waiting.push("nginx".to_string());
+        }
+        waiting
+    }
+}
+
 impl FromRef<AppState> for ReadyState {
     fn from_ref(st: &AppState) -> Self {
         ReadyState {

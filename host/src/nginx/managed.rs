@@ -51,8 +51,9 @@ pub enum NginxError {
     Start(String),
 }
 
-/// Finds `binary` on PATH (or as given).
-fn find_binary(binary: &Path) -> Option<PathBuf> {
+/// Finds `binary`: as given when it is a path, else on `PATH` (or in
+/// `/usr/sbin`, `/sbin`, where nginx lives).
+pub fn find_binary(binary: &Path) -> Option<PathBuf> {
     if binary.components().count() > 1 {
         return binary.exists().then(|| binary.to_path_buf());
     }

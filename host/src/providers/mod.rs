@@ -33,6 +33,7 @@
 //! fallback file and the catalog), `follow` (cluster mode: serving the
 //! refresher's listings) and `ingest` (the phones an ingest instance lists).
 
+pub mod check;
 mod follow;
 mod ingest;
 mod instance_files;
@@ -46,6 +47,17 @@ mod serving;
 pub use ingest::IngestSession;
 pub use listings::{check_streams, TooManyStreams};
 pub use serving::{MetadataError, NotServing};
+
+/// The module files the host loads, by module name: those of the shipped
+/// modules directory and the operator's, the operator's taking precedence.
+pub fn module_files(
+    config: &crate::config::ProvidersConfig,
+) -> std::collections::BTreeMap<String, std::path::PathBuf> {
+    scan::list_modules(&config.modules_dirs())
+        .into_iter()
+        .map(|(name, (path, _))| (name, path))
+        .collect()
+}
 
 use crate::catalog::{Catalog, ProviderState};
 use crate::cluster::Cluster;

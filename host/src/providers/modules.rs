@@ -2,7 +2,7 @@
 //! or taken from the compile cache, which is kept bounded.
 
 use super::registry::{ModuleSlot, State};
-use super::scan::{list_dir, FileSig};
+use super::scan::{list_modules, FileSig};
 use super::Providers;
 use crate::plugin::ProviderModule;
 use std::path::PathBuf;
@@ -12,8 +12,7 @@ impl Providers {
     /// Starts loading every new or changed module file in the background
     /// ([`Providers::load_module`]); forgets removed ones.
     pub(super) fn reconcile_modules(self: &Arc<Self>, state: &mut State) {
-        let dir = &self.config.providers.modules_dir;
-        let files = list_dir(dir, "wasm");
+        let files = list_modules(&self.config.providers.modules_dirs());
         state.modules.retain(|name, _| {
             let keep = files.contains_key(name);
             if !keep {

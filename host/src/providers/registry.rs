@@ -276,7 +276,13 @@ impl Providers {
                 "module {:?} not found: no {}.wasm in {}",
                 inst.config.module,
                 inst.config.module,
-                self.config.providers.modules_dir.display()
+                self.config
+                    .providers
+                    .modules_dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
         };
         tracing::error!(provider = %id, "{why}");
