@@ -2,8 +2,9 @@
 # Installs what DSS needs on Debian 12 (run as root, or with sudo
 # available): nginx with the RTMP module, FFmpeg, Node.js (for the tests'
 # CongoDB and the JavaScript provider's build), and the wasm32-wasip2 Rust
-# target; with --tests also Chromium (the web page's browser tests) and
-# Python's venv (componentize-py for the Python providers' tests); and the
+# target; with --tests also Chromium (the web page's browser tests),
+# Python's venv (componentize-py for the Python providers' tests), and
+# dpkg-dev, lintian and systemd-analyze (the Debian package's test); and the
 # unprivileged user `dss` that FFmpeg and nginx's workers run as when the
 # host runs as root ([security] run_as). Skips what is already there.
 set -euo pipefail
@@ -16,6 +17,10 @@ command -v npm >/dev/null || need+=(nodejs npm)
 if [ "${1:-}" = "--tests" ]; then
   command -v chromium >/dev/null || need+=(chromium)
   python3 -c 'import ensurepip' 2>/dev/null || need+=(python3 python3-venv)
+  # The package's test: building it, checking it and its unit.
+  command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+  command -v lintian >/dev/null || need+=(lintian)
+  command -v systemd-analyze >/dev/null || need+=(systemd)
 fi
 if ((${#need[@]})); then
   sudo=""
