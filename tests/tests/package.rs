@@ -12,7 +12,9 @@ use std::time::Duration;
 
 /// Runs `cmd`: (success, stdout, stderr).
 fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -101,11 +103,17 @@ fn the_package_builds_clean_and_its_tree_serves_the_demo() {
         );
     }
     let ctrl = tempfile::tempdir().expect("tempdir");
-    let (ok, _, err) = run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(ctrl.path()));
+    let (ok, _, err) = run(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&deb)
+        .arg(ctrl.path()));
     assert!(ok, "{err}");
     let conffiles = std::fs::read_to_string(ctrl.path().join("conffiles")).expect("conffiles");
     for c in ["/etc/dss/dss.toml", "/etc/dss/providers.d/demo.toml"] {
-        assert!(conffiles.lines().any(|l| l == c), "{c} is no conffile:\n{conffiles}");
+        assert!(
+            conffiles.lines().any(|l| l == c),
+            "{c} is no conffile:\n{conffiles}"
+        );
     }
     assert!(ctrl.path().join("postinst").is_file());
 
@@ -144,8 +152,8 @@ fn the_package_builds_clean_and_its_tree_serves_the_demo() {
     // the extracted one: `--root` would want a whole system in the root);
     // it exits 0 on warnings, so its stderr must be empty.
     if have("systemd-analyze") {
-        let unit = std::fs::read_to_string(root.join("lib/systemd/system/dss.service"))
-            .expect("the unit");
+        let unit =
+            std::fs::read_to_string(root.join("lib/systemd/system/dss.service")).expect("the unit");
         let unit = unit.replace(
             "ExecStart=/usr/bin/dss ",
             &format!("ExecStart={}/usr/bin/dss ", root.display()),
@@ -155,7 +163,10 @@ fn the_package_builds_clean_and_its_tree_serves_the_demo() {
         let (ok, out, err) = run(Command::new("systemd-analyze")
             .args(["verify", "--man=no"])
             .arg(dir.path().join("dss.service")));
-        assert!(ok && err.trim().is_empty(), "systemd-analyze verify:\n{out}{err}");
+        assert!(
+            ok && err.trim().is_empty(),
+            "systemd-analyze verify:\n{out}{err}"
+        );
     }
 
     // Its dss, on its configuration.
@@ -197,11 +208,15 @@ fn the_package_builds_clean_and_its_tree_serves_the_demo() {
     let host = Serving(serve.spawn().expect("start the packaged dss"), log.clone());
     let base = format!("http://127.0.0.1:{port}");
     let ready = std::panic::catch_unwind(|| {
-        wait_for("the packaged host to be ready", Duration::from_secs(120), || {
-            // `get` panics on a refused connection: the host is not up yet.
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            (get(&format!("{base}/readyz")).status == 200).then_some(())
-        })
+        wait_for(
+            "the packaged host to be ready",
+            Duration::from_secs(120),
+            || {
+                // `get` panics on a refused connection: the host is not up yet.
+                std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+                (get(&format!("{base}/readyz")).status == 200).then_some(())
+            },
+        )
     });
     if let Err(e) = ready {
         eprintln!("{}", std::fs::read_to_string(&host.1).unwrap_or_default());

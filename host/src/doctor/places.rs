@@ -410,8 +410,10 @@ mod tests {
     #[test]
     fn missing_instances_and_modules_directories_fail() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::default();
-        config.state_dir = dir.path().join("var");
+        let mut config = Config {
+            state_dir: dir.path().join("var"),
+            ..Default::default()
+        };
         config.providers.modules_dir = dir.path().join("no-modules");
         config.providers.instances_dir = dir.path().join("no-instances");
         let f = directories(&config);
@@ -433,8 +435,10 @@ mod tests {
     #[test]
     fn secrets_open_to_others_and_a_world_writable_state_fail() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::default();
-        config.state_dir = dir.path().to_path_buf();
+        let config = Config {
+            state_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
         std::fs::write(dir.path().join("api.token"), b"0123").expect("write");
         std::fs::set_permissions(
             dir.path().join("api.token"),
@@ -461,8 +465,10 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::default();
-        config.state_dir = dir.path().to_path_buf();
+        let config = Config {
+            state_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
         let f = dir.path().join("dss.sqlite");
         std::fs::write(&f, b"").expect("write");
         std::os::unix::fs::chown(&f, Some(54321), Some(54321)).expect("chown");
