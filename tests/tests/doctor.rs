@@ -29,11 +29,7 @@ fn failures(report: &str) -> Vec<&str> {
 fn sound() -> Setup {
     let mut s = Setup::new();
     s.with_nginx(30);
-    s.instance(
-        "demo",
-        "module = \"static-list\"\n[config]\ninput_options = [\"-re\", \"-f\", \"lavfi\"]\n\
-         streams = [{ key = \"bars\", source = \"smptehdbars=size=320x240:rate=25\" }]\n",
-    );
+    s.instance("demo", &test_pattern_instance(&["bars"]));
     s
 }
 

@@ -31,11 +31,7 @@ fn until(socket: &UnixDatagram, needle: &str) -> Vec<String> {
 fn ready_when_ready_a_watchdog_a_reload_that_keeps_serving_and_a_stop() {
     let mut s = Setup::new();
     s.with_nginx(30);
-    s.instance(
-        "demo",
-        "module = \"static-list\"\n[config]\ninput_options = [\"-re\", \"-f\", \"lavfi\"]\n\
-         streams = [{ key = \"bars\", source = \"smptehdbars=size=320x240:rate=25\" }]\n",
-    );
+    s.instance("demo", &test_pattern_instance(&["bars"]));
     let path = s.dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).expect("bind the notification socket");
     socket

@@ -33,7 +33,7 @@ pub(super) fn ports(config: &Config) -> Vec<Finding> {
             SocketAddr::new(n.bind, n.rtmp_port),
         ));
     }
-    if config.mobile.enabled != Some(false) {
+    if crate::mobile::enabled(config) {
         wanted.push(("[mobile] listen".to_string(), config.mobile.listen));
     }
     if dss_answers(config.listen) {
