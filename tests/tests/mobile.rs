@@ -771,3 +771,63 @@ fn a_silent_phone_and_a_slow_handshake_are_dropped_by_their_timeouts() {
     });
     host.wait_log("idle for 2s", T);
 }
+
+#[test]
+fn the_original_senders_ways_hold_a_session_no_type_unknown_frames_and_a_time_limit() {
+    use std::io::{Read, Write};
+    let _shared = shared();
+    let (s, host) = host("phones = []", &["time_limit = 3"]);
+    let srv = server(&s);
+    let started = std::time::Instant::now();
+    let mut c = std::net::TcpStream::connect(&srv).expect("connect");
+    c.set_read_timeout(Some(T)).expect("timeout");
+    // A hello without "type", as senders written for the original send it.
+    c.write_all(&frame(0, br#"{"content": {"id": "old1"}}"#))
+        .expect("hello");
+    let mut head = [0u8; 5];
+    c.read_exact(&mut head).expect("the id frame");
+    let mut reply = vec![0u8; head[4] as usize];
+    c.read_exact(&mut reply).expect("the id frame");
+    assert!(
+        String::from_utf8_lossy(&reply).contains(r#""id": "old1""#),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // Frames of unknown types, large and small, are skipped: the position
+    // after them lands.
+    let mut burst = frame(7, &[0x47; 70_000]);
+    burst.extend(frame(200, b"?"));
+    burst.extend(frame(
+        3,
+        br#"{"type": "coord", "content": {"latitude": -22.91, "longitude": -43.17}}"#,
+    ));
+    c.write_all(&burst).expect("frames");
+    host.wait_stream("phones-old1", "its position", T, |v| {
+        v["geo"]["lat"] == -22.91
+    });
+    let status = host.get("/api/status").json();
+    assert_eq!(status["mobile"]["unknown_frames"], 2, "{status}");
+    // [mobile] time_limit = 3 ends the session though the phone talks on.
+    let mut buf = [0u8; 16];
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let closed = wait_for("the time limit to end the session", T, || {
+        let _ = c.write_all(&frame(
+            3,
+            br#"{"type": "coord", "content": {"latitude": -22.91, "longitude": -43.17}}"#,
+        ));
+        match c.read(&mut buf) {
+            Ok(0) => Some(true),
+            Err(e)
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut =>
+            {
+                Some(true)
+            }
+            _ => None,
+        }
+    });
+    assert!(closed);
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    host.wait_log("ran for its time limit of 3s ([mobile] time_limit)", T);
+}

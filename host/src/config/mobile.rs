@@ -46,6 +46,10 @@ pub struct MobileConfig {
     /// Anonymous phones (not in the instance's `phones`) that left are
     /// unlisted this long after (0: kept until 1,000 others left).
     pub forget_after_seconds: u64,
+    /// A session running longer than this many seconds is ended (the
+    /// phone may connect again); 0: no limit. The original's
+    /// `[mobile] time_limit`.
+    pub time_limit: u64,
 }
 
 impl Default for MobileConfig {
@@ -67,6 +71,7 @@ impl Default for MobileConfig {
             max_sessions_per_address: 20,
             max_connects_per_minute: 60,
             forget_after_seconds: 3600,
+            time_limit: 0,
         }
     }
 }

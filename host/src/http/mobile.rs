@@ -162,7 +162,7 @@ async fn ingest(
     let why = loop {
         let next = tokio::select! {
             n = tokio::time::timeout(idle, body.next()) => n,
-            _ = session.replaced() => break "replaced by a newer connection".to_string(),
+            e = session.cut_off() => break e.to_string(),
         };
         match next {
             Err(_) => break format!("idle for {idle:?}"),

@@ -2,7 +2,8 @@
 //! phone speaks first with a metadata frame, gets exactly one metadata
 //! frame back (its id), then only sends: video and audio MPEG-TS, user
 //! data JSON. Anything malformed ends that connection only, with a log
-//! line naming the address and the reason.
+//! line naming the address and the reason; a frame of an unknown type
+//! after the handshake is skipped and counted, as the original skipped it.
 
 use super::feed::Track;
 use super::frame::{self, Frame, FrameCodec, FrameError, FrameKind};
@@ -102,11 +103,26 @@ async fn connection(
         .await
         .map_err(Closed::Answer)?;
     let idle = Duration::from_secs(cfg.idle_timeout_seconds.max(1));
+    // From now on, as the original: a frame of an unknown type is skipped
+    // (and counted), not the end of the session.
+    framed.codec_mut().skip_unknown = true;
+    let mut skipped = 0;
     loop {
         let next = tokio::select! {
             n = tokio::time::timeout(idle, framed.next()) => n,
-            _ = session.replaced() => return Err(Ended::Replaced.into()),
+            e = session.cut_off() => return Err(e.into()),
         };
+        let codec = framed.codec();
+        if codec.skipped > skipped {
+            if skipped == 0 {
+                tracing::info!(
+                    stream = %session.stream_id(), %addr, type_byte = ?codec.last_skipped,
+                    "frame of an unknown type skipped (the next ones are only counted)"
+                );
+            }
+            phones.count_unknown_frames(codec.skipped - skipped);
+            skipped = codec.skipped;
+        }
         let frame = match next {
             Err(_) => return Err(Closed::Idle(idle)),
             Ok(None) => return Ok(()),

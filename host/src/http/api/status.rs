@@ -117,6 +117,7 @@ fn health(st: &AppState, caller: Caller) -> Json<Healthz> {
         "connected": p.connected(),
         "refused": p.refused.load(std::sync::atomic::Ordering::Relaxed),
         "bad_user_data": p.bad_user_data.load(std::sync::atomic::Ordering::Relaxed),
+        "unknown_frames": p.unknown_frames.load(std::sync::atomic::Ordering::Relaxed),
     }))));
     h.process = Some(json!(crate::memory::process_stats()));
     h.ffmpeg = Some(json!({

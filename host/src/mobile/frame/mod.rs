@@ -147,17 +147,27 @@ pub enum FrameError {
 /// its bytes arrive (the type from the first byte, the length before any
 /// payload is buffered) and never makes the buffer grow past
 /// [`HEADER_SIZE`] plus the declared, capped payload length.
+///
+/// With [`FrameCodec::skip_unknown`] (after the handshake, as the original
+/// did) a frame of an unknown type is skipped, its payload dropped as it
+/// arrives (never buffered), and counted in [`FrameCodec::skipped`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameCodec {
     /// Largest payload decoded or encoded (at most `u32::MAX`).
     pub max_payload: usize,
+    /// Skip frames of unknown types instead of failing.
+    pub skip_unknown: bool,
+    /// Frames of unknown types skipped so far.
+    pub skipped: u64,
+    /// The type byte of the last one skipped.
+    pub last_skipped: Option<u8>,
+    /// Payload bytes of the frame being skipped still to drop.
+    skipping: usize,
 }
 
 impl Default for FrameCodec {
     fn default() -> Self {
-        Self {
-            max_payload: DEFAULT_MAX_PAYLOAD,
-        }
+        Self::new(DEFAULT_MAX_PAYLOAD)
     }
 }
 
@@ -167,6 +177,39 @@ impl FrameCodec {
     pub fn new(max_payload: usize) -> Self {
         Self {
             max_payload: max_payload.min(u32::MAX as usize),
+            skip_unknown: false,
+            skipped: 0,
+            last_skipped: None,
+            skipping: 0,
+        }
+    }
+
+    /// Drops what is left of a skipped frame and any whole frames of
+    /// unknown types at the start of `src`; whether a known header (or
+    /// nothing yet) comes next.
+    fn skip(&mut self, src: &mut BytesMut) -> bool {
+        loop {
+            if self.skipping > 0 {
+                let n = self.skipping.min(src.len());
+                src.advance(n);
+                self.skipping -= n;
+                if self.skipping > 0 {
+                    return false;
+                }
+            }
+            let Some(&first) = src.first() else {
+                return true;
+            };
+            if !self.skip_unknown || FrameKind::from_byte(first).is_some() {
+                return true;
+            }
+            let Some(len) = src.get(1..HEADER_SIZE) else {
+                return false;
+            };
+            self.skipping = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            src.advance(HEADER_SIZE);
+            self.skipped += 1;
+            self.last_skipped = Some(first);
         }
     }
 
@@ -200,6 +243,9 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if !self.skip(src) {
+            return Ok(None);
+        }
         let Some((kind, len)) = self.header(src)? else {
             return Ok(None);
         };
@@ -221,6 +267,11 @@ impl Decoder for FrameCodec {
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         if let Some(frame) = self.decode(src)? {
             return Ok(Some(frame));
+        }
+        if self.skipping > 0 || !self.skip(src) {
+            // The connection ended inside a frame that was being skipped.
+            src.clear();
+            return Ok(None);
         }
         match self.header(src)? {
             _ if src.is_empty() => Ok(None),
@@ -345,16 +396,27 @@ pub enum UserData {
 
 /// Parses a `{"type": <action>, "content": ...}` payload.
 fn envelope(payload: &[u8]) -> Result<(String, Map<String, Value>), PayloadError> {
+    let mut map = object(payload)?;
+    let action = action(&mut map)?;
+    Ok((action, map))
+}
+
+/// A JSON object payload.
+fn object(payload: &[u8]) -> Result<Map<String, Value>, PayloadError> {
     let text = std::str::from_utf8(payload).map_err(|e| PayloadError::NotUtf8(e.valid_up_to()))?;
     let value: Value = serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
-    let Value::Object(mut map) = value else {
-        return Err(PayloadError::NotObject);
-    };
-    let action = match map.remove("type") {
-        Some(Value::String(s)) => s,
-        _ => return Err(PayloadError::NoAction),
-    };
-    Ok((truncate(&action), map))
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(PayloadError::NotObject),
+    }
+}
+
+/// The `"type"` string of an envelope, taken out of it.
+fn action(map: &mut Map<String, Value>) -> Result<String, PayloadError> {
+    match map.remove("type") {
+        Some(Value::String(s)) => Ok(truncate(&s)),
+        _ => Err(PayloadError::NoAction),
+    }
 }
 
 /// The `"content"` object of an envelope.
@@ -370,12 +432,19 @@ fn content(action: &str, mut map: Map<String, Value>) -> Result<Map<String, Valu
 /// Parses a metadata payload: `{"type": "meta", "content": {"id": ..,
 /// "token": ..}}`. A missing, empty or non-string id is `None` (a new
 /// session); a non-string token is an error, an empty one `None`.
+///
+/// The original ignored the hello's `"type"`, and senders written for it
+/// may leave it out: a missing one is taken as `meta`; another action is
+/// still refused.
 pub fn parse_hello(payload: &[u8]) -> Result<Hello, PayloadError> {
-    let (action, map) = envelope(payload)?;
-    if action != "meta" {
-        return Err(PayloadError::NotMeta(action));
+    let mut map = object(payload)?;
+    if map.contains_key("type") {
+        let action = action(&mut map)?;
+        if action != "meta" {
+            return Err(PayloadError::NotMeta(action));
+        }
     }
-    let content = content(&action, map)?;
+    let content = content("meta", map)?;
     let id = match content.get("id") {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         _ => None,

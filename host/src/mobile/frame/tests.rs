@@ -387,7 +387,7 @@ fn hellos_are_parsed() {
 #[test]
 fn bad_hellos_are_errors() {
     use PayloadError as E;
-    let cases: [(&[u8], E); 9] = [
+    let cases: [(&[u8], E); 8] = [
         (b"\xff{}", E::NotUtf8(0)),
         (
             b"{\"type\": \"meta\", \"content\": {\"id\": \"\xc3\"}}",
@@ -395,7 +395,6 @@ fn bad_hellos_are_errors() {
         ),
         (b"[1]", E::NotObject),
         (b"\"meta\"", E::NotObject),
-        (br#"{"content": {}}"#, E::NoAction),
         (br#"{"type": 0, "content": {}}"#, E::NoAction),
         (
             br#"{"type": "coord", "content": {}}"#,
@@ -534,4 +533,53 @@ fn bad_coords_are_errors() {
     }
     assert!(matches!(parse_user_data(b"\x80"), Err(E::NotUtf8(0))));
     assert!(matches!(parse_user_data(b"[]"), Err(E::NotObject)));
+}
+
+#[test]
+fn a_hello_without_type_is_meta_as_the_original_took_it() {
+    let hello = parse_hello(br#"{"content": {"id": "5f0c0ffee0c0ffee0c0ffee0"}}"#).unwrap();
+    assert_eq!(hello.id.as_deref(), Some("5f0c0ffee0c0ffee0c0ffee0"));
+    let hello = parse_hello(br#"{"content": {}}"#).unwrap();
+    assert_eq!(hello.id, None);
+    assert_eq!(
+        parse_hello(br#"{"id": "x"}"#),
+        Err(PayloadError::NoContent {
+            action: "meta".into()
+        })
+    );
+}
+
+#[test]
+fn after_the_handshake_unknown_types_are_skipped_and_counted_whatever_their_size() {
+    let mut codec = FrameCodec::new(16);
+    codec.skip_unknown = true;
+    let mut wire = BytesMut::new();
+    // An unknown type with a payload over the cap (skipped, never
+    // buffered), one with an empty payload, then a good frame.
+    wire.extend_from_slice(&[9, 0, 0, 0, 40]);
+    wire.extend_from_slice(&[0xaa; 40]);
+    wire.extend_from_slice(&[200, 0, 0, 0, 0]);
+    wire.extend_from_slice(&encode(FrameKind::Audio, b"ts").freeze());
+    // Fed a few bytes at a time, as a socket would.
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for chunk in wire.chunks(7) {
+        buf.extend_from_slice(chunk);
+        while let Some(f) = codec.decode(&mut buf).unwrap() {
+            got.push(f);
+        }
+        assert!(
+            buf.len() <= 7 + HEADER_SIZE,
+            "a skipped payload was buffered"
+        );
+    }
+    assert_eq!(got, vec![Frame::new(FrameKind::Audio, &b"ts"[..])]);
+    assert_eq!((codec.skipped, codec.last_skipped), (2, Some(200)));
+    // The connection ending inside a skipped frame is a plain end.
+    let mut tail = BytesMut::from(&[7u8, 0, 0, 1, 0, 1, 2][..]);
+    assert_eq!(codec.decode_eof(&mut tail).unwrap(), None);
+    // Before the handshake they are still errors.
+    let mut strict = FrameCodec::default();
+    let e = strict.decode(&mut BytesMut::from(&[9u8, 0, 0, 0, 1, 0][..]));
+    assert!(matches!(e, Err(FrameError::UnknownType(9))));
 }

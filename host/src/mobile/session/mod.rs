@@ -83,6 +83,9 @@ pub enum Ended {
     /// The host is stopping.
     #[error("the host is stopping")]
     Stopping,
+    /// The session ran for `[mobile] time_limit`.
+    #[error("ran for its time limit of {0:?} ([mobile] time_limit)")]
+    TimeLimit(Duration),
 }
 
 struct Live {
@@ -134,6 +137,8 @@ pub struct Phones {
     /// User-data frames that were not JSON, or were rejected by the
     /// provider, or over the rate.
     pub bad_user_data: AtomicU64,
+    /// Frames of unknown types skipped after a handshake.
+    pub unknown_frames: AtomicU64,
 }
 
 /// A phone that left.
@@ -154,6 +159,11 @@ impl Feeds for Phones {
 }
 
 impl Phones {
+    /// Counts `n` frames of unknown types skipped by a transport.
+    pub fn count_unknown_frames(&self, n: u64) {
+        self.unknown_frames.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// The registry of phones for this host.
     pub fn new(
         config: Arc<Config>,
@@ -178,6 +188,7 @@ impl Phones {
             next_session: AtomicU64::new(1),
             refused: AtomicU64::new(0),
             bad_user_data: AtomicU64::new(0),
+            unknown_frames: AtomicU64::new(0),
         })
     }
 
@@ -325,6 +336,12 @@ impl Phones {
             first_media: None,
             held_tracks: 0,
             replaced,
+            // A limit too far to say is none.
+            deadline: (self.config.mobile.time_limit > 0)
+                .then(|| {
+                    Instant::now().checked_add(Duration::from_secs(self.config.mobile.time_limit))
+                })
+                .flatten(),
             _permit: permit,
         })
     }
@@ -621,6 +638,8 @@ pub struct Session {
     /// Tracks FFmpeg was (re)started with; 0 before.
     held_tracks: usize,
     replaced: watch::Receiver<bool>,
+    /// When `[mobile] time_limit` ends it.
+    deadline: Option<Instant>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -641,9 +660,20 @@ impl Session {
         &self.secret
     }
 
-    /// Resolves when a newer connection took the phone over.
-    pub async fn replaced(&mut self) {
-        let _ = self.replaced.wait_for(|r| *r).await;
+    /// Resolves when the session must end from outside: a newer
+    /// connection took the phone over, or `[mobile] time_limit` ran out.
+    pub async fn cut_off(&mut self) -> Ended {
+        let deadline = self.deadline;
+        let limit = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.replaced.wait_for(|r| *r) => Ended::Replaced,
+            _ = limit => Ended::TimeLimit(Duration::from_secs(self.phones.config.mobile.time_limit)),
+        }
     }
 
     /// Media bytes of `track`: into its FIFO (waiting while FFmpeg has
